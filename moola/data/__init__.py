@@ -1,0 +1,1 @@
+"""Data: the window contract (schema), loading, forward-chaining splits, Gate 0, sample data."""

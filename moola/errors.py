@@ -1,0 +1,63 @@
+"""The one exception tree of moola.
+
+    MoolaError
+    ├── DataError            invalid input data (exit code 2); carries one line per problem
+    ├── ConfigError          invalid configuration or command-line usage (exit code 2)
+    ├── ModelFileError       a model file failed its integrity check or does not fit
+    ├── GateCrashed          a gate died unexpectedly (exit code 1)
+    └── RemoteError          anything on the way to or from a remote runner
+        ├── RemoteUnavailable    transient: refused, reset, timeout, no capacity, pod not up yet
+        └── RemotePermanent      not worth retrying: auth, host key, missing dependency, gate crash
+            └── HostKeyMismatch  the server's key is unknown or changed
+
+Third-party errors (pyarrow, paramiko, runpod) are converted at the boundary with
+``raise ... from exc`` so callers only ever catch these.
+"""
+
+from __future__ import annotations
+
+
+class MoolaError(Exception):
+    """Base of every error moola raises on purpose."""
+
+    exit_code = 1
+
+
+class DataError(MoolaError):
+    """Input data breaks the contract. ``problems`` holds one human-readable line each."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class ConfigError(MoolaError):
+    """A configuration value or command-line option is invalid."""
+
+    exit_code = 2
+
+
+class ModelFileError(MoolaError):
+    """A model file is missing, altered (checksum) or does not match the model."""
+
+
+class GateCrashed(MoolaError):
+    """A gate failed for a reason that is not the data's fault."""
+
+
+class RemoteError(MoolaError):
+    """Base of errors met while running a gate somewhere else."""
+
+
+class RemoteUnavailable(RemoteError):
+    """Transient: the host or pod is not reachable yet. Worth retrying."""
+
+
+class RemotePermanent(RemoteError):
+    """Permanent: retrying will not help (credentials, host key, broken remote)."""
+
+
+class HostKeyMismatch(RemotePermanent):
+    """The server presented a host key that is not the pinned or known one."""
