@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unlabelled pool size (1000 keeps the CPU demo quick; 11873 = original scale)")
     s.set_defaults(func=cmd_sample_data)
 
+    from .gates.cli import add_gate_commands
+    add_gate_commands(sub)
+
     return p
 
 

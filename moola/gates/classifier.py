@@ -1,0 +1,94 @@
+"""Training and evaluating EnhancedSimpleLSTM for gates 1, 4 and 5 (one recipe, three uses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..augment import Augmenter
+from ..config import ModelConfig
+from ..models.lstm import EnhancedSimpleLSTM
+from ..models.transfer import EncoderMatchReport, load_encoder
+from ..modelfile import save_torch
+from ..train import FitPlan, FitResult, fit, predict_proba
+from .common import Context, Evaluation, FoldData, evaluate
+
+
+@dataclass
+class Trained:
+    model: EnhancedSimpleLSTM
+    fit: FitResult
+    evaluation: Evaluation
+
+
+def fit_plan(ctx: Context) -> FitPlan:
+    f = ctx.cfg.fit
+    return FitPlan(epochs=f.epochs, batch_size=f.batch_size, lr=f.lr, weight_decay=f.weight_decay,
+                   warmup_frac=f.warmup_frac, schedule=f.schedule, clip=f.clip, patience=f.patience,
+                   inner_val_frac=f.inner_val_frac, min_epochs_frac=f.min_epochs_frac, amp=f.amp, seed=ctx.cfg.seed)
+
+
+def class_weights(y: np.ndarray, k: int) -> torch.Tensor:
+    counts = np.bincount(y, minlength=k).astype(float)
+    w = np.where(counts > 0, len(y) / (k * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def train_classifier(ctx: Context, fold: FoldData, model_cfg: ModelConfig, name: str,
+                     encoder: dict[str, torch.Tensor] | None = None,
+                     augmenter: Augmenter | None = None) -> tuple[Trained | None, EncoderMatchReport | None]:
+    """Build, optionally load an encoder into, train and evaluate one classifier.
+
+    Returns (None, report) when the encoder load proof fails: nothing is trained then.
+    """
+    torch.manual_seed(ctx.cfg.seed)
+    k = len(ctx.classes)
+    model = EnhancedSimpleLSTM(ctx.n_channels, k, model_cfg)
+    report = None
+    plan = fit_plan(ctx)
+    on_epoch_start = None
+    if encoder is not None:
+        report = load_encoder(model, model.encoder_parameter_names(), encoder, ctx.cfg.transfer.min_match_ratio)
+        if not report.passed:
+            return None, report
+        freeze_epochs = int(round(ctx.cfg.transfer.freeze_frac * plan.epochs))
+
+        def on_epoch_start(epoch: int, m: EnhancedSimpleLSTM) -> None:
+            # freeze the pretrained encoder first so the fresh head does not wreck it, then fine-tune
+            for p in m.lstm.parameters():
+                p.requires_grad_(epoch > freeze_epochs)
+
+    y_idx = np.array([ctx.classes.index(c) for c in fold.y_train])
+    weights = class_weights(y_idx, k) if ctx.cfg.fit.class_weighted else None
+
+    def loss_fn(m, xb, yb):
+        w = None if weights is None else weights.to(xb.device)
+        return F.cross_entropy(m(xb).float(), yb, weight=w)
+
+    result = fit(model, torch.from_numpy(fold.X_train), torch.from_numpy(y_idx), loss_fn, plan,
+                 ctx.device, augment=augmenter, on_epoch_start=on_epoch_start, name=name)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    proba = predict_proba(model, torch.from_numpy(fold.X_val), ctx.device).numpy().astype(np.float64)
+    return Trained(model, result, evaluate(ctx, fold, proba)), report
+
+
+def save_classifier(ctx: Context, trained: Trained, model_cfg: ModelConfig, stem: str = "model") -> dict[str, str]:
+    """Weights as safetensors plus the config needed to rebuild and feed the model."""
+    from ..modelfile import sha256_file
+    cfg = {"kind": "EnhancedSimpleLSTM", "model": model_cfg.model_dump(), "n_channels": ctx.n_channels,
+           "classes": ctx.classes, "normalizer": ctx.last.normalizer.to_dict(),
+           "T": int(ctx.last.X_train.shape[1]), "seed": ctx.cfg.seed}
+    path = save_torch(trained.model, ctx.out, stem, cfg)
+    return {path.name: sha256_file(path)}
+
+
+def fit_details(r: FitResult) -> dict:
+    return {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, "steps": r.steps,
+            "stopped_early": r.stopped_early, "amp": r.amp, "device": r.device,
+            "inner_val_size": r.inner_val_size,
+            "final_train_loss": r.history[-1]["train_loss"] if r.history else None,
+            "first_train_loss": r.history[0]["train_loss"] if r.history else None}

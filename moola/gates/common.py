@@ -1,0 +1,160 @@
+"""What every gate shares: Gate 0 on the inputs, the per-fold arrays, evaluation, and outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import __version__
+from ..config import GateConfig
+from ..data.manifest import build_manifest
+from ..data.validate import DataConfig, ValidationReport, validate
+from ..metrics import classification_metrics, degeneracy, majority_predictions, positive_index
+from ..modelfile import sha256_file, write_manifest
+from ..preprocess import Normalizer, fit_normalizer, resolve_method
+from .result import FoldMetrics, Metrics
+
+DATA_MANIFEST = "data_manifest.json"
+
+
+@dataclass
+class FoldData:
+    """One fold's arrays; train rows are in time order (the inner early-stopping split needs it)."""
+
+    index: int
+    X_train: np.ndarray     # (N, T, C) normalised float32
+    y_train: list[str]
+    X_val: np.ndarray
+    y_val: list[str]
+    ids_val: list[str]
+    normalizer: Normalizer
+
+
+@dataclass
+class Context:
+    cfg: GateConfig
+    device: torch.device
+    report: ValidationReport
+    classes: list[str]
+    folds: list[FoldData]
+    positive: int | None
+    manifest_sha256: str
+    out: Path
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def last(self) -> FoldData:
+        return self.folds[-1]
+
+    @property
+    def n_channels(self) -> int:
+        return self.last.X_train.shape[2]
+
+
+def prepare(data: Path, unlabeled: Path | None, dcfg: DataConfig, cfg: GateConfig,
+            device: torch.device, out: Path) -> Context:
+    """Gate 0 on the inputs (raises DataError when invalid), then normalised arrays per fold."""
+    rep = validate(data, unlabeled, dcfg)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / DATA_MANIFEST
+    manifest_path.write_text(json.dumps(build_manifest(rep), indent=2) + "\n")
+    rep.raise_if_invalid()
+    lab = rep.labeled
+    classes = sorted(set(lab.labels.tolist()))
+    method = resolve_method(cfg.normalize, lab.shape[1], dcfg.channels)
+    folds = []
+    for i, f in enumerate(rep.folds):
+        tr = f.train[np.argsort(lab.starts[f.train], kind="stable")]
+        va = f.val[np.argsort(lab.starts[f.val], kind="stable")]
+        norm = fit_normalizer(lab.X[tr], method)
+        folds.append(FoldData(i, norm.transform(lab.X[tr]), lab.labels[tr].tolist(),
+                              norm.transform(lab.X[va]), lab.labels[va].tolist(), lab.ids[va].tolist(),
+                              norm))
+    if len(classes) == 2 or cfg.positive_class:
+        if cfg.positive_class and cfg.positive_class not in classes:
+            from ..errors import ConfigError
+            raise ConfigError(f"positive_class {cfg.positive_class!r} is not a class of the data ({classes})")
+        positive = positive_index(classes, folds[-1].y_train, cfg.positive_class)
+    else:
+        positive = None
+    return Context(cfg, device, rep, classes, folds, positive, sha256_file(manifest_path), out)
+
+
+@dataclass
+class Evaluation:
+    metrics: dict
+    majority: dict
+    degenerate: bool
+    reasons: list[str]
+    predicted: list[str]
+    proba: np.ndarray
+
+
+def evaluate(ctx: Context, fold: FoldData, proba: np.ndarray) -> Evaluation:
+    pred = [ctx.classes[i] for i in proba.argmax(axis=1)]
+    m = classification_metrics(fold.y_val, pred, proba, ctx.classes, ctx.positive)
+    mpred, mproba = majority_predictions(fold.y_train, ctx.classes, len(fold.y_val))
+    maj = classification_metrics(fold.y_val, mpred, mproba, ctx.classes, ctx.positive)
+    degenerate, reasons = degeneracy(m, maj)
+    return Evaluation(m, maj, degenerate, reasons, pred, proba)
+
+
+def fold_summaries(ctx: Context, evals: list[Evaluation]) -> list[FoldMetrics] | None:
+    if len(ctx.folds) < 2:
+        return None
+    return [FoldMetrics(fold=f.index + 1, train=len(f.y_train), val=len(f.y_val),
+                        metrics=Metrics(**e.metrics), majority_baseline=Metrics(**e.majority),
+                        degenerate=e.degenerate) for f, e in zip(ctx.folds, evals)]
+
+
+def write_predictions(ctx: Context, ev: Evaluation) -> Path:
+    fold = ctx.last
+    df = pd.DataFrame({"window_id": fold.ids_val, "label": fold.y_val, "predicted": ev.predicted})
+    for j, c in enumerate(ctx.classes):
+        df[f"proba_{c}"] = ev.proba[:, j]
+    path = ctx.out / "predictions.parquet"
+    df.to_parquet(path, index=False)
+    return path
+
+
+def data_summary(ctx: Context) -> dict:
+    f = ctx.report.split
+    lab = ctx.report.labeled
+    return {"labeled_rows": lab.n, "T": lab.shape[0], "C": lab.shape[1], "train": len(f.train),
+            "val": len(f.val), "purged": len(f.purged), "folds": len(ctx.folds), "classes": ctx.classes,
+            "positive_class": ctx.classes[ctx.positive] if ctx.positive is not None else None,
+            "normalizer": ctx.last.normalizer.to_dict()}
+
+
+def environment(device: torch.device) -> dict:
+    env = {"moola": __version__, "python": platform.python_version(), "torch": torch.__version__,
+           "cuda_available": torch.cuda.is_available(), "device": str(device),
+           "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+           "host": platform.node(), "git_commit": git_commit()}
+    return env
+
+
+def git_commit() -> str | None:
+    """The code version: MOOLA_GIT_COMMIT (set when code is shipped to a pod), else git."""
+    if os.environ.get("MOOLA_GIT_COMMIT"):
+        return os.environ["MOOLA_GIT_COMMIT"]
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                           text=True, timeout=5)
+        return r.stdout.strip() or None if r.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def finish(ctx: Context, result) -> None:
+    """result.json, then MANIFEST.sha256 over everything in the folder (written last)."""
+    result.write(ctx.out)
+    write_manifest(ctx.out)

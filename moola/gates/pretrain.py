@@ -1,0 +1,84 @@
+"""Gate 3: pretrain the masked autoencoder on unlabelled windows that end before validation,
+then a linear probe: logistic regression fit on train encodings, scored on validation."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from ..errors import ConfigError
+from ..modelfile import save_torch, sha256_file
+from ..models.autoencoder import MaskedAutoencoder, masked_mse, patch_mask
+from ..train import FitPlan, fit
+from .classifier import fit_details
+from .common import Context, evaluate, write_predictions
+
+log = logging.getLogger("moola.gates.pretrain")
+
+
+@torch.no_grad()
+def encode(model: MaskedAutoencoder, X: np.ndarray, device: torch.device, batch: int = 512) -> np.ndarray:
+    """(N, T, C) -> (N, 2H): encoder outputs averaged over time."""
+    model.eval().to(device)
+    out = [model.encode(torch.from_numpy(X[i: i + batch]).to(device)).float().mean(dim=1).cpu()
+           for i in range(0, len(X), batch)]
+    return torch.cat(out).numpy()
+
+
+def run_pretrain(ctx: Context, opts: dict, make_result):
+    rep, pcfg, seed = ctx.report, ctx.cfg.pretrain, ctx.cfg.seed
+    if rep.unlabeled is None:
+        raise ConfigError("gate pretrain needs --unlabeled FILE (unlabelled windows for pretraining)")
+    un = rep.unlabeled
+    keep = np.flatnonzero(rep.pretrain_keep)
+    keep = keep[np.argsort(un.starts[keep], kind="stable")]
+    if pcfg.max_windows_cpu and len(keep) > pcfg.max_windows_cpu:
+        keep = keep[-pcfg.max_windows_cpu:]  # the most recent windows, closest to the labelled period
+    Xu = ctx.last.normalizer.transform(un.X[keep])
+    log.info("pretraining on %d unlabelled windows (%d excluded for reaching into validation)",
+             len(keep), int((~rep.pretrain_keep).sum()))
+
+    torch.manual_seed(seed)
+    model = MaskedAutoencoder(ctx.n_channels, pcfg)
+    train_gen = torch.Generator().manual_seed(seed)
+
+    def loss_fn(m, xb, _):
+        g = train_gen if m.training else torch.Generator().manual_seed(seed)  # fixed masks for inner val
+        mask = patch_mask(len(xb), xb.shape[1], pcfg.mask_ratio, pcfg.patch, g, xb.device)
+        return masked_mse(m(xb, mask), xb, mask)
+
+    plan = FitPlan(epochs=pcfg.epochs, batch_size=pcfg.batch_size, lr=pcfg.lr, weight_decay=pcfg.weight_decay,
+                   warmup_frac=0.05, schedule="cosine", clip=1.0, patience=pcfg.patience,
+                   inner_val_frac=0.1 if len(Xu) >= 20 else 0.0, amp="auto", seed=seed)
+    res = fit(model, torch.from_numpy(Xu), None, loss_fn, plan, ctx.device, name="pretrain")
+
+    evals = []
+    for fold in ctx.folds:
+        z_train, z_val = encode(model, fold.X_train, ctx.device), encode(model, fold.X_val, ctx.device)
+        scaler = StandardScaler().fit(z_train)
+        probe = LogisticRegression(max_iter=2000, class_weight="balanced").fit(
+            scaler.transform(z_train), [ctx.classes.index(c) for c in fold.y_train])
+        p = probe.predict_proba(scaler.transform(z_val))
+        proba = np.zeros((len(z_val), len(ctx.classes)))
+        proba[:, probe.classes_] = p
+        evals.append(evaluate(ctx, fold, proba))
+    ev = evals[-1]
+    write_predictions(ctx, ev)
+
+    state = {f"lstm.{k}": v for k, v in model.lstm.state_dict().items()}
+    enc_cfg = {"kind": "BiLSTMEncoder", "hidden": pcfg.hidden, "num_layers": pcfg.num_layers,
+               "n_channels": ctx.n_channels, "normalizer": ctx.last.normalizer.to_dict(),
+               "pretrain": pcfg.model_dump(), "windows": int(len(keep)), "seed": seed}
+    path = save_torch(model, ctx.out, "encoder", enc_cfg, state=state)
+    save_torch(model, ctx.out, "autoencoder", enc_cfg)
+    reasons = [f"linear probe is degenerate: {r}" for r in ev.reasons]
+    details = {"fit": fit_details(res), "windows": int(len(keep)),
+               "excluded_windows": int((~rep.pretrain_keep).sum()),
+               "best_inner_val_mse": min((h.get("val_loss", np.inf) for h in res.history), default=None),
+               "probe": "logistic regression on time-averaged encoder outputs, fit on train, scored on validation"}
+    return make_result(ctx, "pretrain", ev, evals, reasons, details=details,
+                       model_files={path.name: sha256_file(path)}, fit_seconds=res.seconds)

@@ -1,0 +1,91 @@
+"""The schema of ``result.json``, written by every gate (pydantic; see README "Gate results").
+
+Exit codes of ``moola gate run``: 0 passed, 3 failed its criteria (result.json still
+written), 2 invalid data or usage, 1 internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from ..errors import ModelFileError
+
+GateName = Literal["validate", "baseline", "minirocket", "pretrain", "transfer", "augment"]
+EXIT_PASSED, EXIT_FAILED = 0, 3
+
+
+class Metrics(BaseModel):
+    """Validation metrics of one set of predictions (see moola.metrics for definitions)."""
+
+    model_config = ConfigDict(extra="forbid")
+    n: int
+    accuracy: float
+    f1_weighted: float
+    f1_macro: float
+    pr_auc: float | None  # None when the positive class is absent from validation
+    brier: float
+    ece: float
+    ece_bins: int = 15
+    log_loss: float
+    confusion: list[list[int]]
+    classes: list[str]
+    predicted_classes: list[str]
+
+    @field_validator("pr_auc", mode="before")
+    @classmethod
+    def _nan_to_none(cls, v):
+        return None if isinstance(v, float) and math.isnan(v) else v
+
+
+class FoldMetrics(BaseModel):
+    fold: int
+    train: int
+    val: int
+    metrics: Metrics | None
+    majority_baseline: Metrics
+    degenerate: bool
+
+
+class GateResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    gate: GateName
+    gate_number: int
+    status: Literal["passed", "failed"]
+    reasons: list[str] = []
+    metrics: Metrics | None = None
+    majority_baseline: Metrics | None = None
+    degenerate: bool | None = None
+    folds: list[FoldMetrics] | None = None
+    comparison: dict | None = None     # vs --baseline: f1 values, delta, the control's verdict
+    details: dict = {}                 # gate specifics: load proof, probe, augmentation counts, fit history
+    model_files: dict[str, str] = {}   # file name -> sha256
+    fit_seconds: float = 0.0
+    total_seconds: float = 0.0
+    environment: dict = {}
+    config: dict = {}
+    data_manifest_sha256: str | None = None
+    data: dict = {}                    # split sizes and class counts
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PASSED if self.status == "passed" else EXIT_FAILED
+
+    def write(self, folder: Path) -> Path:
+        path = folder / "result.json"
+        path.write_text(self.model_dump_json(indent=2) + "\n")
+        return path
+
+
+def read_result(folder: str | Path) -> GateResult:
+    path = Path(folder) / "result.json"
+    try:
+        return GateResult.model_validate(json.loads(path.read_text()))
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: not a readable gate result ({exc})") from exc

@@ -1,0 +1,65 @@
+"""``run_gate``: the one entry point for every gate, locally or on a pod."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from ..config import GateConfig, resolve_budget
+from ..data.validate import DataConfig
+from ..errors import DataError
+from ..train import pick_device
+from . import GATES
+from .common import DATA_MANIFEST, Context, environment, finish, prepare
+from .result import GateResult
+
+log = logging.getLogger("moola.gates")
+
+
+def run_gate(gate: str, data: Path, out: Path, cfg: GateConfig, dcfg: DataConfig, device: str = "auto",
+             unlabeled: Path | None = None, baseline: Path | None = None,
+             encoder: Path | None = None) -> GateResult:
+    """Run one gate and write its folder. Raises DataError (exit 2) when the data is invalid."""
+    t0 = time.perf_counter()
+    if gate not in GATES:
+        from ..errors import ConfigError
+        raise ConfigError(f"gate: expected one of {', '.join(GATES)}, found {gate!r}")
+    dev = pick_device(device)
+    cfg = resolve_budget(cfg, dev.type)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if gate == "validate":
+        return _gate_validate(data, unlabeled, dcfg, cfg, dev, out, t0)
+    ctx = prepare(data, unlabeled, dcfg, cfg, dev, out)
+    from .gates import RUNNERS
+    log.info("gate %s (%d) on %s: %d train / %d val, device %s", gate, GATES[gate], data,
+             len(ctx.last.y_train), len(ctx.last.y_val), dev)
+    result = RUNNERS[gate](ctx, {"baseline": baseline, "encoder": encoder})
+    result.total_seconds = time.perf_counter() - t0
+    result.environment = environment(dev)
+    finish(ctx, result)
+    log.info("gate %s %s%s", gate, result.status.upper(), ": " + "; ".join(result.reasons) if result.reasons else "")
+    return result
+
+
+def _gate_validate(data, unlabeled, dcfg, cfg, dev, out: Path, t0: float) -> GateResult:
+    """Gate 0 as a gate: result.json + manifest; invalid data still raises (exit 2) after writing."""
+    try:
+        ctx = prepare(data, unlabeled, dcfg, cfg, dev, out)
+        reasons, data_info, sha = [], None, ctx.manifest_sha256
+    except DataError as exc:
+        from ..modelfile import sha256_file
+        reasons, ctx, sha = exc.problems, None, sha256_file(out / DATA_MANIFEST)
+    result = GateResult(gate="validate", gate_number=0, status="failed" if reasons else "passed",
+                        reasons=reasons, config=cfg.model_dump(), data_manifest_sha256=sha,
+                        total_seconds=time.perf_counter() - t0, environment=environment(dev))
+    if ctx is not None:
+        from .common import data_summary
+        result.data = data_summary(ctx)
+    result.write(out)
+    from ..modelfile import write_manifest
+    write_manifest(out)
+    if reasons:
+        raise DataError(reasons)
+    return result

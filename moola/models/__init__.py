@@ -1,0 +1,1 @@
+"""Models: plain nn.Modules (lstm, autoencoder), MiniRocket, and the encoder load proof."""
