@@ -25,7 +25,7 @@ def add_gate_commands(sub) -> None:
     r.add_argument("--baseline", type=Path, help="output folder of gate baseline (for comparisons)")
     r.add_argument("--encoder", type=Path, help="output folder of gate pretrain (for transfer)")
     r.add_argument("--out", type=Path, required=True)
-    r.add_argument("--runner", default=None, help="local | ssh | runpod (default: MOOLA_RUNNER, else run here)")
+    r.add_argument("--runner", default=None, help="here | local | ssh (default: MOOLA_RUNNER, else here: this process)")
     r.add_argument("--retry-for", type=float, default=0.0,
                    help="with a remote runner: keep retrying transient errors for this many seconds")
     r.set_defaults(func=cmd_gate_run)

@@ -1,0 +1,47 @@
+"""Retry transient remote errors with capped exponential backoff and jitter, up to a deadline."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Callable, TypeVar
+
+from ..errors import RemoteUnavailable
+
+log = logging.getLogger("moola.remote")
+T = TypeVar("T")
+
+
+def backoff_delays(base: float = 1.0, factor: float = 2.0, cap: float = 30.0, jitter: float = 0.2,
+                   rng: random.Random | None = None):
+    """Endless delays: base * factor**n, capped at ``cap``, each scaled by 1 +- jitter."""
+    rng = rng or random.Random()
+    n = 0
+    while True:
+        d = min(cap, base * factor ** n)
+        yield d * (1 + rng.uniform(-jitter, jitter))
+        n += 1
+
+
+def call_with_retry(fn: Callable[[], T], retry_for: float, base: float = 1.0, cap: float = 30.0,
+                    sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> T:
+    """Call ``fn``; on RemoteUnavailable wait and try again until ``retry_for`` seconds have passed.
+
+    Permanent errors propagate at once. The last transient error propagates at the deadline.
+    """
+    deadline = clock() + retry_for
+    delays = backoff_delays(base=base, cap=cap)
+    attempt = 1
+    while True:
+        try:
+            return fn()
+        except RemoteUnavailable as exc:
+            delay = next(delays)
+            left = deadline - clock()
+            if left <= 0:
+                raise
+            delay = min(delay, left)
+            log.warning("attempt %d: %s; retrying in %.1f s (%.0f s left)", attempt, exc, delay, left)
+            sleep(delay)
+            attempt += 1

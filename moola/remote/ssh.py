@@ -1,0 +1,247 @@
+"""The ssh runner: a gate on a host reached with paramiko, its folder fetched back verified.
+
+Steps: connect (host key verified: known_hosts or a pinned SHA256 fingerprint, never
+trust-on-first-use) -> upload the code bundle once per content hash -> upload inputs
+content-addressed by sha256 -> run ``moola gate run`` from an argv list, quoted, streaming its
+log -> fetch the output folder over SFTP into a temporary folder, check every file against
+the remote MANIFEST.sha256, and rename it into place only when complete.
+
+paramiko and socket errors are converted here: refused / reset / timeout / banner errors are
+RemoteUnavailable (worth retrying); auth and host-key problems are RemotePermanent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shlex
+import shutil
+import socket
+import tempfile
+import uuid
+from pathlib import Path, PurePosixPath
+
+import paramiko
+
+from ..errors import HostKeyMismatch, ModelFileError, RemotePermanent, RemoteUnavailable
+from ..modelfile import MANIFEST, parse_manifest, sha256_file
+from .bundle import build_bundle
+from .runner import GateCall, raise_for_exit
+
+log = logging.getLogger("moola.remote.ssh")
+
+
+class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """Accept an unknown host key only when it matches the pinned fingerprint; else refuse."""
+
+    def __init__(self, pinned: str | None):
+        self.pinned = pinned
+
+    def missing_host_key(self, client, hostname, key):
+        seen = key.fingerprint  # 'SHA256:...' as OpenSSH prints it
+        if self.pinned and seen == self.pinned:
+            client.get_host_keys().add(hostname, key.get_name(), key)
+            return
+        raise HostKeyMismatch(
+            f"host key of {hostname} is {key.get_name()} {seen}, which is "
+            + (f"not the pinned {self.pinned}" if self.pinned else "not in known_hosts")
+            + f"; if you trust it, set MOOLA_SSH_HOST_KEY_SHA256={seen} (or add it to MOOLA_SSH_KNOWN_HOSTS)")
+
+
+class SSHRunner:
+    def __init__(self, host: str, port: int = 22, user: str = "root", key: Path | None = None,
+                 known_hosts: Path | None = None, pinned_sha256: str | None = None,
+                 workdir: str = "/workspace/moola", python: str = "python3", timeout: float = 15.0):
+        if not known_hosts and not pinned_sha256:
+            raise RemotePermanent("ssh: set MOOLA_SSH_KNOWN_HOSTS or MOOLA_SSH_HOST_KEY_SHA256; "
+                                  "host keys are never trusted blindly")
+        self.host, self.port, self.user, self.key = host, port, user, key
+        self.known_hosts, self.pinned = known_hosts, pinned_sha256
+        self.workdir, self.python, self.timeout = PurePosixPath(workdir), python, timeout
+
+    @classmethod
+    def from_settings(cls, s) -> "SSHRunner":
+        if not s.moola_ssh_host:
+            raise RemotePermanent("ssh runner: MOOLA_SSH_HOST is not set")
+        return cls(s.moola_ssh_host, s.moola_ssh_port, s.moola_ssh_user, s.moola_ssh_key,
+                   s.moola_ssh_known_hosts, s.moola_ssh_host_key_sha256, s.moola_remote_workdir,
+                   s.moola_remote_python, s.moola_ssh_timeout)
+
+    # -- connection -------------------------------------------------------------------------
+    def connect(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        if self.known_hosts:
+            client.load_host_keys(str(self.known_hosts))
+        client.set_missing_host_key_policy(_PinnedKeyPolicy(self.pinned))
+        where = f"{self.user}@{self.host}:{self.port}"
+        try:
+            client.connect(self.host, self.port, username=self.user,
+                           key_filename=str(self.key) if self.key else None, timeout=self.timeout,
+                           banner_timeout=self.timeout, auth_timeout=self.timeout,
+                           allow_agent=False, look_for_keys=False)
+        except HostKeyMismatch:
+            client.close()
+            raise
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyMismatch(f"host key of {where} CHANGED: got {exc.key.fingerprint}, expected "
+                                  f"{exc.expected_key.fingerprint}; someone may be intercepting the "
+                                  "connection, or the host was rebuilt (then update known_hosts)") from exc
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise RemotePermanent(f"ssh authentication failed for {where} with key {self.key}: {exc}") from exc
+        except (paramiko.ssh_exception.NoValidConnectionsError, socket.timeout, ConnectionError,
+                EOFError, OSError, paramiko.SSHException) as exc:
+            client.close()
+            raise RemoteUnavailable(f"cannot reach {where}: {type(exc).__name__}: {exc}") from exc
+        transport = client.get_transport()
+        transport.set_keepalive(15)
+        return client
+
+    def _exec(self, client: paramiko.SSHClient, argv: list[str], cwd: str | None = None,
+              env: dict[str, str] | None = None, stream_as: str | None = None) -> tuple[int, str]:
+        """Run argv remotely (quoted, no shell interpolation of values); return (code, log tail)."""
+        cmd = shlex.join(argv)
+        if env:
+            cmd = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + cmd
+        if cwd:
+            cmd = f"cd {shlex.quote(cwd)} && {cmd}"
+        cmd += " 2>&1"  # one stream, in order
+        try:
+            _, stdout, _ = client.exec_command(cmd, timeout=None, get_pty=False)
+            tail: list[str] = []
+            for line in iter(stdout.readline, ""):
+                line = line.rstrip("\n")
+                if stream_as:
+                    log.info("[%s@%s] %s", stream_as, self.host, line)
+                tail = (tail + [line])[-40:]
+            code = stdout.channel.recv_exit_status()
+        except (socket.error, EOFError, paramiko.SSHException) as exc:
+            raise RemoteUnavailable(f"connection to {self.host} lost while running a command: {exc}") from exc
+        return code, "\n".join(tail)
+
+    # -- shipping -------------------------------------------------------------------------------
+    def _upload_if_missing(self, client, sftp, local_bytes_or_path, remote: PurePosixPath) -> bool:
+        try:
+            sftp.stat(str(remote))
+            return False
+        except FileNotFoundError:
+            pass
+        tmp = remote.with_name(f".{remote.name}.{uuid.uuid4().hex}.part")
+        self._exec(client, ["mkdir", "-p", str(remote.parent)])
+        if isinstance(local_bytes_or_path, bytes):
+            with sftp.open(str(tmp), "wb") as f:
+                f.write(local_bytes_or_path)
+        else:
+            sftp.put(str(local_bytes_or_path), str(tmp))
+        sftp.posix_rename(str(tmp), str(remote))  # readers only ever see whole files
+        return True
+
+    def ship_code(self, client, sftp) -> PurePosixPath:
+        data, digest = build_bundle()
+        code_dir = self.workdir / "code" / digest
+        archive = self.workdir / "code" / f"{digest}.tar.gz"
+        if self._upload_if_missing(client, sftp, data, archive) or not _exists(sftp, code_dir / "moola"):
+            tmp = f"{code_dir}.{uuid.uuid4().hex}.tmp"
+            code, tail = self._exec(client, ["sh", "-c", 'mkdir -p "$1" && tar -xzf "$2" -C "$1" && '
+                                             'rm -rf "$3" && mv "$1" "$3"', "sh", tmp, str(archive), str(code_dir)])
+            if code != 0:
+                raise RemotePermanent(f"could not unpack the code bundle on {self.host}: {tail}")
+        return code_dir
+
+    def ship_input(self, client, sftp, path: Path) -> str:
+        digest = sha256_file(path)
+        remote = self.workdir / "inputs" / f"{digest}{path.suffix}"
+        if self._upload_if_missing(client, sftp, path, remote):
+            log.info("uploaded %s (%d bytes) as %s", path.name, path.stat().st_size, remote.name)
+        return str(remote)
+
+    def ship_folder(self, client, sftp, folder: Path) -> str:
+        """A gate folder (baseline, encoder), content-addressed by its manifest's hash."""
+        digest = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
+        remote = self.workdir / "folders" / digest
+        if not _exists(sftp, remote / MANIFEST):
+            tmp = remote.with_name(f"{digest}.{uuid.uuid4().hex}.part")
+            self._exec(client, ["mkdir", "-p", str(tmp)])
+            for rel in parse_manifest((folder / MANIFEST).read_text()):
+                self._exec(client, ["mkdir", "-p", str((tmp / rel).parent)])
+                sftp.put(str(folder / rel), str(tmp / rel))
+            sftp.put(str(folder / MANIFEST), str(tmp / MANIFEST))
+            self._exec(client, ["sh", "-c", 'rm -rf "$2" && mv "$1" "$2"', "sh", str(tmp), str(remote)])
+        return str(remote)
+
+    # -- the gate ---------------------------------------------------------------------------
+    def run_gate(self, call: GateCall) -> Path:
+        client = self.connect()
+        try:
+            sftp = client.open_sftp()
+            code_dir = self.ship_code(client, sftp)
+            paths = {"data": self.ship_input(client, sftp, call.data)}
+            for role in ("unlabeled", "config"):
+                if getattr(call, role) is not None:
+                    paths[role] = self.ship_input(client, sftp, getattr(call, role))
+            for role in ("baseline", "encoder"):
+                if getattr(call, role) is not None:
+                    paths[role] = self.ship_folder(client, sftp, getattr(call, role))
+            remote_out = self.workdir / "runs" / f"{call.gate}-{uuid.uuid4().hex[:12]}"
+            argv = [self.python, "-m", "moola.cli", *call.argv(paths, str(remote_out))]
+            env = {"PYTHONPATH": str(code_dir), "PYTHONUNBUFFERED": "1"}
+            from ..gates.common import git_commit
+            if git_commit():
+                env["MOOLA_GIT_COMMIT"] = git_commit()
+            log.info("remote %s: moola %s", self.host, " ".join(argv[3:]))
+            code, tail = self._exec(client, argv, env=env, stream_as=call.gate)
+            if code == 127 or "No module named" in tail:
+                raise RemotePermanent(f"{self.host}: a dependency is missing for {self.python} "
+                                      f"(run `moola remote check --install`):\n{tail}")
+            raise_for_exit(code, call.gate, tail)
+            self.fetch(sftp, str(remote_out), call.out)
+            return call.out
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise RemotePermanent(f"{self.host}: {exc}") from exc
+            raise RemoteUnavailable(f"{self.host}: transfer failed: {exc}") from exc
+        finally:
+            client.close()
+
+    def fetch(self, sftp: paramiko.SFTPClient, remote_dir: str, out: Path) -> Path:
+        """Fetch a gate folder: all files verified against its MANIFEST, then renamed into place."""
+        remote = PurePosixPath(remote_dir)
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+        try:
+            with sftp.open(str(remote / MANIFEST), "rb") as f:
+                manifest_text = f.read().decode()
+            entries = parse_manifest(manifest_text)
+            for rel, digest in entries.items():
+                local = (tmp / rel).resolve()
+                if not local.is_relative_to(tmp.resolve()):
+                    raise ModelFileError(f"{MANIFEST}: refusing {rel!r}, it escapes the folder")
+                local.parent.mkdir(parents=True, exist_ok=True)
+                sftp.get(str(remote / rel), str(local), prefetch=True)
+                actual = sha256_file(local)
+                if actual != digest:
+                    raise ModelFileError(f"{self.host}:{remote / rel}: sha256 {actual} does not match "
+                                         f"{MANIFEST} ({digest}); the file changed after the gate wrote it")
+            (tmp / MANIFEST).write_text(manifest_text)
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+            return out
+        except FileNotFoundError as exc:
+            raise RemotePermanent(f"{self.host}:{remote}: missing output ({exc})") from exc
+        except (socket.error, EOFError, paramiko.SSHException) as exc:
+            raise RemoteUnavailable(f"fetch from {self.host} cut off: {exc}") from exc
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _exists(sftp, path: PurePosixPath) -> bool:
+    try:
+        sftp.stat(str(path))
+        return True
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,32 @@
+"""Settings of the orchestrating machine, from the environment and ``.env`` (pydantic-settings).
+
+Built once at an entry point, never at import. Secrets are SecretStr: never printed or logged.
+Every field is listed in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      case_sensitive=False)
+
+    moola_runner: Literal["local", "ssh", "runpod"] = "local"
+    moola_ssh_host: str | None = None
+    moola_ssh_port: int = 22
+    moola_ssh_user: str = "root"
+    moola_ssh_key: Path | None = Field(None, description="private key file")
+    moola_ssh_known_hosts: Path | None = Field(None, description="known_hosts file with the host's key")
+    moola_ssh_host_key_sha256: str | None = Field(None, description="pinned fingerprint, 'SHA256:...'")
+    moola_ssh_timeout: float = Field(15.0, description="connect, banner and auth timeouts (s)")
+    moola_remote_workdir: str = "/workspace/moola"
+    moola_remote_python: str = "python3"
+    runpod_api_key: SecretStr | None = None
+    runpod_pod_id: str | None = None
+    runpod_gpu_types: str = "NVIDIA H100 80GB HBM3,NVIDIA H200"

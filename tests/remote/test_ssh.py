@@ -1,0 +1,153 @@
+"""The ssh runner against a real loopback sshd: end to end, retries, host keys, credentials,
+checksums."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from moola.cli import main
+from moola.errors import HostKeyMismatch, ModelFileError, RemotePermanent
+from moola.gates.result import read_result
+from moola.modelfile import verify_folder
+from moola.remote.retry import call_with_retry
+from moola.remote.runner import GateCall, LocalRunner
+
+SMALL = {"fit": {"epochs": 4}, "model": {"hidden": 16}}
+
+
+@pytest.fixture
+def small_config(tmp_path) -> Path:
+    p = tmp_path / "small.json"
+    p.write_text(json.dumps(SMALL))
+    return p
+
+
+def call(sample_dir, out, gate="baseline", config=None, **kw) -> GateCall:
+    return GateCall(gate=gate, data=sample_dir / "train.parquet", out=out, config=config,
+                    options=("--device", "cpu", "--seed", "17"), **kw)
+
+
+def test_remote_gate_matches_local_run(sshd, sample_dir, small_config, tmp_path):
+    remote_out = sshd.runner(tmp_path / "remote").run_gate(call(sample_dir, tmp_path / "r", config=small_config))
+    local_out = LocalRunner().run_gate(call(sample_dir, tmp_path / "l", config=small_config))
+    verify_folder(remote_out)
+    r, l = read_result(remote_out), read_result(local_out)
+    assert r.metrics == l.metrics and r.metrics.n == 20
+    assert r.config == l.config and r.config["fit"]["epochs"] == 4
+    assert (remote_out / "model.safetensors").read_bytes() == (local_out / "model.safetensors").read_bytes()
+    # the remote ran the shipped bundle, not the locally installed package
+    code_dirs = list((tmp_path / "remote" / "code").iterdir())
+    assert any(d.is_dir() and (d / "moola" / "cli.py").is_file() for d in code_dirs)
+
+
+def test_inputs_and_code_upload_once(sshd, sample_dir, tmp_path):
+    runner = sshd.runner(tmp_path / "w")
+    runner.run_gate(call(sample_dir, tmp_path / "a", gate="validate"))
+    inputs = sorted((tmp_path / "w" / "inputs").iterdir())
+    mtimes = [p.stat().st_mtime_ns for p in inputs]
+    runner.run_gate(call(sample_dir, tmp_path / "b", gate="validate"))
+    assert sorted((tmp_path / "w" / "inputs").iterdir()) == inputs
+    assert [p.stat().st_mtime_ns for p in inputs] == mtimes
+    assert len([p for p in (tmp_path / "w" / "code").iterdir() if p.is_dir()]) == 1
+
+
+def test_sshd_down_then_up_is_retried(sshd, sample_dir, tmp_path):
+    sshd.stop()
+    timer = threading.Timer(10.0, sshd.start)
+    timer.start()
+    t0 = time.monotonic()
+    try:
+        out = call_with_retry(lambda: sshd.runner(tmp_path / "w").run_gate(
+            call(sample_dir, tmp_path / "o", gate="validate")), retry_for=60, base=1.0, cap=4.0)
+    finally:
+        timer.join()
+    assert time.monotonic() - t0 >= 9.5
+    assert read_result(out).status == "passed"
+
+
+def test_wrong_pinned_key_fails_at_once_naming_the_key(sshd, sample_dir, tmp_path):
+    runner = sshd.runner(tmp_path / "w", known_hosts=None, pinned_sha256="SHA256:" + "A" * 43)
+    t0 = time.monotonic()
+    with pytest.raises(HostKeyMismatch) as exc:
+        call_with_retry(lambda: runner.run_gate(call(sample_dir, tmp_path / "o", gate="validate")), retry_for=60)
+    assert time.monotonic() - t0 < 15
+    assert sshd.fingerprint in str(exc.value) and "MOOLA_SSH_HOST_KEY_SHA256" in str(exc.value)
+
+
+def test_pinned_fingerprint_alone_is_enough(sshd, sample_dir, tmp_path):
+    runner = sshd.runner(tmp_path / "w", known_hosts=None, pinned_sha256=sshd.fingerprint)
+    assert read_result(runner.run_gate(call(sample_dir, tmp_path / "o", gate="validate"))).status == "passed"
+
+
+def test_changed_host_key_is_refused(sshd, tmp_path):
+    other = paramiko.Ed25519Key.from_private_key_file(str(sshd.client_key))  # any other ed25519 key
+    kh = tmp_path / "known_hosts"
+    kh.write_text(f"[127.0.0.1]:{sshd.port} ssh-ed25519 {other.get_base64()}\n")
+    with pytest.raises(HostKeyMismatch, match="CHANGED"):
+        sshd.runner(tmp_path / "w", known_hosts=kh).connect()
+
+
+def test_no_host_key_source_is_refused(sshd, tmp_path):
+    with pytest.raises(RemotePermanent, match="never trusted blindly"):
+        sshd.runner(tmp_path / "w", known_hosts=None, pinned_sha256=None)
+
+
+def test_bad_credentials_are_permanent_and_not_retried(sshd, sample_dir, tmp_path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
+    runner = sshd.runner(tmp_path / "w", key=tmp_path / "stranger")
+    t0 = time.monotonic()
+    with pytest.raises(RemotePermanent, match="authentication failed"):
+        call_with_retry(lambda: runner.run_gate(call(sample_dir, tmp_path / "o", gate="validate")), retry_for=60)
+    assert time.monotonic() - t0 < 10
+
+
+def test_corrupted_remote_file_is_caught_and_leaves_nothing(sshd, sample_dir, tmp_path):
+    runner = sshd.runner(tmp_path / "w")
+    runner.run_gate(call(sample_dir, tmp_path / "o", gate="validate"))
+    run_dir = next((tmp_path / "w" / "runs").iterdir())
+    with open(run_dir / "result.json", "a") as f:
+        f.write(" ")  # changed after MANIFEST.sha256 was written
+    client = runner.connect()
+    try:
+        with pytest.raises(ModelFileError, match="does not match"):
+            runner.fetch(client.open_sftp(), str(run_dir), tmp_path / "again")
+    finally:
+        client.close()
+    assert not (tmp_path / "again").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".again")] == []
+
+
+def test_manifest_escaping_the_folder_is_refused(sshd, tmp_path):
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "MANIFEST.sha256").write_text(f"{'0' * 64}  ../../etc/passwd\n")
+    runner = sshd.runner(tmp_path / "w")
+    client = runner.connect()
+    try:
+        with pytest.raises(ModelFileError, match="refusing"):
+            runner.fetch(client.open_sftp(), str(evil), tmp_path / "out")
+    finally:
+        client.close()
+    assert not (tmp_path / "out").exists()
+
+
+def test_invalid_data_remotely_is_a_data_error(sshd, sample_frame, write_frame, tmp_path, capsys, monkeypatch):
+    bad = write_frame(sample_frame.drop(columns=["label"]))
+    env = {"MOOLA_SSH_HOST": "127.0.0.1", "MOOLA_SSH_PORT": str(sshd.port), "MOOLA_SSH_USER": getpass.getuser(),
+           "MOOLA_SSH_KEY": str(sshd.client_key), "MOOLA_SSH_KNOWN_HOSTS": str(sshd.known_hosts),
+           "MOOLA_REMOTE_WORKDIR": str(tmp_path / "w"), "MOOLA_REMOTE_PYTHON": os.sys.executable}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    code = main(["gate", "run", "validate", "--data", str(bad), "--out", str(tmp_path / "o"), "--runner", "ssh"])
+    err = capsys.readouterr().err
+    assert code == 2 and "missing required column 'label'" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
