@@ -30,3 +30,8 @@ class Settings(BaseSettings):
     runpod_api_key: SecretStr | None = None
     runpod_pod_id: str | None = None
     runpod_gpu_types: str = "NVIDIA H100 80GB HBM3,NVIDIA H200"
+    runpod_image: str = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
+    runpod_cloud_type: str = "SECURE"
+    runpod_volume_gb: int = 20
+    runpod_keep_alive: bool = False
+    runpod_wait_timeout: float = 600.0

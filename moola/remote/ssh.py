@@ -70,6 +70,10 @@ class SSHRunner:
 
     # -- connection -------------------------------------------------------------------------
     def connect(self) -> paramiko.SSHClient:
+        if self.key is not None and not Path(self.key).is_file():
+            raise RemotePermanent(f"ssh key {self.key} (MOOLA_SSH_KEY) not found")
+        if self.known_hosts is not None and not Path(self.known_hosts).is_file():
+            raise RemotePermanent(f"known_hosts file {self.known_hosts} (MOOLA_SSH_KNOWN_HOSTS) not found")
         client = paramiko.SSHClient()
         if self.known_hosts:
             client.load_host_keys(str(self.known_hosts))

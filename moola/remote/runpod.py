@@ -1,0 +1,191 @@
+"""The runpod runner: an ssh runner whose host comes from a RunPod pod.
+
+The RunPod HTTP API sits behind a narrow interface (``PodAPI``: get / resume / create / stop),
+so the lifecycle logic (``PodLease``) is tested against a local fake of its responses.
+``RunPodSDK`` is the real implementation over the ``runpod`` package; it converts the SDK's
+errors at the boundary: capacity and network errors -> RemoteUnavailable (retry), auth
+errors -> RemotePermanent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from ..errors import RemotePermanent, RemoteUnavailable
+from .runner import GateCall
+
+log = logging.getLogger("moola.remote.runpod")
+
+CAPACITY_HINTS = ("no longer any instances available", "not enough free gpus", "no instances available",
+                  "insufficient capacity")
+
+
+class PodAPI(Protocol):
+    def get_pod(self, pod_id: str) -> dict | None: ...
+    def resume_pod(self, pod_id: str, gpu_count: int) -> dict: ...
+    def create_pod(self, name: str, image_name: str, gpu_type_id: str, cloud_type: str, gpu_count: int,
+                   volume_in_gb: int, container_disk_in_gb: int, ports: str) -> dict: ...
+    def stop_pod(self, pod_id: str) -> dict: ...
+
+
+def classify(exc: Exception) -> Exception:
+    """Map an SDK / network exception to moola's transient or permanent error."""
+    import requests
+    from runpod import error as rp_error
+    msg = str(exc)
+    if isinstance(exc, rp_error.AuthenticationError):
+        return RemotePermanent(f"RunPod rejected the API key (RUNPOD_API_KEY): {msg}")
+    if isinstance(exc, requests.RequestException):
+        return RemoteUnavailable(f"RunPod API unreachable: {type(exc).__name__}: {msg}")
+    if isinstance(exc, rp_error.QueryError):
+        if any(h in msg.lower() for h in CAPACITY_HINTS):
+            return RemoteUnavailable(f"RunPod has no capacity: {msg}")
+        return RemotePermanent(f"RunPod API error: {msg}")
+    return exc
+
+
+class RunPodSDK:
+    """PodAPI over the ``runpod`` package; the key is set here and never logged."""
+
+    def __init__(self, api_key: str):
+        import runpod
+        runpod.api_key = api_key
+        self._rp = runpod
+
+    def _call(self, fn, *a, **kw):
+        try:
+            return fn(*a, **kw)
+        except Exception as exc:  # converted at the boundary
+            converted = classify(exc)
+            if converted is exc:
+                raise
+            raise converted from exc
+
+    def get_pod(self, pod_id):
+        return self._call(self._rp.get_pod, pod_id)
+
+    def resume_pod(self, pod_id, gpu_count):
+        return self._call(self._rp.resume_pod, pod_id, gpu_count)
+
+    def create_pod(self, **kw):
+        return self._call(self._rp.create_pod, **kw)
+
+    def stop_pod(self, pod_id):
+        return self._call(self._rp.stop_pod, pod_id)
+
+
+def ssh_endpoint(pod: dict | None) -> tuple[str, int] | None:
+    """(ip, public port) of the pod's port 22 once the container runs, else None."""
+    runtime = (pod or {}).get("runtime") or {}
+    for p in runtime.get("ports") or []:
+        if p.get("privatePort") == 22 and p.get("isIpPublic") and p.get("ip"):
+            return p["ip"], int(p["publicPort"])
+    return None
+
+
+@dataclass
+class PodSpec:
+    gpu_types: list[str]
+    image: str = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
+    cloud_type: str = "SECURE"
+    volume_gb: int = 20
+    container_disk_gb: int = 20
+    gpu_count: int = 1
+    name: str = "moola-gates"
+
+
+@dataclass
+class PodLease:
+    """Resume (``pod_id``) or create a pod, wait for SSH, stop it afterwards, report its cost."""
+
+    api: PodAPI
+    spec: PodSpec
+    pod_id: str | None = None
+    keep_alive: bool = False
+    wait_timeout: float = 600.0
+    poll: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    started_at: float | None = None
+    cost_per_hr: float = 0.0
+    events: list[str] = field(default_factory=list)
+
+    def acquire(self) -> tuple[str, int]:
+        if self.pod_id:
+            pod = self.api.get_pod(self.pod_id)
+            if pod is None:
+                raise RemotePermanent(f"RunPod pod {self.pod_id} (RUNPOD_POD_ID) does not exist")
+            if pod.get("desiredStatus") != "RUNNING":
+                self.events.append(f"resume {self.pod_id}")
+                self.api.resume_pod(self.pod_id, self.spec.gpu_count)
+        else:
+            self.pod_id = self._create()
+        self.started_at = self.clock()
+        return self._wait_for_ssh()
+
+    def _create(self) -> str:
+        last: Exception | None = None
+        for gpu in self.spec.gpu_types:  # tried in order: the first with capacity wins
+            try:
+                pod = self.api.create_pod(name=self.spec.name, image_name=self.spec.image, gpu_type_id=gpu,
+                                          cloud_type=self.spec.cloud_type, gpu_count=self.spec.gpu_count,
+                                          volume_in_gb=self.spec.volume_gb,
+                                          container_disk_in_gb=self.spec.container_disk_gb, ports="22/tcp")
+                self.events.append(f"create {gpu} -> {pod['id']}")
+                return pod["id"]
+            except RemoteUnavailable as exc:
+                self.events.append(f"no capacity for {gpu}")
+                log.warning("no RunPod capacity for %s: %s", gpu, exc)
+                last = exc
+        raise RemoteUnavailable(f"no capacity for any of {', '.join(self.spec.gpu_types)}") from last
+
+    def _wait_for_ssh(self) -> tuple[str, int]:
+        deadline = self.clock() + self.wait_timeout
+        while True:
+            pod = self.api.get_pod(self.pod_id) or {}
+            self.cost_per_hr = float(pod.get("costPerHr") or self.cost_per_hr)
+            status = pod.get("desiredStatus")
+            if status in ("TERMINATED", "DEAD"):
+                raise RemotePermanent(f"RunPod pod {self.pod_id} is {status}")
+            endpoint = ssh_endpoint(pod) if status == "RUNNING" else None
+            if endpoint:
+                self.events.append(f"ssh {endpoint[0]}:{endpoint[1]}")
+                return endpoint
+            if self.clock() >= deadline:
+                raise RemoteUnavailable(f"RunPod pod {self.pod_id} not reachable by SSH after "
+                                        f"{self.wait_timeout:.0f} s (status {status})")
+            self.sleep(self.poll)
+
+    def release(self) -> dict:
+        """Stop the pod unless keep-alive; return {'pod_id', 'uptime_s', 'cost_usd', 'stopped'}."""
+        uptime = self.clock() - self.started_at if self.started_at is not None else 0.0
+        stopped = False
+        if self.pod_id and not self.keep_alive:
+            try:
+                self.api.stop_pod(self.pod_id)
+                stopped = True
+                self.events.append(f"stop {self.pod_id}")
+            except RemoteUnavailable as exc:  # never mask the real outcome; say it loudly
+                log.error("could not stop RunPod pod %s (stop it by hand): %s", self.pod_id, exc)
+        cost = self.cost_per_hr * uptime / 3600
+        log.info("RunPod pod %s: up %.0f s at $%.3f/h = $%.4f%s", self.pod_id, uptime, self.cost_per_hr, cost,
+                 "" if stopped else " (left running)")
+        return {"pod_id": self.pod_id, "uptime_s": uptime, "cost_usd": cost, "stopped": stopped}
+
+
+class RunPodRunner:
+    """Acquire a pod, run the gate over ssh on it, and release the pod on every exit path."""
+
+    def __init__(self, lease: PodLease, make_ssh: Callable[[str, int], object]):
+        self.lease, self.make_ssh = lease, make_ssh
+
+    def run_gate(self, call: GateCall) -> Path:
+        try:
+            host, port = self.lease.acquire()
+            return self.make_ssh(host, port).run_gate(call)
+        finally:
+            self.lease.release()

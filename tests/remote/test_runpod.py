@@ -1,0 +1,143 @@
+"""The RunPod lifecycle against a local fake of the API's responses (and the real loopback sshd)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from runpod import error as rp_error
+
+from moola.errors import RemotePermanent, RemoteUnavailable
+from moola.gates.result import read_result
+from moola.remote.runner import GateCall
+from moola.remote.runpod import PodLease, PodSpec, RunPodRunner, classify, ssh_endpoint
+
+NO_CAPACITY = "There are no longer any instances available with the requested specifications"
+
+
+class FakeRunPod:
+    """Answers like the runpod SDK: dicts shaped as its GraphQL responses, errors already classified."""
+
+    def __init__(self, ssh_port=22022, capacity=("NVIDIA H200",), boot_polls=2, status="EXITED"):
+        self.capacity, self.boot_polls, self.ssh_port = set(capacity), boot_polls, ssh_port
+        self.pods: dict[str, dict] = {"existing": {"id": "existing", "desiredStatus": status, "costPerHr": 3.5,
+                                                   "runtime": None}}
+        self.calls: list[str] = []
+        self.polls = 0
+
+    def _running(self, pod_id):
+        self.polls += 1
+        pod = self.pods[pod_id]
+        if pod["desiredStatus"] == "RUNNING" and self.polls > self.boot_polls:
+            pod["runtime"] = {"ports": [
+                {"ip": "10.0.0.1", "isIpPublic": False, "privatePort": 22, "publicPort": 22, "type": "tcp"},
+                {"ip": "127.0.0.1", "isIpPublic": True, "privatePort": 22, "publicPort": self.ssh_port, "type": "tcp"},
+            ]}
+        return pod
+
+    def get_pod(self, pod_id):
+        self.calls.append(f"get {pod_id}")
+        return self._running(pod_id) if pod_id in self.pods else None
+
+    def resume_pod(self, pod_id, gpu_count):
+        self.calls.append(f"resume {pod_id}")
+        self.pods[pod_id]["desiredStatus"] = "RUNNING"
+        return self.pods[pod_id]
+
+    def create_pod(self, name, image_name, gpu_type_id, cloud_type, gpu_count, volume_in_gb,
+                   container_disk_in_gb, ports):
+        self.calls.append(f"create {gpu_type_id}")
+        if gpu_type_id not in self.capacity:
+            raise classify(rp_error.QueryError(NO_CAPACITY))
+        pod = {"id": f"pod-{len(self.pods)}", "desiredStatus": "RUNNING", "costPerHr": 3.99, "runtime": None}
+        self.pods[pod["id"]] = pod
+        return pod
+
+    def stop_pod(self, pod_id):
+        self.calls.append(f"stop {pod_id}")
+        self.pods[pod_id]["desiredStatus"] = "EXITED"
+        return self.pods[pod_id]
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, s):
+        self.t += s
+
+
+def lease(api, clock=None, **kw) -> PodLease:
+    clock = clock or Clock()
+    return PodLease(api, PodSpec(gpu_types=["NVIDIA H100 80GB HBM3", "NVIDIA H200"]), sleep=clock.sleep,
+                    clock=clock, poll=5.0, **kw)
+
+
+def test_create_falls_back_through_gpu_types_waits_for_ssh_and_stops():
+    api, clock = FakeRunPod(), Clock()
+    ls = lease(api, clock)
+    assert ls.acquire() == ("127.0.0.1", 22022)
+    assert api.calls[:2] == ["create NVIDIA H100 80GB HBM3", "create NVIDIA H200"]
+    assert ls.events[0] == "no capacity for NVIDIA H100 80GB HBM3"
+    clock.t += 3600
+    report = ls.release()
+    assert report["stopped"] and api.calls[-1] == f"stop {ls.pod_id}"
+    assert report["cost_usd"] == pytest.approx(3.99 * (3600 + 10) / 3600)
+
+
+def test_resume_existing_pod():
+    api = FakeRunPod(capacity=())
+    ls = lease(api, pod_id="existing")
+    assert ls.acquire() == ("127.0.0.1", 22022)
+    assert "resume existing" in api.calls and not any(c.startswith("create") for c in api.calls)
+
+
+def test_keep_alive_leaves_the_pod_running():
+    api = FakeRunPod()
+    ls = lease(api, keep_alive=True)
+    ls.acquire()
+    assert ls.release()["stopped"] is False and not any(c.startswith("stop") for c in api.calls)
+
+
+def test_no_capacity_anywhere_is_transient():
+    with pytest.raises(RemoteUnavailable, match="no capacity for any"):
+        lease(FakeRunPod(capacity=())).acquire()
+
+
+def test_pod_that_never_shows_ssh_is_transient_after_the_deadline():
+    api = FakeRunPod(boot_polls=10_000)
+    with pytest.raises(RemoteUnavailable, match="not reachable by SSH"):
+        lease(api, wait_timeout=60).acquire()
+
+
+def test_missing_pod_id_is_permanent():
+    with pytest.raises(RemotePermanent, match="does not exist"):
+        lease(FakeRunPod(), pod_id="nope").acquire()
+
+
+def test_sdk_errors_are_classified():
+    assert isinstance(classify(rp_error.QueryError(NO_CAPACITY)), RemoteUnavailable)
+    assert isinstance(classify(rp_error.QueryError("There are not enough free GPUs on the host machine to start this pod")), RemoteUnavailable)
+    assert isinstance(classify(rp_error.AuthenticationError("401 Unauthorized")), RemotePermanent)
+    assert isinstance(classify(requests.ConnectionError("reset")), RemoteUnavailable)
+    assert isinstance(classify(rp_error.QueryError("Something else entirely")), RemotePermanent)
+
+
+def test_ssh_endpoint_needs_the_public_port_22():
+    assert ssh_endpoint({"runtime": None}) is None
+    assert ssh_endpoint({"runtime": {"ports": [{"ip": "1.2.3.4", "isIpPublic": True, "privatePort": 8888,
+                                                 "publicPort": 1}]}}) is None
+
+
+def test_runpod_runner_end_to_end_stops_the_pod_even_on_failure(sshd, sample_dir, tmp_path):
+    api = FakeRunPod(ssh_port=sshd.port)
+    runner = RunPodRunner(lease(api), lambda host, port: sshd.runner(tmp_path / "w", port=port))
+    out = runner.run_gate(GateCall("validate", sample_dir / "train.parquet", tmp_path / "o"))
+    assert read_result(out).status == "passed" and api.calls[-1].startswith("stop")
+    api2 = FakeRunPod(ssh_port=sshd.port)
+    broken = RunPodRunner(lease(api2), lambda host, port: sshd.runner(tmp_path / "w", port=port, key=tmp_path / "none"))
+    with pytest.raises(RemotePermanent):
+        broken.run_gate(GateCall("validate", sample_dir / "train.parquet", tmp_path / "o2"))
+    assert api2.calls[-1].startswith("stop")
