@@ -79,6 +79,15 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remote_check(args: argparse.Namespace) -> int:
+    from .remote.check import remote_check
+    from .remote.ssh import SSHRunner
+    from .settings import Settings
+    report = remote_check(SSHRunner.from_settings(Settings()), install=args.install)
+    print(json.dumps(report, indent=2))
+    return 0 if not report["missing"] else 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     p = argparse.ArgumentParser(prog="moola", description=__doc__.splitlines()[0])
@@ -102,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .gates.cli import add_gate_commands
     add_gate_commands(sub)
+
+    r = sub.add_parser("remote", help="the remote host (MOOLA_SSH_* settings)")
+    rsub = r.add_subparsers(dest="remote_command", required=True)
+    rc = rsub.add_parser("check", help="report the remote Python, GPU and core dependencies")
+    rc.add_argument("--install", action="store_true", help="pip-install missing core dependencies")
+    rc.set_defaults(func=cmd_remote_check)
 
     return p
 

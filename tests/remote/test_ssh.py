@@ -151,3 +151,12 @@ def test_invalid_data_remotely_is_a_data_error(sshd, sample_frame, write_frame, 
     err = capsys.readouterr().err
     assert code == 2 and "missing required column 'label'" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_remote_check_reports_versions(sshd, tmp_path):
+    from moola.remote.check import remote_check
+    report = remote_check(sshd.runner(tmp_path / "w"))
+    assert report["missing"] == [] and report["packages"]["sktime"].startswith("1.")
+    assert report["cuda"] is False
+    bad = remote_check(sshd.runner(tmp_path / "w", python="python3"))  # the system Python lacks torch
+    assert "torch" in bad["missing"]

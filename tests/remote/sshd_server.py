@@ -1,0 +1,94 @@
+"""A real OpenSSH sshd on a loopback port with its own host key and authorized_keys (tests, bench)."""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from moola.remote.ssh import SSHRunner
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+
+
+@dataclass
+class SSHD:
+    root: Path
+    port: int
+    config: Path
+    client_key: Path
+    known_hosts: Path
+    fingerprint: str
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(self.config)],
+                                     stdout=subprocess.DEVNULL, stderr=open(self.root / "sshd.log", "ab"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"sshd did not start: {(self.root / 'sshd.log').read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        # the per-connection children of a killed sshd go too
+        subprocess.run(["pkill", "-f", f"sshd.*{self.config}"], check=False)
+
+    def runner(self, workdir: Path, **kw) -> SSHRunner:
+        args = dict(host="127.0.0.1", port=self.port, user=getpass.getuser(), key=self.client_key,
+                    known_hosts=self.known_hosts, workdir=str(workdir), python=sys.executable, timeout=5.0)
+        args.update(kw)
+        return SSHRunner(**args)
+
+
+
+
+def make_sshd(root: Path) -> SSHD:
+    """Keys, config and known_hosts under ``root``; call .start() to run it."""
+    _keygen(root / "host_key")
+    _keygen(root / "client_key")
+    shutil.copy(root / "client_key.pub", root / "authorized_keys")
+    port = _free_port()
+    config = root / "sshd_config"
+    config.write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {root / 'host_key'}
+PidFile {root / 'sshd.pid'}
+AuthorizedKeysFile {root / 'authorized_keys'}
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+Subsystem sftp internal-sftp
+LogLevel ERROR
+""")
+    host_key = paramiko.Ed25519Key.from_private_key_file(str(root / "host_key"))
+    known = root / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {host_key.get_name()} {host_key.get_base64()}\n")
+    server = SSHD(root, port, config, root / "client_key", known, host_key.fingerprint)
+    return server
