@@ -55,7 +55,7 @@ def main() -> None:
                             f"127.0.0.1:{folder / 'blob.bin'}", str(root / "scp.bin")], check=True)
             t_scp = time.perf_counter() - t0
             fetch_mbs, scp_mbs = args.mb / t_fetch, args.mb / t_scp
-            print(f"fetch (sftp prefetch + sha256 verify + rename): {args.mb} MB in {t_fetch:.2f} s = {fetch_mbs:.0f} MB/s")
+            print(f"fetch (verified: sftp or scp by size, sha256 check, atomic rename): {args.mb} MB in {t_fetch:.2f} s = {fetch_mbs:.0f} MB/s")
             print(f"scp: {args.mb} MB in {t_scp:.2f} s = {scp_mbs:.0f} MB/s")
 
             data, _ = write_sample(root / "data", n_unlabeled=10)

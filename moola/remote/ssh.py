@@ -18,6 +18,7 @@ import os
 import shlex
 import shutil
 import socket
+import subprocess
 import tempfile
 import uuid
 from pathlib import Path, PurePosixPath
@@ -224,7 +225,7 @@ class SSHRunner:
                 if not local.is_relative_to(tmp.resolve()):
                     raise ModelFileError(f"{MANIFEST}: refusing {rel!r}, it escapes the folder")
                 local.parent.mkdir(parents=True, exist_ok=True)
-                sftp.get(str(remote / rel), str(local), prefetch=True)
+                self._get(sftp, str(remote / rel), local)
                 actual = sha256_file(local)
                 if actual != digest:
                     raise ModelFileError(f"{self.host}:{remote / rel}: sha256 {actual} does not match "
@@ -241,6 +242,33 @@ class SSHRunner:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+    def _get(self, sftp: paramiko.SFTPClient, remote: str, local: Path) -> None:
+        """Small files over the open SFTP session; big ones with OpenSSH scp when it is installed
+        (paramiko's SFTP tops out near 130 MB/s on one core, scp runs ~2.5x faster). scp checks the
+        host key against a known_hosts file holding the key paramiko already verified."""
+        size = sftp.stat(remote).st_size
+        if size < SCP_THRESHOLD or not shutil.which("scp") or self.key is None:
+            sftp.get(remote, str(local), prefetch=True)
+            return
+        transport = sftp.get_channel().get_transport()
+        key = transport.get_remote_server_key()
+        with tempfile.NamedTemporaryFile("w", suffix=".known_hosts", delete=False) as kh:
+            host = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+            kh.write(f"{host} {key.get_name()} {key.get_base64()}\n")
+        try:
+            argv = ["scp", "-q", "-P", str(self.port), "-i", str(self.key), "-o", "BatchMode=yes",
+                    "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={kh.name}",
+                    "-o", f"ConnectTimeout={int(self.timeout)}", f"{self.user}@{self.host}:{remote}", str(local)]
+            r = subprocess.run(argv, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RemoteUnavailable(f"scp of {remote} from {self.host} failed: {r.stderr.strip()[-300:]}")
+        finally:
+            os.unlink(kh.name)
+
+
+SCP_THRESHOLD = 32 * 1024 * 1024
 
 
 def _exists(sftp, path: PurePosixPath) -> bool:

@@ -160,3 +160,34 @@ def test_remote_check_reports_versions(sshd, tmp_path):
     assert report["cuda"] is False
     bad = remote_check(sshd.runner(tmp_path / "w", python="python3"))  # the system Python lacks torch
     assert "torch" in bad["missing"]
+
+
+def test_connection_cut_during_fetch_is_retried_and_leaves_no_partial_folder(sshd, tmp_path, monkeypatch):
+    import socket as _socket
+
+    from moola.errors import RemoteUnavailable
+    from moola.modelfile import write_manifest
+    from moola.remote import ssh as ssh_mod
+    monkeypatch.setattr(ssh_mod, "SCP_THRESHOLD", 1 << 40)  # keep the transfer inside this process
+    folder = tmp_path / "gate"
+    folder.mkdir()
+    (folder / "big.bin").write_bytes(os.urandom(120 * 1024 * 1024))
+    write_manifest(folder)
+    runner = sshd.runner(tmp_path / "w")
+    client = runner.connect()
+    sock = client.get_transport().sock
+    threading.Timer(0.15, lambda: sock.shutdown(_socket.SHUT_RDWR)).start()
+    with pytest.raises(RemoteUnavailable):
+        runner.fetch(client.open_sftp(), str(folder), tmp_path / "out")
+    client.close()
+    assert not (tmp_path / "out").exists()
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+    def attempt():
+        c = runner.connect()
+        try:
+            return runner.fetch(c.open_sftp(), str(folder), tmp_path / "out")
+        finally:
+            c.close()
+    out = call_with_retry(attempt, retry_for=30)
+    assert (out / "big.bin").read_bytes() == (folder / "big.bin").read_bytes()
