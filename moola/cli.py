@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--install", action="store_true", help="pip-install missing core dependencies")
     rc.set_defaults(func=cmd_remote_check)
 
+    from .registry_cli import add_registry_commands
+    add_registry_commands(sub)
+
     return p
 
 

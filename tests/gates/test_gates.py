@@ -131,3 +131,23 @@ def test_compare_cli(gate_dirs, capsys):
     assert main(["compare", str(gate_dirs["baseline"]), str(gate_dirs["minirocket"]), "--n-boot", "300"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n"] == 20 and out["accuracy"]["ci_low"] <= out["accuracy"]["diff"] <= out["accuracy"]["ci_high"]
+
+
+def test_registry_cli_and_predict_with_the_shipped_model(gate_dirs, sample_dir, tmp_path, capsys, monkeypatch):
+    from moola.registry import Registry
+    monkeypatch.setenv("MOOLA_ARTIFACTS", str(tmp_path / "art"))
+    assert main(["registry", "show", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["production"] is None
+    assert main(["predict", str(sample_dir / "train.parquet"), "--out", str(tmp_path / "p.parquet")]) == 2
+    assert "no production model yet" in capsys.readouterr().err
+    reg = Registry(tmp_path / "art")
+    reg.set_production(reg.register("baseline", gate_dirs["baseline"], {}), "ship", "test")
+    assert main(["predict", str(sample_dir / "train.parquet"), "--out", str(tmp_path / "p.parquet")]) == 0
+    preds = pd.read_parquet(tmp_path / "p.parquet")
+    val = pd.read_parquet(gate_dirs["baseline"] / "predictions.parquet")
+    merged = val.merge(preds, on="window_id", suffixes=("_gate", "_pred"))
+    assert len(preds) == 98 and len(merged) == 20
+    assert (merged["predicted_gate"] == merged["predicted_pred"]).all()  # the same model, the same answers
+    capsys.readouterr()
+    assert main(["registry", "show", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["production"]["name"] == "baseline"
