@@ -17,22 +17,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[orchestrate,dev]"
 	touch $(STAMP)
 
-DEMO := artifacts/demo
-GATE := $(PY) -m moola.cli gate run --data data/sample/train.parquet --unlabeled data/sample/unlabeled.parquet
-
-# Gates 0-5 on the sample data with the local CPU. A gate that fails its criteria (exit 3)
-# is a verdict, not a crash: the demo reports it and goes on; invalid data (2) or a crash (1) stop it.
+# The full gates flow (Prefect, local runner, CPU) on the built-in sample data; prints the
+# decision and the registry. Exits 0 whenever the pipeline reached a decision, whichever it is.
 demo: $(STAMP)
 	$(PY) -m moola.cli sample-data data/sample
-	$(GATE) validate --out $(DEMO)/validate
-	@for g in baseline minirocket pretrain transfer augment; do \
-	  extra=""; \
-	  case $$g in minirocket|augment) extra="--baseline $(DEMO)/baseline";; \
-	    transfer) extra="--baseline $(DEMO)/baseline --encoder $(DEMO)/pretrain";; esac; \
-	  $(GATE) $$g --out $(DEMO)/$$g $$extra 2>$(DEMO)/$$g.log; rc=$$?; \
-	  if [ $$rc -ne 0 ] && [ $$rc -ne 3 ]; then cat $(DEMO)/$$g.log; exit $$rc; fi; \
-	done
-	@echo "gate folders (result.json, model files, predictions, MANIFEST.sha256) are in $(DEMO)/"
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m flows.gates --data data/sample/train.parquet \
+	  --unlabeled data/sample/unlabeled.parquet --artifacts artifacts
 
 test: $(STAMP)
 	$(PY) -m pytest -q

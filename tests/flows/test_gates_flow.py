@@ -1,0 +1,66 @@
+"""The gates flow end to end on a Prefect test server, with the local runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+CONFIG = str(Path(__file__).resolve().parents[1] / "flows_test_config.json")
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    import os
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect_home"))
+    from prefect.testing.utilities import prefect_test_harness
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def jsonl(root: Path) -> list[dict]:
+    p = root / "experiment_results.jsonl"
+    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+
+
+def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sample_dir, tmp_path):
+    from flows.gates import gates
+    art = tmp_path / "art"
+    state = gates(data=str(sample_dir / "train.parquet"), unlabeled=str(sample_dir / "unlabeled.parquet"),
+                  config=CONFIG, artifacts=str(art), return_state=True)
+    lines = jsonl(art)
+    gate_lines = [x for x in lines if x["kind"] == "gate_result"]
+    decision = [x for x in lines if x["kind"] == "decision"][-1]["decision"]
+    assert {x["gate"] for x in gate_lines} == {"validate", "baseline", "minirocket", "pretrain", "transfer", "augment"}
+    assert decision["action"] in ("ship", "revert", "investigate", "blocked")
+    registry = json.loads((art / "registry.json").read_text()) if (art / "registry.json").exists() else None
+    if decision["action"] == "ship":
+        assert state.is_completed()
+        assert registry["production"]["name"] == decision["candidate"] == decision["production_after"]["name"]
+        assert (Path(registry["production"]["path"]) / "card.json").is_file()
+    else:
+        assert registry is None and decision["production_after"] is None
+        assert state.is_failed() == (decision["action"] in ("blocked", "investigate"))
+
+
+def test_seed_smoke_is_blocked_and_never_shipped(prefect_server, sample_dir, tmp_path):
+    from flows.gates import gates
+    art = tmp_path / "art"
+    state = gates(data=str(sample_dir / "train.parquet"), unlabeled=str(sample_dir / "unlabeled.parquet"),
+                  preset="seed-smoke", config=CONFIG, artifacts=str(art), return_state=True)
+    decision = [x for x in jsonl(art) if x["kind"] == "decision"][-1]["decision"]
+    assert state.is_failed() and decision["action"] == "blocked"
+    assert not (art / "registry.json").exists() and not (art / "models").exists()
+
+
+def test_leaky_data_is_blocked_at_gate_0(prefect_server, sample_frame, write_frame, tmp_path):
+    from flows.gates import gates
+    df = sample_frame.copy()
+    df.at[df.index[-1], "features"] = df.at[df.index[0], "features"]  # a validation window copied from train
+    art = tmp_path / "art"
+    state = gates(data=str(write_frame(df)), artifacts=str(art), return_state=True)
+    decision = [x for x in jsonl(art) if x["kind"] == "decision"][-1]["decision"]
+    assert state.is_failed() and decision["action"] == "blocked"
+    assert "Gate 0 failed" in decision["reasons"][0]
+    assert not (art / "registry.json").exists()
