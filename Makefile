@@ -17,12 +17,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[orchestrate,dev]"
 	touch $(STAMP)
 
-# The full gates flow (Prefect, local runner, CPU) on the built-in sample data; prints the
+# The full gates flow (Prefect, gates in this process on the CPU) on the built-in sample data; prints the
 # decision and the registry. Exits 0 whenever the pipeline reached a decision, whichever it is.
 demo: $(STAMP)
 	$(PY) -m moola.cli sample-data data/sample
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m flows.gates --data data/sample/train.parquet \
-	  --unlabeled data/sample/unlabeled.parquet --artifacts artifacts
+	  --unlabeled data/sample/unlabeled.parquet --artifacts artifacts --runner here
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -37,7 +37,7 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = 0.2, folds:
     results = {"validate": v.result()}
     results["baseline"] = run_gate(gate="baseline", out=out("baseline"), **common)
     base = results["baseline"]["dir"]
-    if runner == "local":
+    if runner in ("local", "here"):
         # one CPU: concurrent torch processes would only fight over its cores
         results["minirocket"] = run_gate(gate="minirocket", out=out("minirocket"), baseline=base, **common)
         results["pretrain"] = run_gate(gate="pretrain", out=out("pretrain"), **common)

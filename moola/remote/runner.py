@@ -82,7 +82,24 @@ class LocalRunner:
         return call.out
 
 
+class InProcessRunner:
+    """Runs the gate in this process (no interpreter start-up per gate); errors propagate as is."""
+
+    def run_gate(self, call: GateCall) -> Path:
+        from ..cli import build_parser
+        paths = {"data": str(call.data)}
+        for role in ("unlabeled", "baseline", "encoder", "config"):
+            if getattr(call, role) is not None:
+                paths[role] = str(getattr(call, role))
+        args = build_parser().parse_args(call.argv(paths, str(call.out)))
+        args.func(args)  # exit 0 / 3 are results; DataError and crashes raise
+        verify_folder(call.out)
+        return call.out
+
+
 def make_runner(kind: str, settings=None) -> Runner:
+    if kind == "here":
+        return InProcessRunner()
     if kind == "local":
         return LocalRunner()
     if kind in ("ssh", "runpod"):
