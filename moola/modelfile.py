@@ -3,7 +3,6 @@ and the ``MANIFEST.sha256`` that lists every file of an output folder."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 from pathlib import Path, PurePosixPath
@@ -11,17 +10,10 @@ from pathlib import Path, PurePosixPath
 import torch
 from safetensors.torch import load_file, save_file
 
+from .digest import sha256_file  # noqa: F401  (re-exported for callers)
 from .errors import ModelFileError
 
 MANIFEST = "MANIFEST.sha256"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_torch(model: torch.nn.Module, folder: Path, stem: str, config: dict,

@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
                                       case_sensitive=False)
 
-    moola_runner: Literal["local", "ssh", "runpod"] = "local"
+    moola_runner: Literal["here", "local", "ssh", "runpod"] = "here"
     moola_ssh_host: str | None = None
     moola_ssh_port: int = 22
     moola_ssh_user: str = "root"

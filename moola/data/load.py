@@ -7,7 +7,6 @@ list kernels (no per-row Python), so 100,000 windows load in a second or two.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from pathlib import Path
 
@@ -17,17 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..digest import sha256_file
 from .schema import REQUIRED_LABELED, REQUIRED_UNLABELED, Windows
 
 MAX_LINES_PER_CHECK = 20  # beyond this a check summarises ("... and N more")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class _Problems:

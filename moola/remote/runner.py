@@ -34,6 +34,11 @@ class GateCall:
     options: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("--val-size", "0.2", "--seed", "17")
     config: Path | None = None
 
+    def local_paths(self) -> dict[str, str]:
+        """Paths by role as given, for runners on this machine."""
+        roles = ("data", "unlabeled", "baseline", "encoder", "config")
+        return {r: str(getattr(self, r)) for r in roles if getattr(self, r) is not None}
+
     def argv(self, paths: dict[str, str], out: str) -> list[str]:
         """The ``moola gate run`` argv with the given (local or remote) paths."""
         argv = ["gate", "run", self.gate, "--data", paths["data"], "--out", out, "--runner", "here"]
@@ -65,10 +70,7 @@ class LocalRunner:
         self.python = python
 
     def run_gate(self, call: GateCall) -> Path:
-        paths = {"data": str(call.data)}
-        for role in ("unlabeled", "baseline", "encoder", "config"):
-            if getattr(call, role) is not None:
-                paths[role] = str(getattr(call, role))
+        paths = call.local_paths()
         argv = [self.python, "-m", "moola.cli", *call.argv(paths, str(call.out))]
         log.info("local: %s", " ".join(argv[3:]))
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -87,10 +89,7 @@ class InProcessRunner:
 
     def run_gate(self, call: GateCall) -> Path:
         from ..cli import build_parser
-        paths = {"data": str(call.data)}
-        for role in ("unlabeled", "baseline", "encoder", "config"):
-            if getattr(call, role) is not None:
-                paths[role] = str(getattr(call, role))
+        paths = call.local_paths()
         args = build_parser().parse_args(call.argv(paths, str(call.out)))
         args.func(args)  # exit 0 / 3 are results; DataError and crashes raise
         verify_folder(call.out)
