@@ -29,8 +29,8 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = 0.2, folds:
     t0 = time.perf_counter()
     walls: dict[str, float] = {}
 
-    v = run_gate.with_options(retries=0)(gate="validate", out=out("validate"), **{**common, "unlabeled": unlabeled},
-                                          return_state=True)
+    # transient errors (pod or host not up yet) are retried; invalid data is not
+    v = run_gate(gate="validate", out=out("validate"), return_state=True, **common)
     if v.is_failed():
         return decide_flow({"validate": {"status": "failed", "reasons": [str(v.message or "invalid data")]}},
                            {}, artifacts, require_approval, return_state=True)
