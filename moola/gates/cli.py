@@ -38,15 +38,27 @@ def add_gate_commands(sub) -> None:
     c.set_defaults(func=cmd_compare)
 
 
+def _default_runner() -> str:
+    """MOOLA_RUNNER from the environment or .env; on a pod (no pydantic-settings) the environment."""
+    try:
+        from ..settings import Settings
+    except ImportError:
+        import os
+        return os.environ.get("MOOLA_RUNNER", "here")
+    from pydantic import ValidationError
+    try:
+        return Settings().moola_runner
+    except ValidationError as exc:
+        from ..errors import ConfigError
+        raise ConfigError(f"settings (environment or .env): {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+
+
 def cmd_gate_run(args: argparse.Namespace) -> int:
     from ..cli import data_config
     from ..config import load_gate_config
     cfg = load_gate_config(args.preset, args.config, args.seed)
     dcfg = data_config(args)
-    runner = args.runner
-    if runner is None:
-        import os
-        runner = os.environ.get("MOOLA_RUNNER", "here")
+    runner = args.runner or _default_runner()
     if runner in ("here", "inline"):
         from .run import run_gate
         result = run_gate(args.gate, args.data, args.out, cfg, dcfg, args.device, args.unlabeled,
