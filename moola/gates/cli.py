@@ -65,7 +65,7 @@ def cmd_gate_run(args: argparse.Namespace) -> int:
                           args.baseline, args.encoder)
     else:
         from ..remote.cli import run_remote
-        result = run_remote(runner, args, cfg, dcfg)
+        result = run_remote(runner, args)
     m = result.metrics
     summary = f"gate {result.gate}: {result.status.upper()}"
     if m is not None:

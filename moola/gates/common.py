@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,6 @@ class Context:
     positive: int | None
     manifest_sha256: str
     out: Path
-    extras: dict = field(default_factory=dict)
 
     @property
     def last(self) -> FoldData:

@@ -67,8 +67,6 @@ def gate_transfer(ctx: Context, opts: dict) -> GateResult:
     state = load_weights(enc_dir / "encoder.safetensors")
     # layer-matched: the classifier takes the encoder's depth and width
     model_cfg = ctx.cfg.model.model_copy(update={"num_layers": enc_cfg["num_layers"], "hidden": enc_cfg["hidden"]})
-    if opts.get("model_override"):
-        model_cfg = model_cfg.model_copy(update=opts["model_override"])
     return _classifier_gate(ctx, "transfer", model_cfg, opts, encoder=state)
 
 

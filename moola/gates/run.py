@@ -47,7 +47,7 @@ def _gate_validate(data, unlabeled, dcfg, cfg, dev, out: Path, t0: float) -> Gat
     """Gate 0 as a gate: result.json + manifest; invalid data still raises (exit 2) after writing."""
     try:
         ctx = prepare(data, unlabeled, dcfg, cfg, dev, out)
-        reasons, data_info, sha = [], None, ctx.manifest_sha256
+        reasons, sha = [], ctx.manifest_sha256
     except DataError as exc:
         from ..modelfile import sha256_file
         reasons, ctx, sha = exc.problems, None, sha256_file(out / DATA_MANIFEST)

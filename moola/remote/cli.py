@@ -20,7 +20,7 @@ def gate_call(args: argparse.Namespace) -> GateCall:
                     baseline=args.baseline, encoder=args.encoder, options=tuple(opts), config=args.config)
 
 
-def run_remote(kind: str, args: argparse.Namespace, cfg=None, dcfg=None) -> GateResult:
+def run_remote(kind: str, args: argparse.Namespace) -> GateResult:
     runner = make_runner(kind)
     call = gate_call(args)
     call_with_retry(lambda: runner.run_gate(call), retry_for=args.retry_for)
