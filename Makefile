@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # CPU build of torch for dev and CI (a plain `torch` would pull a 5.5 GB CUDA build).
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test setup bench clean
+.PHONY: demo test setup bench clean sshd
 
 setup: $(STAMP)
 
@@ -24,7 +24,15 @@ demo: $(STAMP)
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m flows.gates --data data/sample/train.parquet \
 	  --unlabeled data/sample/unlabeled.parquet --artifacts artifacts --runner here
 
-test: $(STAMP)
+# The ssh tests run a real OpenSSH sshd on a loopback port: install Debian's openssh-server
+# when it is missing (needs root, as on CI; otherwise install it yourself).
+sshd:
+	@command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || { \
+	  echo "installing openssh-server for the ssh tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >/dev/null; }
+
+test: $(STAMP) sshd
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -193,8 +193,9 @@ class SSHRunner:
             argv = [self.python, "-m", "moola.cli", *call.argv(paths, str(remote_out))]
             env = {"PYTHONPATH": str(code_dir), "PYTHONUNBUFFERED": "1"}
             from ..gates.common import git_commit
-            if git_commit():
-                env["MOOLA_GIT_COMMIT"] = git_commit()
+            commit = git_commit()
+            if commit:
+                env["MOOLA_GIT_COMMIT"] = commit
             log.info("remote %s: moola %s", self.host, " ".join(argv[3:]))
             code, tail = self._exec(client, argv, env=env, stream_as=call.gate)
             if code == 127 or "No module named" in tail:
