@@ -2,51 +2,81 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
 from prefect.states import Failed
 
-from moola.decision import Policy, decide
+from flows.report import decision_markdown
+from moola.decision import Decision, Policy, decide
 from moola.registry import Registry
 
 
-@flow(name="decide")
+class Approval(RunInput):
+    """The form a person fills in the Prefect UI before a ship goes out."""
+
+    approve: bool = False
+    note: str = ""
+
+
+def card_for(gate: str, result: dict, production_before: dict | None) -> dict:
+    """Provenance of a registered model: metrics, config, data hash, the gate result, code version."""
+    return {"gate": gate, "metrics": result.get("metrics"), "config": result.get("config"),
+            "data_manifest_sha256": result.get("data_manifest_sha256"),
+            "git_commit": (result.get("environment") or {}).get("git_commit"),
+            "parent": production_before, "result": result}
+
+
+@flow(name="approve-ship", flow_run_name="approve {candidate}")
+def approve_ship(candidate: str, summary: str, timeout_s: int) -> dict:
+    """Pauses for the Approval form. Its own flow run: a timeout fails this run, not `decide`."""
+    get_run_logger().info("ship of %s waits for approval in the Prefect UI (%d s): %s", candidate, timeout_s, summary)
+    answer = pause_flow_run(wait_for_input=Approval, timeout=timeout_s, poll_interval=min(10, max(1, timeout_s // 4)))
+    return {"approve": answer.approve, "note": answer.note}
+
+
+def wait_for_approval(d: Decision, timeout_s: int) -> Decision:
+    state = approve_ship(d.candidate, "; ".join(d.reasons), timeout_s, return_state=True)
+    if not state.is_completed():  # FlowPauseTimeout: nobody answered
+        return Decision("revert", d.reasons + [f"ship not approved within {timeout_s} s; production stays"],
+                        d.candidate, d.rules)
+    answer = state.result()
+    note = f": {answer['note']}" if answer["note"] else ""
+    if not answer["approve"]:
+        return Decision("revert", d.reasons + ["ship rejected by a person" + note], d.candidate, d.rules)
+    return Decision("ship", d.reasons + ["ship approved" + note], d.candidate, d.rules)
+
+
+@flow(name="decide", flow_run_name="decide")
 def decide_flow(results: dict, dirs: dict, artifacts: str = "artifacts", require_approval: bool = False,
-                policy: dict | None = None, timing: dict | None = None):
+                policy: dict | None = None, timing: dict | None = None, approval_timeout_s: int = 3600):
     log = get_run_logger()
     reg = Registry(artifacts)
     for gate, res in results.items():
         reg.append({"kind": "gate_result", "gate": gate, "dir": dirs.get(gate), "result": res})
-    state = reg.read()
-    production = state["production"]
-    prod_card = None
-    if production is not None:
-        import json
-        prod_card = json.loads((Path(production["path"]) / "result.json").read_text())
+    before = reg.read()["production"]
+    prod_card = json.loads((Path(before["path"]) / "result.json").read_text()) if before else None
     d = decide(results, prod_card, Policy(**(policy or {})))
-    before = production
-    after = before
     if d.action == "ship" and require_approval:
-        from prefect.flow_runs import pause_flow_run
-        try:
-            approved = pause_flow_run(wait_for_input=bool, timeout=3600)
-        except Exception:  # timed out: nothing ships
-            approved = False
-        if not approved:
-            d.action, d.reasons = "revert", d.reasons + ["ship not approved in time; production stays"]
+        d = wait_for_approval(d, approval_timeout_s)
+    after = before
     if d.action == "ship":
-        pointer = reg.register(d.candidate, Path(dirs[d.candidate]),
-                               {"metrics": results[d.candidate].get("metrics"), "gate": d.candidate,
-                                "data_manifest_sha256": results[d.candidate].get("data_manifest_sha256"),
-                                "parent": before})
+        pointer = reg.register(d.candidate, Path(dirs[d.candidate]), card_for(d.candidate, results[d.candidate], before))
         after = reg.set_production(pointer, "ship", "; ".join(d.reasons))["production"]
+    elif d.action == "revert" and reg.is_degraded(before):
+        # production had been found degraded (nightly re-validation) and nothing replaces it
+        state, reverted = reg.revert_to_last_good("production is degraded and no candidate qualifies",
+                                                  mark_degraded=False)
+        after = state["production"]
+        d.reasons.append(f"production was degraded: returned to {after['name']} v{after['version']}" if reverted
+                         else "production is degraded and there is no earlier good version: investigate")
     reg.append({"kind": "decision", "decision": {**d.to_dict(), "production_before": before,
                                                  "production_after": after}, "timing": timing})
-    rows = "\n".join(f"| {r.name} | {'pass' if r.passed else 'FAIL'} | {r.detail} |" for r in d.rules)
-    create_markdown_artifact(key="decision", markdown=f"# Decision: **{d.action}**\n\n" + "\n".join(
-        f"- {r}" for r in d.reasons) + (f"\n\n| rule | result | detail |\n|---|---|---|\n{rows}" if rows else ""))
+    create_markdown_artifact(key="decision", markdown=decision_markdown(d, before))
     log.info("decision %s: %s", d.action, "; ".join(d.reasons))
     if d.action in ("blocked", "investigate"):
         return Failed(message=f"{d.action}: " + "; ".join(d.reasons))

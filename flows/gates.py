@@ -13,29 +13,56 @@ import uuid
 from pathlib import Path
 
 from prefect import flow
+from prefect.runtime import flow_run
+from prefect.states import Failed
 
 from flows.decide import decide_flow
+from flows.pod import acquire_pod, release_pod, stop_pod_hook
 from flows.tasks import run_gate
 
 
-@flow(name="gates", flow_run_name="gates-{runner}-{preset}")
+@flow(name="gates", flow_run_name="gates-{runner}-{preset}",
+      on_failure=[stop_pod_hook], on_crashed=[stop_pod_hook], on_cancellation=[stop_pod_hook])
 def gates(data: str, unlabeled: str | None = None, val_size: float = 0.2, folds: int = 1, runner: str = "local",
           preset: str = "default", seed: int = 17, config: str | None = None, artifacts: str = "artifacts",
-          require_approval: bool = False):
+          require_approval: bool = False, approval_timeout_s: int = 3600):
     run_dir = Path(artifacts) / "runs" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
     opts = ["--val-size", str(val_size), "--folds", str(folds), "--preset", preset, "--seed", str(seed)]
     common = dict(runner=runner, data=data, options=opts, unlabeled=unlabeled, config=config)
     out = lambda g: str(run_dir / g)  # noqa: E731
     t0 = time.perf_counter()
-    walls: dict[str, float] = {}
+    decide_opts = dict(artifacts=artifacts, require_approval=require_approval, approval_timeout_s=approval_timeout_s)
 
-    # transient errors (pod or host not up yet) are retried; invalid data is not
-    v = run_gate(gate="validate", out=out("validate"), return_state=True, **common)
+    # Gate 0 first, on this machine when the gates go to a pod: invalid data must not cost a pod.
+    # Transient errors (host not up yet) are retried; invalid data is not.
+    v = run_gate(gate="validate", out=out("validate"), return_state=True,
+                 **{**common, "runner": "local" if runner == "runpod" else runner})
     if v.is_failed():
-        return decide_flow({"validate": {"status": "failed", "reasons": [str(v.message or "invalid data")]}},
-                           {}, artifacts, require_approval, return_state=True)
+        return outcome(decide_flow({"validate": {"status": "failed", "reasons": [str(v.message or "invalid data")]}},
+                                   {}, return_state=True, **decide_opts))
     results = {"validate": v.result()}
-    results["baseline"] = run_gate(gate="baseline", out=out("baseline"), **common)
+    try:
+        if runner == "runpod":  # one pod for the whole run, stopped in finally (and by the hooks)
+            common["endpoint"] = acquire_pod(artifacts, str(flow_run.id))
+        results.update(train_gates(run_dir, runner, common))
+    finally:
+        if runner == "runpod":
+            release_pod(artifacts, flow_run.id)
+    walls = {name: r["result"]["total_seconds"] for name, r in results.items()}
+    return outcome(decide_flow({k: r["result"] for k, r in results.items()}, {k: r["dir"] for k, r in results.items()},
+                               timing={"flow_wall_s": time.perf_counter() - t0, "gate_walls_s": walls},
+                               return_state=True, **decide_opts))
+
+
+def outcome(decided):
+    """The flow ends as the decision dictates, with its reasons (not Prefect's "1/1 states failed")."""
+    return Failed(message=decided.message) if decided.is_failed() else decided.result()
+
+
+def train_gates(run_dir: Path, runner: str, common: dict) -> dict:
+    """Gates 1-5: baseline, then control | pretrain -> transfer | augment."""
+    out = lambda g: str(run_dir / g)  # noqa: E731
+    results = {"baseline": run_gate(gate="baseline", out=out("baseline"), **common)}
     base = results["baseline"]["dir"]
     if runner in ("local", "here"):
         # one CPU: concurrent torch processes would only fight over its cores
@@ -44,22 +71,16 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = 0.2, folds:
         results["transfer"] = run_gate(gate="transfer", out=out("transfer"), baseline=base,
                                        encoder=results["pretrain"]["dir"], **common)
         results["augment"] = run_gate(gate="augment", out=out("augment"), baseline=base, **common)
-    else:
-        # remote gates that do not depend on each other run concurrently
-        control = run_gate.submit(gate="minirocket", out=out("minirocket"), baseline=base, **common)
-        augment = run_gate.submit(gate="augment", out=out("augment"), baseline=base, **common)
-        pretrain = run_gate.submit(gate="pretrain", out=out("pretrain"), **common)
-        transfer = run_gate.submit(gate="transfer", out=out("transfer"), baseline=base,
-                                   encoder=pretrain.result()["dir"], **common)
-        for name, fut in (("minirocket", control), ("augment", augment), ("pretrain", pretrain),
-                          ("transfer", transfer)):
-            results[name] = fut.result()
-    for name, r in results.items():
-        walls[name] = r["result"]["total_seconds"]
-    flow_wall = time.perf_counter() - t0
-    return decide_flow({k: r["result"] for k, r in results.items()}, {k: r["dir"] for k, r in results.items()},
-                       artifacts, require_approval, timing={"flow_wall_s": flow_wall, "gate_walls_s": walls},
-                       return_state=True)
+        return results
+    # remote gates that do not depend on each other run concurrently
+    control = run_gate.submit(gate="minirocket", out=out("minirocket"), baseline=base, **common)
+    augment = run_gate.submit(gate="augment", out=out("augment"), baseline=base, **common)
+    pretrain = run_gate.submit(gate="pretrain", out=out("pretrain"), **common)
+    transfer = run_gate.submit(gate="transfer", out=out("transfer"), baseline=base,
+                               encoder=pretrain.result()["dir"], **common)
+    for name, fut in (("minirocket", control), ("augment", augment), ("pretrain", pretrain), ("transfer", transfer)):
+        results[name] = fut.result()
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="default")
     ap.add_argument("--config")
     ap.add_argument("--artifacts", default="artifacts")
+    ap.add_argument("--require-approval", action="store_true")
     args = ap.parse_args(argv)
     state = gates(data=args.data, unlabeled=args.unlabeled, runner=args.runner, preset=args.preset,
-                  config=args.config, artifacts=args.artifacts, return_state=True)
+                  config=args.config, artifacts=args.artifacts, require_approval=args.require_approval,
+                  return_state=True)
     from moola.registry import Registry
     reg = Registry(args.artifacts).read()
     last = None

@@ -30,6 +30,8 @@ class Policy(BaseModel):
     pr_auc_tolerance: float = Field(0.0, ge=0, description="candidate PR-AUC may be lower by at most this")
     brier_tolerance: float = Field(0.0, ge=0, description="candidate Brier may be higher by at most this")
     require_bootstrap: bool = Field(False, description="also need the paired-bootstrap F1 CI above 0")
+    revalidate_f1_drop: float = Field(0.05, ge=0, description="nightly: production F1 on the latest validation "
+                                      "fold may fall at most this below the F1 recorded when it shipped")
 
 
 @dataclass

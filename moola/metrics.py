@@ -23,18 +23,24 @@ from sklearn.preprocessing import label_binarize
 METRIC_KEYS = ("accuracy", "f1_weighted", "f1_macro", "pr_auc", "brier", "ece", "log_loss", "confusion")
 
 
-def expected_calibration_error(y_idx: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> float:
-    """Top-label ECE with equal-width bins over (0, 1]; empty bins are skipped, not indexed."""
+def reliability_bins(y_idx: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> list[dict]:
+    """Top-label reliability: per non-empty equal-width bin over (0, 1], its bounds, count,
+    mean confidence and accuracy (what a reliability diagram plots)."""
     y_idx = np.asarray(y_idx)
     conf = proba.max(axis=1)
     correct = (proba.argmax(axis=1) == y_idx).astype(float)
     # bin b holds confidences in (b/n, (b+1)/n]; confidence 0 falls into bin 0
     bins = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
-    ece = 0.0
-    for b in np.unique(bins):
-        m = bins == b
-        ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(ece)
+    return [{"low": b / n_bins, "high": (b + 1) / n_bins, "count": int((bins == b).sum()),
+             "confidence": float(conf[bins == b].mean()), "accuracy": float(correct[bins == b].mean())}
+            for b in np.unique(bins)]
+
+
+def expected_calibration_error(y_idx: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> float:
+    """Top-label ECE with equal-width bins over (0, 1]; empty bins are skipped, not indexed."""
+    n = len(y_idx)
+    return float(sum(b["count"] / n * abs(b["accuracy"] - b["confidence"])
+                     for b in reliability_bins(y_idx, proba, n_bins)))
 
 
 def brier_score(y_idx: np.ndarray, proba: np.ndarray) -> float:

@@ -1,7 +1,7 @@
 """The model registry: plain files under MOOLA_ARTIFACTS (default ./artifacts).
 
     models/<name>/v<N>/        model files + card.json (metrics, config, data manifest sha256, ...)
-    registry.json              {"production": {...} | null, "history": [...]}
+    registry.json              {"production": {...} | null, "history": [...], "degraded": [...]}
     experiment_results.jsonl   one JSON line per gate result and per decision
 
 Every change is serialised by a file lock and made atomic: a version folder is built under a
@@ -50,8 +50,10 @@ class Registry:
 
     def read(self) -> dict:
         if not self.path.is_file():
-            return {"production": None, "history": []}
-        return json.loads(self.path.read_text())
+            return {"production": None, "history": [], "degraded": []}
+        state = json.loads(self.path.read_text())
+        state.setdefault("degraded", [])
+        return state
 
     def append(self, record: dict) -> None:
         """One whole JSON line, one write, fsynced."""
@@ -111,3 +113,33 @@ class Registry:
                 raise ConfigError("registry rollback: production has no earlier version to return to")
             target = {k: previous[0][k] for k in ("name", "version", "path")}
         return self.set_production(target, "rollback", f"rollback to {target['name']} v{target['version']}")
+
+    @staticmethod
+    def _key(pointer: dict | None):
+        return None if pointer is None else (pointer["name"], pointer["version"])
+
+    def is_degraded(self, pointer: dict | None) -> bool:
+        return pointer is not None and any(self._key(d) == self._key(pointer) for d in self.read()["degraded"])
+
+    def revert_to_last_good(self, reason: str, mark_degraded: bool = True) -> tuple[dict, bool]:
+        """Mark production degraded, then point it at the most recent earlier production that is
+        not degraded. Returns (state, reverted); with no good version left, production stays
+        (marked) and ``reverted`` is False: the caller must say so loudly."""
+        with self._lock():
+            state = self.read()
+            prod = state["production"]
+            if prod is None:
+                return state, False
+            if mark_degraded and not any(self._key(d) == self._key(prod) for d in state["degraded"]):
+                state["degraded"].append({"name": prod["name"], "version": prod["version"], "at": _now(),
+                                          "reason": reason})
+            bad = {self._key(d) for d in state["degraded"]}
+            earlier = [h["to"] for h in reversed(state["history"]) if h["to"] is not None]
+            good = next((p for p in earlier if self._key(p) not in bad), None)
+            if good is not None:
+                target = {k: good[k] for k in ("name", "version", "path")}
+                state["production"] = {**target, "since": _now()}
+                state["history"].append({"at": _now(), "action": "revert", "reason": reason, "from": prod,
+                                         "to": state["production"]})
+            _write_json_atomic(self.path, state)
+        return state, good is not None

@@ -42,14 +42,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
-    import torch
 
-    from .config import ModelConfig
     from .data.load import load_windows
-    from .modelfile import load_weights
-    from .models.lstm import EnhancedSimpleLSTM
-    from .preprocess import Normalizer
-    from .train import pick_device, predict_proba
+    from .inference import predict_windows
     if args.model == "production":
         prod = _registry(args).read()["production"]
         if prod is None:
@@ -57,19 +52,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         folder = Path(prod["path"])
     else:
         folder = Path(args.model)
-    cfg = json.loads((folder / "model.json").read_text())
     w = load_windows(args.data, labeled=False)
     if w.problems:
         raise DataError(w.problems)
-    if w.shape != (cfg["T"], cfg["n_channels"]):
-        raise DataError(f"{args.data}: windows are {w.shape[0]} x {w.shape[1]}, the model expects "
-                        f"{cfg['T']} x {cfg['n_channels']}")
-    model = EnhancedSimpleLSTM(cfg["n_channels"], len(cfg["classes"]), ModelConfig(**cfg["model"]))
-    model.load_state_dict(load_weights(folder / "model.safetensors"))
-    X = Normalizer(**cfg["normalizer"]).transform(w.X)
-    proba = predict_proba(model, torch.from_numpy(X), pick_device(args.device)).numpy()
-    df = pd.DataFrame({"window_id": w.ids, "predicted": np.array(cfg["classes"])[proba.argmax(1)]})
-    for j, c in enumerate(cfg["classes"]):
+    proba, classes = predict_windows(folder, w.X, str(args.data), args.device)
+    df = pd.DataFrame({"window_id": w.ids, "predicted": np.array(classes)[proba.argmax(1)]})
+    for j, c in enumerate(classes):
         df[f"proba_{c}"] = proba[:, j]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     df.to_parquet(args.out, index=False)

@@ -107,13 +107,8 @@ def make_runner(kind: str, settings=None) -> Runner:
         from .ssh import SSHRunner
         if kind == "ssh":
             return SSHRunner.from_settings(s)
-        from .runpod import PodLease, PodSpec, RunPodRunner, RunPodSDK
-        if s.runpod_api_key is None:
-            raise ConfigError("runner runpod: RUNPOD_API_KEY is not set")
-        spec = PodSpec(gpu_types=[g.strip() for g in s.runpod_gpu_types.split(",") if g.strip()],
-                       image=s.runpod_image, cloud_type=s.runpod_cloud_type, volume_gb=s.runpod_volume_gb)
-        lease = PodLease(RunPodSDK(s.runpod_api_key.get_secret_value()), spec, pod_id=s.runpod_pod_id,
-                         keep_alive=s.runpod_keep_alive, wait_timeout=s.runpod_wait_timeout)
+        from .runpod import RunPodRunner, make_lease
+        lease = make_lease(s)
         make_ssh = lambda host, port: SSHRunner.from_settings(  # noqa: E731
             s.model_copy(update={"moola_ssh_host": host, "moola_ssh_port": port}))
         return RunPodRunner(lease, make_ssh)

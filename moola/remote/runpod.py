@@ -111,6 +111,7 @@ class PodLease:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     started_at: float | None = None
+    started_wall: float | None = None   # time.time() at acquire: lets another process release and cost it
     cost_per_hr: float = 0.0
     events: list[str] = field(default_factory=list)
 
@@ -124,8 +125,21 @@ class PodLease:
                 self.api.resume_pod(self.pod_id, self.spec.gpu_count)
         else:
             self.pod_id = self._create()
-        self.started_at = self.clock()
+        self.started_at, self.started_wall = self.clock(), time.time()
         return self._wait_for_ssh()
+
+    def record(self) -> dict:
+        """What a later process needs to stop this pod and cost it (a flow's failure hook)."""
+        return {"pod_id": self.pod_id, "started_wall": self.started_wall, "cost_per_hr": self.cost_per_hr,
+                "keep_alive": self.keep_alive}
+
+    @classmethod
+    def from_record(cls, api: PodAPI, spec: PodSpec, record: dict) -> "PodLease":
+        lease = cls(api, spec, pod_id=record["pod_id"], keep_alive=bool(record.get("keep_alive")),
+                    cost_per_hr=float(record.get("cost_per_hr") or 0.0))
+        if record.get("started_wall") is not None:
+            lease.started_at = lease.clock() - max(0.0, time.time() - record["started_wall"])
+        return lease
 
     def _create(self) -> str:
         last: Exception | None = None
@@ -189,3 +203,20 @@ class RunPodRunner:
             return self.make_ssh(host, port).run_gate(call)
         finally:
             self.lease.release()
+
+
+def make_lease(settings, api: PodAPI | None = None) -> PodLease:
+    """A PodLease from Settings (RUNPOD_*); ``api`` defaults to the real SDK."""
+    from ..errors import ConfigError
+    if api is None:
+        if settings.runpod_api_key is None:
+            raise ConfigError("runner runpod: RUNPOD_API_KEY is not set")
+        api = RunPodSDK(settings.runpod_api_key.get_secret_value())
+    return PodLease(api, pod_spec(settings), pod_id=settings.runpod_pod_id, keep_alive=settings.runpod_keep_alive,
+                    wait_timeout=settings.runpod_wait_timeout)
+
+
+def pod_spec(settings) -> PodSpec:
+    return PodSpec(gpu_types=[g.strip() for g in settings.runpod_gpu_types.split(",") if g.strip()],
+                   image=settings.runpod_image, cloud_type=settings.runpod_cloud_type,
+                   volume_gb=settings.runpod_volume_gb)

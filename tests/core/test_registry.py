@@ -27,7 +27,7 @@ def gate_dir(tmp_path):
 
 def test_register_ship_and_rollback(tmp_path, gate_dir):
     reg = Registry(tmp_path / "art")
-    assert reg.read() == {"production": None, "history": []}
+    assert reg.read() == {"production": None, "history": [], "degraded": []}
     v1 = reg.register("baseline", gate_dir, {"metrics": {"f1_weighted": 0.7}})
     v2 = reg.register("baseline", gate_dir, {"metrics": {"f1_weighted": 0.8}})
     assert (v1["version"], v2["version"]) == (1, 2)
@@ -45,6 +45,31 @@ def test_register_ship_and_rollback(tmp_path, gate_dir):
 def test_rollback_without_production_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="no production model"):
         Registry(tmp_path).rollback()
+
+
+def test_revert_to_last_good_skips_degraded_versions(tmp_path, gate_dir):
+    reg = Registry(tmp_path / "art")
+    v1, v2, v3 = (reg.register("baseline", gate_dir, {}) for _ in range(3))
+    for v in (v1, v2, v3):
+        reg.set_production(v, "ship", "better")
+    state, reverted = reg.revert_to_last_good("v3 fell below the floor")
+    assert reverted and state["production"]["version"] == 2
+    assert [(d["version"], d["reason"]) for d in state["degraded"]] == [(3, "v3 fell below the floor")]
+    assert reg.is_degraded(v3) and not reg.is_degraded(v2)
+    # v2 degrades too: back to v1, never forward to the degraded v3
+    state, reverted = reg.revert_to_last_good("v2 degenerate")
+    assert reverted and state["production"]["version"] == 1
+    # nothing good left: production stays on v1, marked, and the caller is told
+    state, reverted = reg.revert_to_last_good("v1 degenerate")
+    assert not reverted and state["production"]["version"] == 1 and reg.is_degraded(v1)
+    assert [h["action"] for h in state["history"]] == ["ship", "ship", "ship", "revert", "revert"]
+    assert state["history"][-1]["from"]["version"] == 2 and state["history"][-1]["to"]["version"] == 1
+
+
+def test_revert_without_production_changes_nothing(tmp_path):
+    reg = Registry(tmp_path / "art")
+    state, reverted = reg.revert_to_last_good("nightly")
+    assert not reverted and state["production"] is None and not (tmp_path / "art" / "registry.json").exists()
 
 
 WORKER = """

@@ -5,23 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
-CONFIG = str(Path(__file__).resolve().parents[1] / "flows_test_config.json")
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory):
-    import os
-    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect_home"))
-    from prefect.testing.utilities import prefect_test_harness
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-def jsonl(root: Path) -> list[dict]:
-    p = root / "experiment_results.jsonl"
-    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+from tests.flows.conftest import CONFIG, jsonl
 
 
 def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sample_dir, tmp_path):
@@ -34,6 +18,19 @@ def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sa
     decision = [x for x in lines if x["kind"] == "decision"][-1]["decision"]
     assert {x["gate"] for x in gate_lines} == {"validate", "baseline", "minirocket", "pretrain", "transfer", "augment"}
     assert decision["action"] in ("ship", "revert", "investigate", "blocked")
+    # a reliability diagram per model in the run folder, linked from the UI
+    run_dir = Path(gate_lines[0]["dir"]).parent
+    pngs = sorted(p.name for p in run_dir.glob("reliability-*.png"))
+    assert pngs == [f"reliability-{g}.png" for g in (
+        "augment", "baseline", "minirocket", "pretrain", "transfer")]  # pretrain: its linear probe
+    assert all((run_dir / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    with get_client(sync_client=True) as client:
+        links = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["reliability-baseline"])))
+        decision_md = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["decision"])))
+    assert (run_dir / "reliability-baseline.png").resolve().as_uri() in {a.data for a in links}
+    assert any(f"Decision: **{decision['action']}**" in a.data for a in decision_md)
     registry = json.loads((art / "registry.json").read_text()) if (art / "registry.json").exists() else None
     if decision["action"] == "ship":
         assert state.is_completed()
@@ -42,6 +39,8 @@ def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sa
     else:
         assert registry is None and decision["production_after"] is None
         assert state.is_failed() == (decision["action"] in ("blocked", "investigate"))
+        if state.is_failed():  # the flow says why, in the decision's own words
+            assert state.message == f"{decision['action']}: " + "; ".join(decision["reasons"])
 
 
 def test_seed_smoke_is_blocked_and_never_shipped(prefect_server, sample_dir, tmp_path):

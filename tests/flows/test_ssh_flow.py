@@ -7,7 +7,7 @@ import json
 import sys
 import threading
 
-from tests.flows.test_gates_flow import CONFIG, jsonl, prefect_server  # noqa: F401
+from tests.flows.conftest import CONFIG, jsonl
 from tests.remote.conftest import sshd  # noqa: F401
 
 

@@ -1,0 +1,74 @@
+"""One RunPod pod per `gates` flow run: acquired once (retried while there is no capacity),
+shared by every gate, and stopped on every exit path: the flow's ``finally`` and, for the paths
+that skip it (crash, cancellation from the UI), the state hooks.
+
+The lease is written to ``<artifacts>/pods/<flow run id>.json`` so a hook running in another
+process (a worker handling a cancellation) can still find and stop the pod.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from prefect import get_run_logger, task
+
+from flows.tasks import RETRY_DELAYS, transient_only
+from moola.remote.runpod import PodAPI, PodLease, make_lease, pod_spec
+from moola.settings import Settings
+
+log = logging.getLogger("flows.pod")
+
+
+def make_api(settings: Settings) -> PodAPI | None:
+    """The RunPod API (None: the real SDK, built by make_lease). Tests swap this for a fake."""
+    return None
+
+
+def lease_file(artifacts: str, flow_run_id) -> Path:
+    return Path(artifacts) / "pods" / f"{flow_run_id}.json"
+
+
+@task(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_jitter_factor=0.2,
+      retry_condition_fn=transient_only, task_run_name="acquire pod")
+def acquire_pod(artifacts: str, flow_run_id: str) -> list:
+    """Resume or create the pod and wait for its SSH port; returns [host, port]."""
+    s = Settings()
+    lease = make_lease(s, make_api(s))
+    try:
+        host, port = lease.acquire()
+    finally:
+        if lease.pod_id:  # written even when waiting failed: the pod may exist and cost money
+            path = lease_file(artifacts, flow_run_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(lease.record()))
+            os.replace(tmp, path)
+    get_run_logger().info("pod %s: ssh %s:%d (%s)", lease.pod_id, host, port, "; ".join(lease.events))
+    return [host, port]
+
+
+def release_pod(artifacts: str, flow_run_id) -> dict | None:
+    """Stop the pod this flow run leased, once; idempotent (the lease file goes when stopped)."""
+    path = lease_file(artifacts, flow_run_id)
+    if not path.is_file():
+        return None
+    s = Settings()
+    record = json.loads(path.read_text())
+    api = make_api(s)
+    lease = PodLease.from_record(api if api is not None else make_lease(s).api, pod_spec(s), record)
+    out = lease.release()
+    if out["stopped"] or lease.keep_alive:
+        path.unlink(missing_ok=True)
+    log.info("pod %s released: up %.0f s, $%.4f%s", out["pod_id"], out["uptime_s"], out["cost_usd"],
+             "" if out["stopped"] else " (left running)")
+    return out
+
+
+def stop_pod_hook(flow, flow_run, state) -> None:
+    """on_failure / on_crashed / on_cancellation: stop the run's pod if the flow could not."""
+    params = flow_run.parameters or {}
+    if params.get("runner") == "runpod":
+        release_pod(params.get("artifacts", "artifacts"), flow_run.id)

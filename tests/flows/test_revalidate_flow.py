@@ -1,0 +1,73 @@
+"""The nightly re-validation flow: healthy production stays; degraded production returns to the
+last good version; with none left it is marked and the flow fails; bad data changes nothing."""
+
+from __future__ import annotations
+
+import json
+
+from tests.flows.conftest import jsonl
+
+
+def ship(art, gate_dir, times: int):
+    from flows.decide import card_for
+    from moola.registry import Registry
+    reg = Registry(art)
+    result = json.loads((gate_dir / "result.json").read_text())
+    for _ in range(times):
+        before = reg.read()["production"]
+        reg.set_production(reg.register("baseline", gate_dir, card_for("baseline", result, before)), "ship", "test")
+    return reg
+
+
+def flipped(sample_frame):
+    """Same windows, every label swapped: what a model sees when the labelling drifts."""
+    df = sample_frame.copy()
+    a, b = sorted(df["label"].unique())
+    df["label"] = df["label"].map({a: b, b: a})
+    return df
+
+
+def test_revalidation_keeps_reverts_and_finally_fails(prefect_server, gate_dirs, sample_dir, sample_frame,
+                                                     write_frame, tmp_path):
+    from flows.revalidate import revalidate
+    art = tmp_path / "art"
+    reg = ship(art, gate_dirs["baseline"], times=2)
+    recorded = json.loads((gate_dirs["baseline"] / "result.json").read_text())["metrics"]["f1_weighted"]
+
+    # the data it shipped on: healthy, production stays on v2
+    state = revalidate(data=str(sample_dir / "train.parquet"), artifacts=str(art), return_state=True)
+    out = state.result()
+    assert out["action"] == "keep" and out["production"]["version"] == 2
+    line = jsonl(art)[-1]["revalidation"]
+    assert line["metrics"]["f1_weighted"] == recorded  # same model, same validation fold, same F1
+
+    # labels drifted: v2 falls below the floor -> back to v1, v2 marked degraded, the reason recorded
+    drifted = str(write_frame(flipped(sample_frame), "drifted.parquet"))
+    out = revalidate(data=drifted, artifacts=str(art), return_state=True).result()
+    assert out["action"] == "revert" and out["production"]["version"] == 1
+    state = reg.read()
+    assert state["production"]["version"] == 1 and [d["version"] for d in state["degraded"]] == [2]
+    assert state["history"][-1]["action"] == "revert" and "nightly re-validation" in state["history"][-1]["reason"]
+    line = jsonl(art)[-1]["revalidation"]
+    assert line["production_before"]["version"] == 2 and line["production_after"]["version"] == 1
+    assert line["metrics"]["f1_weighted"] < recorded - 0.05
+
+    # v1 fails too and nothing earlier is good: production stays, marked, and the flow fails loudly
+    state = revalidate(data=drifted, artifacts=str(art), return_state=True)
+    assert state.is_failed() and "no earlier good version" in state.message
+    assert reg.read()["production"]["version"] == 1 and len(reg.read()["degraded"]) == 2
+
+    # invalid data: the flow fails naming the problem, registry and JSONL untouched
+    before, lines = (art / "registry.json").read_bytes(), len(jsonl(art))
+    bad = sample_frame.copy()
+    bad.at[bad.index[3], "label"] = None
+    state = revalidate(data=str(write_frame(bad, "bad.parquet")), artifacts=str(art), return_state=True)
+    assert state.is_failed() and "column 'label'" in state.message
+    assert (art / "registry.json").read_bytes() == before and len(jsonl(art)) == lines
+
+
+def test_without_production_there_is_nothing_to_do(prefect_server, sample_dir, tmp_path):
+    from flows.revalidate import revalidate
+    out = revalidate(data=str(sample_dir / "train.parquet"), artifacts=str(tmp_path / "art"))
+    assert out == {"action": "none", "reasons": ["no production model"]}
+    assert not (tmp_path / "art").exists()
