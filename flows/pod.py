@@ -13,9 +13,9 @@ import logging
 import os
 from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import task
 
-from flows.tasks import RETRY_DELAYS, transient_only
+from flows.tasks import RETRY_DELAYS, moola_logs_in_task, run_logger, transient_only
 from moola.remote.runpod import PodAPI, PodLease, make_lease, pod_spec
 from moola.settings import Settings
 
@@ -38,7 +38,8 @@ def acquire_pod(artifacts: str, flow_run_id: str) -> list:
     s = Settings()
     lease = make_lease(s, make_api(s))
     try:
-        host, port = lease.acquire()
+        with moola_logs_in_task():
+            host, port = lease.acquire()
     finally:
         if lease.pod_id:  # written even when waiting failed: the pod may exist and cost money
             path = lease_file(artifacts, flow_run_id)
@@ -46,7 +47,7 @@ def acquire_pod(artifacts: str, flow_run_id: str) -> list:
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(lease.record()))
             os.replace(tmp, path)
-    get_run_logger().info("pod %s: ssh %s:%d (%s)", lease.pod_id, host, port, "; ".join(lease.events))
+    run_logger().info("pod %s: ssh %s:%d (%s)", lease.pod_id, host, port, "; ".join(lease.events))
     return [host, port]
 
 

@@ -141,8 +141,9 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None, loss_fn: Loss
         if n_inner:
             record["val_loss"] = evaluate_loss(model, Xin, yin, loss_fn, device, amp, plan.batch_size, plan.seed)
         history.append(record)
-        log.info("%s epoch %d/%d train_loss %.4f%s", name, epoch, plan.epochs, record["train_loss"],
-                 f" inner_val_loss {record['val_loss']:.4f}" if n_inner else "")
+        if epoch in (1, plan.epochs) or epoch % max(1, plan.epochs // 10) == 0:  # ~10 progress lines a model
+            log.info("%s epoch %d/%d train_loss %.4f%s", name, epoch, plan.epochs, record["train_loss"],
+                     f" inner_val_loss {record['val_loss']:.4f}" if n_inner else "")
         if not math.isfinite(record["train_loss"]):
             log.warning("%s: training loss is not finite at epoch %d; stopping", name, epoch)
             break

@@ -1,0 +1,88 @@
+"""The gates flow with the runpod runner: one pod per run (a fake of the RunPod API whose pod is the
+loopback sshd), Gate 0 before any pod, and the pod stopped on every exit path."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from tests.flows.conftest import CONFIG, jsonl
+from tests.remote.conftest import sshd  # noqa: F401
+from tests.remote.fake_runpod import FakeRunPod
+
+
+@pytest.fixture
+def pod(sshd, tmp_path, monkeypatch):  # noqa: F811
+    env = {"MOOLA_SSH_USER": getpass.getuser(), "MOOLA_SSH_KEY": str(sshd.client_key),
+           "MOOLA_SSH_KNOWN_HOSTS": str(sshd.known_hosts), "MOOLA_REMOTE_WORKDIR": str(tmp_path / "remote"),
+           "MOOLA_REMOTE_PYTHON": sys.executable, "MOOLA_SSH_TIMEOUT": "3", "RUNPOD_POD_ID": "existing",
+           "RUNPOD_API_KEY": "rp_never_sent"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    fake = FakeRunPod(ssh_port=sshd.port, boot_polls=0)
+    import flows.pod
+    monkeypatch.setattr(flows.pod, "make_api", lambda settings: fake)
+    return fake
+
+
+def test_one_pod_for_the_whole_run_stopped_at_the_end(prefect_server, pod, sample_dir, tmp_path):
+    from flows.gates import gates
+    art = tmp_path / "art"
+    state = gates(data=str(sample_dir / "train.parquet"), unlabeled=str(sample_dir / "unlabeled.parquet"),
+                  runner="runpod", config=CONFIG, artifacts=str(art), return_state=True)
+    decision = [x for x in jsonl(art) if x["kind"] == "decision"][-1]["decision"]
+    assert state.is_completed() == (decision["action"] in ("ship", "revert"))
+    # resumed once, stopped once, after every gate; five gates ran on the "pod", Gate 0 here
+    assert pod.calls.count("resume existing") == 1 and pod.calls[-1] == "stop existing"
+    assert pod.calls.count("stop existing") == 1
+    assert len(list((tmp_path / "remote" / "runs").iterdir())) == 5
+    assert not list((art / "pods").glob("*.json"))
+    # the pod's own log lines are in the gate tasks' logs, each in its own task
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+        names = {t.id: t.name for t in client.read_task_runs()}
+    remote = [(names.get(x.task_run_id), x.message) for x in logs if "@127.0.0.1]" in x.message]
+    assert {n for n, _ in remote} == {f"gate {g}" for g in ("baseline", "minirocket", "pretrain", "transfer", "augment")}
+    assert all(m.startswith(f"[{n.split()[1]}@127.0.0.1]") for n, m in remote)
+
+
+def test_a_permanent_failure_still_stops_the_pod(prefect_server, pod, sample_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("MOOLA_SSH_KNOWN_HOSTS")
+    monkeypatch.setenv("MOOLA_SSH_HOST_KEY_SHA256", "SHA256:" + "A" * 43)  # not the pod's key
+    from flows.gates import gates
+    art = tmp_path / "art"
+    state = gates(data=str(sample_dir / "train.parquet"), runner="runpod", config=CONFIG, artifacts=str(art),
+                  return_state=True)
+    assert state.is_failed() and "host key" in state.message.lower()
+    assert pod.calls.count("stop existing") == 1 and pod.calls[-1] == "stop existing"
+    assert not [x for x in jsonl(art) if x["kind"] == "decision"]  # no decision, nothing shipped
+
+
+def test_invalid_data_never_starts_a_pod(prefect_server, pod, sample_frame, write_frame, tmp_path):
+    from flows.gates import gates
+    df = sample_frame.copy()
+    df.at[df.index[5], "features"] = df.at[df.index[5], "features"][:-4]  # one window too short
+    state = gates(data=str(write_frame(df)), runner="runpod", artifacts=str(tmp_path / "art"), return_state=True)
+    assert state.is_failed() and state.message.startswith("blocked: Gate 0 failed")
+    assert pod.calls == []
+
+
+def test_the_hook_stops_a_pod_the_flow_could_not(prefect_server, pod, tmp_path):
+    """Crash or cancellation skip the flow's finally: the hook finds the lease on disk and stops it."""
+    from flows.pod import acquire_pod, lease_file, stop_pod_hook
+    art = str(tmp_path / "art")
+    assert acquire_pod.fn(art, "run-1") == ["127.0.0.1", pod.ssh_port]
+    assert lease_file(art, "run-1").is_file()
+    run = SimpleNamespace(id="run-1", parameters={"runner": "runpod", "artifacts": art})
+    stop_pod_hook(None, run, None)
+    stop_pod_hook(None, run, None)  # idempotent: a second hook (or the finally) does nothing
+    assert pod.calls.count("stop existing") == 1 and not lease_file(art, "run-1").exists()
+    stop_pod_hook(None, SimpleNamespace(id="run-2", parameters={"runner": "local", "artifacts": art}), None)
+    assert pod.calls.count("stop existing") == 1
