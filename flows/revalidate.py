@@ -1,4 +1,4 @@
-"""The `revalidate` flow (deployment `gates/revalidate`, nightly): is production still healthy?
+"""The re-validation flow (deployment `gates/revalidate`, nightly): is production still healthy?
 
 Scores the production model on the latest data's validation fold; when it is degenerate there or
 its F1 fell below the policy floor against the F1 recorded when it shipped, production returns to
@@ -29,7 +29,8 @@ def score_production(path: str, data: str, val_size: float, folds: int) -> dict:
     return evaluate_on_latest(Path(path), Path(data), DataConfig(val_size=val_size, folds=folds))
 
 
-@flow(name="revalidate", flow_run_name="revalidate")
+# Prefect name "gates": both deployments live under one flow, `gates/full` and `gates/revalidate`.
+@flow(name="gates", flow_run_name="revalidate")
 def revalidate(data: str, val_size: float = 0.2, folds: int = 1, artifacts: str = "artifacts",
                policy: dict | None = None):
     log = get_run_logger()
