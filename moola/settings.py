@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True,
                                       case_sensitive=False)
 
     moola_runner: Literal["here", "local", "ssh", "runpod"] = "here"
@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     moola_ssh_known_hosts: Path | None = Field(None, description="known_hosts file with the host's key")
     moola_ssh_host_key_sha256: str | None = Field(None, description="pinned fingerprint, 'SHA256:...'")
     moola_ssh_timeout: float = Field(15.0, description="connect, banner and auth timeouts (s)")
+    moola_fetch_limit_kbit: int | None = Field(None, gt=0, description="cap big fetches at this many Kbit/s (scp -l)")
     moola_remote_workdir: str = "/workspace/moola"
     moola_remote_python: str = "python3"
     runpod_api_key: SecretStr | None = None
@@ -35,3 +36,8 @@ class Settings(BaseSettings):
     runpod_volume_gb: int = 20
     runpod_keep_alive: bool = False
     runpod_wait_timeout: float = 600.0
+
+    @field_validator("moola_ssh_key", "moola_ssh_known_hosts")
+    @classmethod
+    def _expand_home(cls, v: Path | None) -> Path | None:
+        return None if v is None else v.expanduser()  # `~/.ssh/id_ed25519` as written in .env

@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path, PurePosixPath
 
@@ -53,13 +54,15 @@ class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):
 class SSHRunner:
     def __init__(self, host: str, port: int = 22, user: str = "root", key: Path | None = None,
                  known_hosts: Path | None = None, pinned_sha256: str | None = None,
-                 workdir: str = "/workspace/moola", python: str = "python3", timeout: float = 15.0):
+                 workdir: str = "/workspace/moola", python: str = "python3", timeout: float = 15.0,
+                 limit_kbit: int | None = None):
         if not known_hosts and not pinned_sha256:
             raise RemotePermanent("ssh: set MOOLA_SSH_KNOWN_HOSTS or MOOLA_SSH_HOST_KEY_SHA256; "
                                   "host keys are never trusted blindly")
         self.host, self.port, self.user, self.key = host, port, user, key
         self.known_hosts, self.pinned = known_hosts, pinned_sha256
         self.workdir, self.python, self.timeout = PurePosixPath(workdir), python, timeout
+        self.limit_kbit = limit_kbit  # cap on big fetches (scp -l), e.g. to spare a shared link
 
     @classmethod
     def from_settings(cls, s) -> "SSHRunner":
@@ -67,7 +70,7 @@ class SSHRunner:
             raise RemotePermanent("ssh runner: MOOLA_SSH_HOST is not set")
         return cls(s.moola_ssh_host, s.moola_ssh_port, s.moola_ssh_user, s.moola_ssh_key,
                    s.moola_ssh_known_hosts, s.moola_ssh_host_key_sha256, s.moola_remote_workdir,
-                   s.moola_remote_python, s.moola_ssh_timeout)
+                   s.moola_remote_python, s.moola_ssh_timeout, s.moola_fetch_limit_kbit)
 
     # -- connection -------------------------------------------------------------------------
     def connect(self) -> paramiko.SSHClient:
@@ -226,8 +229,9 @@ class SSHRunner:
                 if not local.is_relative_to(tmp.resolve()):
                     raise ModelFileError(f"{MANIFEST}: refusing {rel!r}, it escapes the folder")
                 local.parent.mkdir(parents=True, exist_ok=True)
-                self._get(sftp, str(remote / rel), local)
-                actual = sha256_file(local)
+                seen = self._get(sftp, str(remote / rel), local)
+                # the hash taken while the file arrived is trusted only when it matches; else re-read
+                actual = seen if seen == digest else sha256_file(local)
                 if actual != digest:
                     raise ModelFileError(f"{self.host}:{remote / rel}: sha256 {actual} does not match "
                                          f"{MANIFEST} ({digest}); the file changed after the gate wrote it")
@@ -245,14 +249,15 @@ class SSHRunner:
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
-    def _get(self, sftp: paramiko.SFTPClient, remote: str, local: Path) -> None:
+    def _get(self, sftp: paramiko.SFTPClient, remote: str, local: Path) -> str | None:
         """Small files over the open SFTP session; big ones with OpenSSH scp when it is installed
-        (paramiko's SFTP tops out near 130 MB/s on one core, scp runs ~2.5x faster). scp checks the
-        host key against a known_hosts file holding the key paramiko already verified."""
+        (paramiko's SFTP tops out near 130 MB/s on one core, scp runs ~2.5x faster), hashed while
+        they arrive. Returns that sha256, or None when the caller must hash the file itself.
+        scp checks the host key against a known_hosts file holding the key paramiko verified."""
         size = sftp.stat(remote).st_size
         if size < SCP_THRESHOLD or not shutil.which("scp") or self.key is None:
             sftp.get(remote, str(local), prefetch=True)
-            return
+            return None
         transport = sftp.get_channel().get_transport()
         key = transport.get_remote_server_key()
         with tempfile.NamedTemporaryFile("w", suffix=".known_hosts", delete=False) as kh:
@@ -260,16 +265,48 @@ class SSHRunner:
             kh.write(f"{host} {key.get_name()} {key.get_base64()}\n")
         try:
             argv = ["scp", "-q", "-P", str(self.port), "-i", str(self.key), "-o", "BatchMode=yes",
-                    "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={kh.name}",
-                    "-o", f"ConnectTimeout={int(self.timeout)}", f"{self.user}@{self.host}:{remote}", str(local)]
-            r = subprocess.run(argv, capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RemoteUnavailable(f"scp of {remote} from {self.host} failed: {r.stderr.strip()[-300:]}")
+                    "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={kh.name}", "-c", SCP_CIPHERS,
+                    "-o", f"ConnectTimeout={int(self.timeout)}",
+                    *(["-l", str(self.limit_kbit)] if self.limit_kbit else []), f"{self.user}@{self.host}:{remote}", str(local)]
+            with tempfile.TemporaryFile() as err:
+                proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+                seen = hash_while_written(local, proc)
+                if proc.wait() != 0:
+                    err.seek(0)
+                    raise RemoteUnavailable(f"scp of {remote} from {self.host} failed: "
+                                            f"{err.read().decode(errors='replace').strip()[-300:]}")
+            return seen
         finally:
             os.unlink(kh.name)
 
 
+def hash_while_written(path: Path, proc: subprocess.Popen) -> str:
+    """sha256 of ``path`` read as ``proc`` writes it, to the end once ``proc`` has exited.
+
+    Only a hint: if the writer ever filled a hole behind the reader, this differs from the
+    file's real hash and the caller re-reads the whole file before declaring a mismatch.
+    """
+    h = hashlib.sha256()
+    while not path.exists():
+        if proc.poll() is not None:
+            return h.hexdigest()
+        time.sleep(0.002)
+    with open(path, "rb") as f:
+        while True:
+            exited = proc.poll() is not None  # read before the last pass, so nothing is missed
+            block = f.read(1 << 20)
+            if block:
+                h.update(block)
+            elif exited:
+                return h.hexdigest()
+            else:
+                time.sleep(0.002)
+
+
 SCP_THRESHOLD = 32 * 1024 * 1024
+# AEAD ciphers only, AES-GCM first: with AES-NI (x86 servers, GPU pods) it costs less CPU than
+# OpenSSH's default chacha20-poly1305, which pays for the sha256 check (bench/transfer.py).
+SCP_CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com"
 
 
 def _exists(sftp, path: PurePosixPath) -> bool:

@@ -191,3 +191,85 @@ def test_connection_cut_during_fetch_is_retried_and_leaves_no_partial_folder(ssh
             c.close()
     out = call_with_retry(attempt, retry_for=30)
     assert (out / "big.bin").read_bytes() == (folder / "big.bin").read_bytes()
+
+
+def test_sshd_killed_during_fetch_is_retried_and_leaves_no_partial_folder(sshd, tmp_path):
+    """The whole sshd dies mid-transfer (master and the per-connection processes serving the
+    copy) and comes back 2 s later: the retrying fetch completes, verified, with no leftovers."""
+    from moola.modelfile import write_manifest
+    folder = tmp_path / "gate"
+    folder.mkdir()
+    (folder / "big.bin").write_bytes(os.urandom(100 * 1024 * 1024))  # >= SCP_THRESHOLD: the scp path
+    write_manifest(folder)
+    out_root = tmp_path / "local"
+    out_root.mkdir()
+    runner = sshd.runner(tmp_path / "w", limit_kbit=400_000)  # ~50 MB/s: a 2 s window to kill in
+    seen_partial: list[int] = []
+
+    def kill_mid_transfer():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            parts = [p for d in out_root.glob(".out.*.part") for p in d.glob("big.bin")]
+            size = parts[0].stat().st_size if parts else 0
+            if size > 10 * 1024 * 1024:
+                seen_partial.append(size)
+                subprocess.run(["pkill", "-KILL", "-P", str(sshd.proc.pid)], check=False)  # per-connection
+                sshd.stop()
+                time.sleep(2)
+                sshd.start()
+                return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_mid_transfer)
+    killer.start()
+    attempts = []
+
+    def attempt():
+        attempts.append(time.monotonic())
+        c = runner.connect()
+        try:
+            return runner.fetch(c.open_sftp(), str(folder), out_root / "out")
+        finally:
+            c.close()
+    try:
+        out = call_with_retry(attempt, retry_for=60)
+    finally:
+        killer.join()
+    assert seen_partial and seen_partial[0] < 100 * 1024 * 1024, "the kill did not land mid-transfer"
+    assert len(attempts) >= 2
+    assert (out / "big.bin").read_bytes() == (folder / "big.bin").read_bytes()
+    verify_folder(out)
+    assert sorted(p.name for p in out_root.iterdir()) == ["out"]  # no partial folder left behind
+
+
+def test_remote_check_install_adds_what_is_missing(sshd, tmp_path):
+    """A remote Python that lacks safetensors: `--install` pip-installs it (from a local wheel, as
+    the venv's pip.conf says), then the probe finds it. Everything else comes from this venv."""
+    import site
+    import sys as _sys
+
+    from moola.remote.check import remote_check
+    wheels = tmp_path / "wheels"
+    import safetensors
+    r = subprocess.run([_sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels),
+                        f"safetensors=={safetensors.__version__}"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    venv = tmp_path / "remote_venv"
+    subprocess.run([_sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    farm = tmp_path / "farm"  # this venv's packages, all but safetensors (and pip comes along)
+    farm.mkdir()
+    ours = Path(site.getsitepackages()[0])
+    for entry in ours.iterdir():
+        if not entry.name.startswith(("safetensors", "__editable__", "_virtualenv")) and not entry.name.endswith(".pth"):
+            (farm / entry.name).symlink_to(entry)
+    remote_site = next((venv / "lib").glob("python3*/site-packages"))
+    (remote_site / "farm.pth").write_text(f"{farm}\n")
+    (venv / "pip.conf").write_text(f"[global]\nno-index = true\nfind-links = {wheels}\n")
+    runner = sshd.runner(tmp_path / "w", python=str(venv / "bin" / "python"))
+
+    before = remote_check(runner)
+    assert before["missing"] == ["safetensors"] and before["packages"]["torch"] is not None
+    after = remote_check(runner, install=True)
+    assert after["installed"] == ["safetensors"] and after["missing"] == []
+    assert after["packages"]["safetensors"] == safetensors.__version__
+    assert any(remote_site.glob("safetensors-*.dist-info"))  # installed into the remote's own Python

@@ -1,0 +1,31 @@
+"""Settings: `.env.example` copied to `.env` as is must give the documented defaults."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from moola.settings import Settings
+
+EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
+
+
+def test_every_setting_is_in_env_example_and_the_copy_gives_defaults(monkeypatch):
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    listed = set(re.findall(r"^([A-Z0-9_]+)=", EXAMPLE.read_text(), flags=re.M))
+    assert {n.upper() for n in Settings.model_fields} <= listed
+    s = Settings(_env_file=str(EXAMPLE))
+    defaults = Settings(_env_file=None)
+    # empty values (`MOOLA_SSH_KNOWN_HOSTS=`) mean "not set", not Path('') or a parse error
+    assert s.moola_ssh_known_hosts is None and s.moola_fetch_limit_kbit is None and s.runpod_api_key is None
+    assert s.moola_ssh_key == Path.home() / ".ssh" / "id_ed25519"  # `~` expanded, as a shell would
+    # apart from the key's path, the example shows the defaults
+    assert s.model_dump() == defaults.model_dump() | {"moola_ssh_key": s.moola_ssh_key}
+
+
+def test_secrets_never_show_in_the_repr(monkeypatch):
+    monkeypatch.setenv("RUNPOD_API_KEY", "rp_very_secret")
+    s = Settings(_env_file=None)
+    assert "rp_very_secret" not in repr(s) and "rp_very_secret" not in str(s.model_dump())
+    assert s.runpod_api_key.get_secret_value() == "rp_very_secret"
