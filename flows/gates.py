@@ -25,7 +25,7 @@ from flows.tasks import run_gate
       on_failure=[stop_pod_hook], on_crashed=[stop_pod_hook], on_cancellation=[stop_pod_hook])
 def gates(data: str, unlabeled: str | None = None, val_size: float = 0.2, folds: int = 1, runner: str = "local",
           preset: str = "default", seed: int = 17, config: str | None = None, artifacts: str = "artifacts",
-          require_approval: bool = False, approval_timeout_s: int = 3600):
+          require_approval: bool = False, approval_timeout_s: int = 3600, pod_deadline_s: int = 1800):
     run_dir = Path(artifacts) / "runs" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
     opts = ["--val-size", str(val_size), "--folds", str(folds), "--preset", preset, "--seed", str(seed)]
     common = dict(runner=runner, data=data, options=opts, unlabeled=unlabeled, config=config)
@@ -43,7 +43,7 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = 0.2, folds:
     results = {"validate": v.result()}
     try:
         if runner == "runpod":  # one pod for the whole run, stopped in finally (and by the hooks)
-            common["endpoint"] = acquire_pod(artifacts, str(flow_run.id))
+            common["endpoint"] = acquire_pod(artifacts, str(flow_run.id), pod_deadline_s)
         results.update(train_gates(run_dir, runner, common))
     finally:
         if runner == "runpod":

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from prefect import task
 
-from flows.tasks import RETRY_DELAYS, moola_logs_in_task, run_logger, transient_only
+from flows.tasks import moola_logs_in_task, run_logger
+from moola.remote.retry import call_with_retry
 from moola.remote.runpod import PodAPI, PodLease, make_lease, pod_spec
 from moola.settings import Settings
 
@@ -31,15 +32,19 @@ def lease_file(artifacts: str, flow_run_id) -> Path:
     return Path(artifacts) / "pods" / f"{flow_run_id}.json"
 
 
-@task(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_jitter_factor=0.2,
-      retry_condition_fn=transient_only, task_run_name="acquire pod")
-def acquire_pod(artifacts: str, flow_run_id: str) -> list:
-    """Resume or create the pod and wait for its SSH port; returns [host, port]."""
+@task(task_run_name="acquire pod")
+def acquire_pod(artifacts: str, flow_run_id: str, deadline_s: float = 1800) -> list:
+    """Resume or create the pod and wait for its SSH port; returns [host, port].
+
+    Transient failures (no capacity for any GPU type, pod not up yet) are retried with capped
+    backoff and jitter until ``deadline_s`` (checked between attempts; one attempt waits at most
+    RUNPOD_WAIT_TIMEOUT); a pod created by a failed attempt is reused, never created twice.
+    """
     s = Settings()
     lease = make_lease(s, make_api(s))
     try:
         with moola_logs_in_task():
-            host, port = lease.acquire()
+            host, port = call_with_retry(lease.acquire, retry_for=deadline_s)
     finally:
         if lease.pod_id:  # written even when waiting failed: the pod may exist and cost money
             path = lease_file(artifacts, flow_run_id)

@@ -4,7 +4,9 @@ loopback sshd), Gate 0 before any pod, and the pod stopped on every exit path.""
 from __future__ import annotations
 
 import getpass
+import json
 import sys
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -86,3 +88,29 @@ def test_the_hook_stops_a_pod_the_flow_could_not(prefect_server, pod, tmp_path):
     assert pod.calls.count("stop existing") == 1 and not lease_file(art, "run-1").exists()
     stop_pod_hook(None, SimpleNamespace(id="run-2", parameters={"runner": "local", "artifacts": art}), None)
     assert pod.calls.count("stop existing") == 1
+
+
+def test_no_capacity_is_retried_until_capacity_appears(prefect_server, pod, tmp_path, monkeypatch):
+    import threading
+    from flows.pod import acquire_pod, lease_file
+    monkeypatch.delenv("RUNPOD_POD_ID")  # create, not resume
+    pod.capacity = set()
+    threading.Timer(2.0, lambda: pod.capacity.add("NVIDIA H200")).start()
+    assert acquire_pod.fn(str(tmp_path), "run-3", deadline_s=60) == ["127.0.0.1", pod.ssh_port]
+    creates = [c for c in pod.calls if c.startswith("create")]
+    assert len(creates) >= 4 and creates[-1] == "create NVIDIA H200"  # both types tried per round
+    assert len([c for c in creates if c == "create NVIDIA H200"]) >= 2
+    assert json.loads(lease_file(str(tmp_path), "run-3").read_text())["pod_id"] == "pod-1"
+
+
+def test_no_capacity_until_the_deadline_fails_the_flow_without_a_pod(prefect_server, pod, sample_dir, tmp_path,
+                                                                    monkeypatch):
+    from flows.gates import gates
+    monkeypatch.delenv("RUNPOD_POD_ID")
+    pod.capacity = set()
+    t0 = time.monotonic()
+    state = gates(data=str(sample_dir / "train.parquet"), runner="runpod", config=CONFIG,
+                  artifacts=str(tmp_path / "art"), pod_deadline_s=3, return_state=True)
+    assert state.is_failed() and "no capacity" in state.message
+    assert time.monotonic() - t0 < 60
+    assert not [c for c in pod.calls if c.startswith("stop")] and len(pod.pods) == 1  # none created

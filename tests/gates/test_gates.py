@@ -13,7 +13,7 @@ from moola.gates.result import read_result
 from moola.metrics import METRIC_KEYS
 from moola.modelfile import load_pickle_verified, verify_folder
 
-from .conftest import gate
+from tests.conftest import gate
 
 
 def test_every_gate_writes_a_complete_verified_folder(gate_dirs):
