@@ -71,3 +71,21 @@ def test_without_production_there_is_nothing_to_do(prefect_server, sample_dir, t
     out = revalidate(data=str(sample_dir / "train.parquet"), artifacts=str(tmp_path / "art"))
     assert out == {"action": "none", "reasons": ["no production model"]}
     assert not (tmp_path / "art").exists()
+
+
+def test_decide_returns_a_degraded_production_to_the_last_good_version(prefect_server, gate_dirs, tmp_path):
+    """Production is a version marked degraded (someone rolled back onto it by hand); a run whose
+    candidate does not beat it ends in `revert`, and production returns to the last good one."""
+    from flows.decide import decide_flow
+    art = tmp_path / "art"
+    reg = ship(art, gate_dirs["baseline"], times=2)
+    reg.revert_to_last_good("nightly: v2 below the floor")  # v2 marked, production v1
+    reg.rollback(to="v2")                                      # a person puts v2 back
+    result = json.loads((gate_dirs["baseline"] / "result.json").read_text())
+    out = decide_flow({"baseline": result}, {"baseline": str(gate_dirs["baseline"])}, str(art))
+    assert out["action"] == "revert"  # the same model does not beat itself
+    assert out["reasons"][-1] == "production was degraded: returned to baseline v1"
+    state = reg.read()
+    assert state["production"]["version"] == 1 and state["history"][-1]["action"] == "revert"
+    decision = jsonl(art)[-1]["decision"]
+    assert decision["production_before"]["version"] == 2 and decision["production_after"]["version"] == 1

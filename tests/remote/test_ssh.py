@@ -162,6 +162,8 @@ def test_remote_check_reports_versions(sshd, tmp_path):
     assert "torch" in bad["missing"]
 
 
+# paramiko's own prefetch thread dies with EOFError when the socket is cut under it: expected here
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_connection_cut_during_fetch_is_retried_and_leaves_no_partial_folder(sshd, tmp_path, monkeypatch):
     import socket as _socket
 
