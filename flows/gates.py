@@ -19,6 +19,7 @@ from prefect.states import Failed
 from flows.decide import decide_flow
 from flows.pod import acquire_pod, release_pod, stop_pod_hook
 from flows.tasks import run_gate
+from moola.errors import DataError
 
 
 @flow(name="gates", flow_run_name="gates-{runner}-{preset}",
@@ -38,8 +39,10 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = 0.2, folds:
     v = run_gate(gate="validate", out=out("validate"), return_state=True,
                  **{**common, "runner": "local" if runner == "runpod" else runner})
     if v.is_failed():
-        return outcome(decide_flow({"validate": {"status": "failed", "reasons": [str(v.message or "invalid data")]}},
-                                   {}, return_state=True, **decide_opts))
+        exc = v.result(raise_on_failure=False)
+        reasons = list(exc.problems) if isinstance(exc, DataError) else [str(v.message or "invalid data")]
+        return outcome(decide_flow({"validate": {"status": "failed", "reasons": reasons}}, {}, return_state=True,
+                                   **decide_opts))
     results = {"validate": v.result()}
     try:
         if runner == "runpod":  # one pod for the whole run, stopped in finally (and by the hooks)

@@ -39,7 +39,8 @@ def build_manifest(rep: ValidationReport) -> dict:
     if lab.shape:
         m["shape"] = {"T": lab.shape[0], "C": lab.shape[1]}
     if lab.labels is not None:
-        m["class_counts"] = dict(sorted(Counter(lab.labels.tolist()).items()))
+        # str(): a null label is a reported problem, and must not break the manifest that reports it
+        m["class_counts"] = dict(sorted((str(k), v) for k, v in Counter(lab.labels.tolist()).items()))
     if rep.folds:
         span = span_ns(lab, cfg)
         m["folds"] = [_fold(rep, f, span) for f in rep.folds]

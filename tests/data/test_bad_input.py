@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,6 +199,23 @@ def test_bad_input_exits_2_and_names_the_problem(capsys, sample_frame, write_fra
     assert expected in err, err
     assert "Traceback" not in err
     assert path.name in err or "train.parquet" in err
+
+
+@pytest.mark.parametrize("gate", ["validate", "baseline"])
+@pytest.mark.parametrize("name,mutate,expected", MUTATIONS, ids=[m[0] for m in MUTATIONS])
+def test_gate_run_on_bad_input_exits_2_too(capsys, sample_frame, write_frame, tmp_path, name, mutate, expected, gate):
+    """`moola gate run` (what the flows and the pod run) reports the same problems. Gate 0 records
+    its failure in result.json; a training gate leaves no result that could pass for one."""
+    path = write_frame(mutate(sample_frame))
+    code = main(["gate", "run", gate, "--data", str(path), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2, (name, err)
+    assert expected in err and "Traceback" not in err
+    if gate == "validate":
+        res = json.loads((tmp_path / "out" / "result.json").read_text())
+        assert res["status"] == "failed" and any(expected in r for r in res["reasons"])
+    else:
+        assert not (tmp_path / "out" / "result.json").exists()
 
 
 def test_file_not_found(capsys, tmp_path):

@@ -61,5 +61,7 @@ def test_leaky_data_is_blocked_at_gate_0(prefect_server, sample_frame, write_fra
     state = gates(data=str(write_frame(df)), artifacts=str(art), return_state=True)
     decision = [x for x in jsonl(art) if x["kind"] == "decision"][-1]["decision"]
     assert state.is_failed() and decision["action"] == "blocked"
-    assert "Gate 0 failed" in decision["reasons"][0]
+    # the problem itself, in Gate 0's words (not Prefect's "Task run encountered an exception")
+    assert decision["reasons"][0].startswith("Gate 0 failed: train.parquet: ")
+    assert "has the same features as window_id" in decision["reasons"][0]
     assert not (art / "registry.json").exists()
