@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, ModelFileError
+from .errors import ConfigError, DataError
 
 
 def load_classifier(folder: Path):
@@ -16,8 +16,14 @@ def load_classifier(folder: Path):
     from .modelfile import load_weights
     from .models.lstm import EnhancedSimpleLSTM
     cfg_path = folder / "model.json"
+    if not folder.is_dir():
+        raise ConfigError(f"--model {folder}: no such folder")
     if not cfg_path.is_file():
-        raise ModelFileError(f"{folder}: no model.json (is this a baseline, transfer or augment folder?)")
+        raise ConfigError(f"--model {folder}: no model.json there (expected a baseline, transfer or augment "
+                          "gate folder, or a registry version)")
+    if (folder / "MANIFEST.sha256").is_file():
+        from .modelfile import verify_folder
+        verify_folder(folder)  # a tampered or half-copied folder fails here, before any weight is read
     cfg = json.loads(cfg_path.read_text())
     model = EnhancedSimpleLSTM(cfg["n_channels"], len(cfg["classes"]), ModelConfig(**cfg["model"]))
     model.load_state_dict(load_weights(folder / "model.safetensors"))

@@ -53,11 +53,25 @@ def _default_runner() -> str:
         raise ConfigError(f"settings (environment or .env): {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
 
 
+def _check_gate_folders(args: argparse.Namespace) -> None:
+    """--baseline / --encoder must be gate output folders: say so before anything runs or ships."""
+    from ..errors import ConfigError
+    for opt, gate, needs in (("baseline", "baseline", "result.json"), ("encoder", "pretrain", "encoder.json")):
+        folder = getattr(args, opt, None)
+        if folder is None:
+            continue
+        if not Path(folder).is_dir():
+            raise ConfigError(f"--{opt} {folder}: no such folder (expected the output folder of gate {gate})")
+        if not (Path(folder) / needs).is_file():
+            raise ConfigError(f"--{opt} {folder}: no {needs} there (expected the output folder of gate {gate})")
+
+
 def cmd_gate_run(args: argparse.Namespace) -> int:
     from ..cli import data_config
     from ..config import load_gate_config
     cfg = load_gate_config(args.preset, args.config, args.seed)
     dcfg = data_config(args)
+    _check_gate_folders(args)
     runner = args.runner or _default_runner()
     if runner in ("here", "inline"):
         from .run import run_gate

@@ -1,0 +1,49 @@
+"""Wrong folders and options on the command line: exit 2, one line naming the option, no traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from moola.cli import main
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (["transfer", "--encoder", "{missing}"], "--encoder {missing}: no such folder (expected the output folder of gate pretrain)"),
+    (["transfer", "--encoder", "{empty}"], "--encoder {empty}: no encoder.json there"),
+    (["minirocket", "--baseline", "{missing}"], "--baseline {missing}: no such folder (expected the output folder of gate baseline)"),
+    (["augment", "--baseline", "{empty}"], "--baseline {empty}: no result.json there"),
+])
+def test_gate_folder_options_are_checked_first(capsys, sample_dir, tmp_path, extra, expected):
+    paths = {"missing": str(tmp_path / "nope"), "empty": str(tmp_path / "empty")}
+    (tmp_path / "empty").mkdir()
+    gate, *opts = [x.format(**paths) for x in extra]
+    code = main(["gate", "run", gate, "--data", str(sample_dir / "train.parquet"), "--out", str(tmp_path / "out"),
+                 "--device", "cpu", *opts])
+    err = capsys.readouterr().err
+    assert code == 2 and expected.format(**paths) in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("model,expected", [
+    ("{missing}", "--model {missing}: no such folder"),
+    ("{empty}", "--model {empty}: no model.json there"),
+])
+def test_predict_with_a_wrong_model_folder(capsys, sample_dir, tmp_path, model, expected):
+    paths = {"missing": str(tmp_path / "nope"), "empty": str(tmp_path / "empty")}
+    (tmp_path / "empty").mkdir()
+    code = main(["predict", str(sample_dir / "train.parquet"), "--model", model.format(**paths),
+                 "--out", str(tmp_path / "p.parquet")])
+    err = capsys.readouterr().err
+    assert code == 2 and expected.format(**paths) in err and "Traceback" not in err
+    assert not (tmp_path / "p.parquet").exists()
+
+
+def test_predict_refuses_a_tampered_model_folder(capsys, gate_dirs, sample_dir, tmp_path):
+    import shutil
+    folder = tmp_path / "model"
+    shutil.copytree(gate_dirs["baseline"], folder)
+    (folder / "model.json").write_text((folder / "model.json").read_text().replace('"hidden"', '"hidden" '))
+    code = main(["predict", str(sample_dir / "train.parquet"), "--model", str(folder), "--out", str(tmp_path / "p.parquet")])
+    err = capsys.readouterr().err
+    assert code == 1 and "model.json: sha256" in err and "does not match MANIFEST.sha256" in err
+    assert not (tmp_path / "p.parquet").exists()
