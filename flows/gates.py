@@ -19,7 +19,10 @@ from prefect.states import Failed
 from flows.decide import decide_flow
 from flows.pod import acquire_pod, release_pod, stop_pod_hook
 from flows.tasks import run_gate
-from moola.errors import DataError
+from moola.config import load_gate_config
+from moola.errors import ConfigError, DataError
+
+RUNNERS = ("here", "local", "ssh", "runpod")
 
 
 @flow(name="gates", flow_run_name="gates-{runner}-{preset}",
@@ -27,6 +30,7 @@ from moola.errors import DataError
 def gates(data: str, unlabeled: str | None = None, val_size: float = 0.2, folds: int = 1, runner: str = "local",
           preset: str = "default", seed: int = 17, config: str | None = None, artifacts: str = "artifacts",
           require_approval: bool = False, approval_timeout_s: int = 3600, pod_deadline_s: int = 1800):
+    check_parameters(runner, preset, config, seed)  # a typo fails the run at once, before any gate
     run_dir = Path(artifacts) / "runs" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
     opts = ["--val-size", str(val_size), "--folds", str(folds), "--preset", preset, "--seed", str(seed)]
     common = dict(runner=runner, data=data, options=opts, unlabeled=unlabeled, config=config)
@@ -60,6 +64,12 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = 0.2, folds:
 def outcome(decided):
     """The flow ends as the decision dictates, with its reasons (not Prefect's "1/1 states failed")."""
     return Failed(message=decided.message) if decided.is_failed() else decided.result()
+
+
+def check_parameters(runner: str, preset: str, config: str | None, seed: int) -> None:
+    if runner not in RUNNERS:
+        raise ConfigError(f"runner: expected one of {', '.join(RUNNERS)}, found {runner!r}")
+    load_gate_config(preset, config, seed)  # raises ConfigError naming the preset or the file
 
 
 def train_gates(run_dir: Path, runner: str, common: dict) -> dict:

@@ -65,3 +65,13 @@ def test_leaky_data_is_blocked_at_gate_0(prefect_server, sample_frame, write_fra
     assert decision["reasons"][0].startswith("Gate 0 failed: train.parquet: ")
     assert "has the same features as window_id" in decision["reasons"][0]
     assert not (art / "registry.json").exists()
+
+
+def test_a_parameter_typo_fails_at_once_and_records_nothing(prefect_server, sample_dir, tmp_path, capsys):
+    from flows.gates import gates, main
+    art = tmp_path / "art"
+    state = gates(data=str(sample_dir / "train.parquet"), runner="runpd", artifacts=str(art), return_state=True)
+    assert state.is_failed() and "runner: expected one of here, local, ssh, runpod, found 'runpd'" in state.message
+    assert main(["--data", str(sample_dir / "train.parquet"), "--preset", "fast", "--artifacts", str(art)]) == 1
+    assert "--preset: expected one of default, seed-smoke, found 'fast'" in capsys.readouterr().err
+    assert not art.exists()  # no gate ran, nothing was written
