@@ -51,6 +51,29 @@ def wait_for_approval(d: Decision, timeout_s: int) -> Decision:
     return Decision("ship", d.reasons + ["ship approved" + note], d.candidate, d.rules)
 
 
+def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, require_approval: bool,
+                    approval_timeout_s: int) -> tuple[Decision, dict | None, dict | None] | None:
+    """Decide against production and ship, as a compare-and-swap: if another decide changed
+    production between our read and our write, decide again against the new one.
+    Returns (decision, production before, production after), or None if it never settled."""
+    approved_for = None
+    for _ in range(5):
+        before = reg.read()["production"]
+        prod_card = json.loads((Path(before["path"]) / "result.json").read_text()) if before else None
+        d = decide(results, prod_card, policy)
+        if d.action == "ship" and require_approval and d.candidate != approved_for:
+            d = wait_for_approval(d, approval_timeout_s)
+            approved_for = d.candidate if d.action == "ship" else None
+        if d.action != "ship":
+            return d, before, before
+        state = reg.ship(d.candidate, Path(dirs[d.candidate]), card_for(d.candidate, results[d.candidate], before),
+                         "; ".join(d.reasons), expected=before)
+        if state is not None:
+            return d, before, state["production"]
+        get_run_logger().info("production changed while deciding; deciding again against the new production")
+    return None
+
+
 @flow(name="decide", flow_run_name="decide")
 def decide_flow(results: dict, dirs: dict, artifacts: str = "artifacts", require_approval: bool = False,
                 policy: dict | None = None, timing: dict | None = None, approval_timeout_s: int = 3600):
@@ -58,16 +81,11 @@ def decide_flow(results: dict, dirs: dict, artifacts: str = "artifacts", require
     reg = Registry(artifacts)
     for gate, res in results.items():
         reg.append({"kind": "gate_result", "gate": gate, "dir": dirs.get(gate), "result": res})
-    before = reg.read()["production"]
-    prod_card = json.loads((Path(before["path"]) / "result.json").read_text()) if before else None
-    d = decide(results, prod_card, Policy(**(policy or {})))
-    if d.action == "ship" and require_approval:
-        d = wait_for_approval(d, approval_timeout_s)
-    after = before
-    if d.action == "ship":
-        pointer = reg.register(d.candidate, Path(dirs[d.candidate]), card_for(d.candidate, results[d.candidate], before))
-        after = reg.set_production(pointer, "ship", "; ".join(d.reasons))["production"]
-    elif d.action == "revert" and reg.is_degraded(before):
+    outcome = decide_and_ship(reg, results, dirs, Policy(**(policy or {})), require_approval, approval_timeout_s)
+    if outcome is None:
+        return Failed(message="production kept changing while deciding (another decide running?); nothing shipped")
+    d, before, after = outcome
+    if d.action == "revert" and reg.is_degraded(before):
         # production had been found degraded (nightly re-validation) and nothing replaces it
         state, reverted = reg.revert_to_last_good("production is degraded and no candidate qualifies",
                                                   mark_degraded=False)

@@ -74,25 +74,42 @@ class Registry:
         """Copy a verified gate folder in as the next version of ``name``; return its pointer."""
         verify_folder(gate_dir)
         with self._lock():
-            version = (self._versions(name) or [0])[-1] + 1
-            final = self.root / "models" / name / f"v{version}"
-            tmp = final.with_name(f".v{version}.{uuid.uuid4().hex}.tmp")
-            shutil.copytree(gate_dir, tmp)
-            _write_json_atomic(tmp / "card.json", {**card, "name": name, "version": version, "registered_at": _now()})
-            os.replace(tmp, final)
+            return self._register(name, gate_dir, card)
+
+    def _register(self, name: str, gate_dir: Path, card: dict) -> dict:  # holding the lock
+        version = (self._versions(name) or [0])[-1] + 1
+        final = self.root / "models" / name / f"v{version}"
+        tmp = final.with_name(f".v{version}.{uuid.uuid4().hex}.tmp")
+        shutil.copytree(gate_dir, tmp)
+        _write_json_atomic(tmp / "card.json", {**card, "name": name, "version": version, "registered_at": _now()})
+        os.replace(tmp, final)
         return {"name": name, "version": version, "path": str(final)}
 
     def set_production(self, pointer: dict | None, action: str, reason: str) -> dict:
         """Point production at ``pointer`` (or nothing), recording the change in history."""
         with self._lock():
-            state = self.read()
-            before = state["production"]
-            state["production"] = None if pointer is None else {**pointer, "since": _now()}
-            state["history"].append({"at": _now(), "action": action, "reason": reason, "from": before,
-                                     "to": state["production"]})
-            self.root.mkdir(parents=True, exist_ok=True)
-            _write_json_atomic(self.path, state)
+            return self._set_production(pointer, action, reason)
+
+    def _set_production(self, pointer: dict | None, action: str, reason: str) -> dict:  # holding the lock
+        state = self.read()
+        before = state["production"]
+        state["production"] = None if pointer is None else {**pointer, "since": _now()}
+        state["history"].append({"at": _now(), "action": action, "reason": reason, "from": before,
+                                 "to": state["production"]})
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(self.path, state)
         return state
+
+    def ship(self, name: str, gate_dir: Path, card: dict, reason: str, expected: dict | None) -> dict | None:
+        """Register and point production at it, in one locked step, only if production is still
+        ``expected`` (what the decision was made against). Returns the new state, or None when
+        production changed meanwhile: the caller decides again against the new production."""
+        verify_folder(gate_dir)
+        with self._lock():
+            if self._key(self.read()["production"]) != self._key(expected):
+                return None
+            pointer = self._register(name, gate_dir, card)
+            return self._set_production(pointer, "ship", reason)
 
     def rollback(self, to: str | None = None) -> dict:
         """Return production to version ``to`` ('vN') of its model, or to the previous production."""

@@ -47,6 +47,18 @@ def test_rollback_without_production_is_a_clear_error(tmp_path):
         Registry(tmp_path).rollback()
 
 
+def test_ship_is_a_compare_and_swap_on_production(tmp_path, gate_dir):
+    reg = Registry(tmp_path / "art")
+    state = reg.ship("baseline", gate_dir, {}, "first", expected=None)
+    assert state["production"]["version"] == 1
+    # a decision made against "no production" is stale now: nothing is registered or changed
+    assert reg.ship("baseline", gate_dir, {}, "stale", expected=None) is None
+    assert reg.read() == state and not (tmp_path / "art/models/baseline/v2").exists()
+    state = reg.ship("augment", gate_dir, {}, "better", expected=state["production"])
+    assert (state["production"]["name"], state["production"]["version"]) == ("augment", 1)
+    assert [(h["from"] or {}).get("name") for h in state["history"]] == [None, "baseline"]
+
+
 def test_revert_to_last_good_skips_degraded_versions(tmp_path, gate_dir):
     reg = Registry(tmp_path / "art")
     v1, v2, v3 = (reg.register("baseline", gate_dir, {}) for _ in range(3))

@@ -89,3 +89,35 @@ def test_decide_returns_a_degraded_production_to_the_last_good_version(prefect_s
     assert state["production"]["version"] == 1 and state["history"][-1]["action"] == "revert"
     decision = jsonl(art)[-1]["decision"]
     assert decision["production_before"]["version"] == 2 and decision["production_after"]["version"] == 1
+
+
+def test_two_decides_at_once_ship_once_and_record_what_really_happened(prefect_server, gate_dirs, tmp_path):
+    """Both see no production and want to ship the same healthy baseline. One ships; the other
+    finds production changed, decides again against it and reverts (the same model does not beat
+    itself). Each JSONL decision's before/after matches the registry's history."""
+    import threading
+
+    from flows.decide import decide_flow
+    art = tmp_path / "art"
+    result = json.loads((gate_dirs["baseline"] / "result.json").read_text())
+    outs, errors = [], []
+
+    def one():
+        try:
+            outs.append(decide_flow({"baseline": result}, {"baseline": str(gate_dirs["baseline"])}, str(art)))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and sorted(o["action"] for o in outs) == ["revert", "ship"]
+    state = json.loads((art / "registry.json").read_text())
+    assert [h["action"] for h in state["history"]] == ["ship"] and state["production"]["version"] == 1
+    decisions = [x["decision"] for x in jsonl(art) if x["kind"] == "decision"]
+    ship = next(x for x in decisions if x["action"] == "ship")
+    revert = next(x for x in decisions if x["action"] == "revert")
+    assert ship["production_before"] is None and ship["production_after"]["version"] == 1
+    assert revert["production_before"]["version"] == 1 and revert["production_after"]["version"] == 1
+    assert len(list((art / "models" / "baseline").iterdir())) == 1  # one version, no stray copies
