@@ -33,6 +33,7 @@ sshd:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >/dev/null; }
 
 test: $(STAMP) sshd
+	$(VENV)/bin/ruff check --select F,E7,E9 moola flows tests bench
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

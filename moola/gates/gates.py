@@ -6,8 +6,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
 
 from ..augment import Augmenter
 from ..errors import ConfigError

@@ -11,7 +11,7 @@ from ..data.validate import DataConfig
 from ..errors import DataError
 from ..train import pick_device
 from . import GATES
-from .common import DATA_MANIFEST, Context, environment, finish, prepare
+from .common import DATA_MANIFEST, environment, finish, prepare
 from .result import GateResult
 
 log = logging.getLogger("moola.gates")

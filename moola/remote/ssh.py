@@ -20,13 +20,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path, PurePosixPath
 
 import paramiko
 
 from ..errors import HostKeyMismatch, ModelFileError, RemotePermanent, RemoteUnavailable
+from ..digest import hash_while_written
 from ..modelfile import MANIFEST, parse_manifest, sha256_file
 from .bundle import build_bundle
 from .runner import GateCall, raise_for_exit
@@ -278,29 +278,6 @@ class SSHRunner:
             return seen
         finally:
             os.unlink(kh.name)
-
-
-def hash_while_written(path: Path, proc: subprocess.Popen) -> str:
-    """sha256 of ``path`` read as ``proc`` writes it, to the end once ``proc`` has exited.
-
-    Only a hint: if the writer ever filled a hole behind the reader, this differs from the
-    file's real hash and the caller re-reads the whole file before declaring a mismatch.
-    """
-    h = hashlib.sha256()
-    while not path.exists():
-        if proc.poll() is not None:
-            return h.hexdigest()
-        time.sleep(0.002)
-    with open(path, "rb") as f:
-        while True:
-            exited = proc.poll() is not None  # read before the last pass, so nothing is missed
-            block = f.read(1 << 20)
-            if block:
-                h.update(block)
-            elif exited:
-                return h.hexdigest()
-            else:
-                time.sleep(0.002)
 
 
 SCP_THRESHOLD = 32 * 1024 * 1024

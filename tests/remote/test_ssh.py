@@ -40,9 +40,9 @@ def test_remote_gate_matches_local_run(sshd, sample_dir, small_config, tmp_path)
     remote_out = sshd.runner(tmp_path / "remote").run_gate(call(sample_dir, tmp_path / "r", config=small_config))
     local_out = LocalRunner().run_gate(call(sample_dir, tmp_path / "l", config=small_config))
     verify_folder(remote_out)
-    r, l = read_result(remote_out), read_result(local_out)
-    assert r.metrics == l.metrics and r.metrics.n == 20
-    assert r.config == l.config and r.config["fit"]["epochs"] == 4
+    r, loc = read_result(remote_out), read_result(local_out)
+    assert r.metrics == loc.metrics and r.metrics.n == 20
+    assert r.config == loc.config and r.config["fit"]["epochs"] == 4
     assert (remote_out / "model.safetensors").read_bytes() == (local_out / "model.safetensors").read_bytes()
     # the remote ran the shipped bundle, not the locally installed package
     code_dirs = list((tmp_path / "remote" / "code").iterdir())
