@@ -9,8 +9,8 @@ process (a worker handling a cancellation) can still find and stop the pod.
 from __future__ import annotations
 
 import json
-import logging
 import os
+import time
 from pathlib import Path
 
 from prefect import task
@@ -20,7 +20,8 @@ from moola.remote.retry import call_with_retry
 from moola.remote.runpod import PodAPI, PodLease, make_lease, pod_spec
 from moola.settings import Settings
 
-log = logging.getLogger("flows.pod")
+
+STOP_ATTEMPTS, STOP_RETRY_S = 3, 5.0
 
 
 def make_api(settings: Settings) -> PodAPI | None:
@@ -65,11 +66,19 @@ def release_pod(artifacts: str, flow_run_id) -> dict | None:
     record = json.loads(path.read_text())
     api = make_api(s)
     lease = PodLease.from_record(api if api is not None else make_lease(s).api, pod_spec(s), record)
-    out = lease.release()
+    for attempt in range(STOP_ATTEMPTS):  # a pod left running costs money: try a few times
+        out = lease.release()
+        if out["stopped"] or lease.keep_alive:
+            path.unlink(missing_ok=True)
+            break
+        time.sleep(STOP_RETRY_S)
+    logger = run_logger()
     if out["stopped"] or lease.keep_alive:
-        path.unlink(missing_ok=True)
-    log.info("pod %s released: up %.0f s, $%.4f%s", out["pod_id"], out["uptime_s"], out["cost_usd"],
-             "" if out["stopped"] else " (left running)")
+        logger.info("pod %s released: up %.0f s, $%.4f%s", out["pod_id"], out["uptime_s"], out["cost_usd"],
+                    "" if out["stopped"] else " (left running: RUNPOD_KEEP_ALIVE)")
+    else:  # the lease file stays, so the failure hook or the next release tries again
+        logger.error("pod %s could NOT be stopped after %d attempts: stop it in the RunPod console "
+                     "(up %.0f s so far, $%.2f/h)", out["pod_id"], STOP_ATTEMPTS, out["uptime_s"], lease.cost_per_hr)
     return out
 
 

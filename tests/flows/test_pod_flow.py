@@ -114,3 +114,27 @@ def test_no_capacity_until_the_deadline_fails_the_flow_without_a_pod(prefect_ser
     assert state.is_failed() and "no capacity" in state.message
     assert time.monotonic() - t0 < 60
     assert not [c for c in pod.calls if c.startswith("stop")] and len(pod.pods) == 1  # none created
+
+
+def test_a_failing_stop_is_retried_and_never_forgotten(prefect_server, pod, tmp_path, monkeypatch):
+    import flows.pod
+    from flows.pod import acquire_pod, lease_file, release_pod
+    from moola.errors import RemoteUnavailable
+    monkeypatch.setattr(flows.pod, "STOP_RETRY_S", 0.0)
+    real_stop, failures = pod.stop_pod, [2]
+
+    def flaky_stop(pod_id):
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise RemoteUnavailable("RunPod API unreachable: ConnectionError")
+        return real_stop(pod_id)
+    monkeypatch.setattr(pod, "stop_pod", flaky_stop)
+    art = str(tmp_path / "art")
+    acquire_pod.fn(art, "run-4")
+    assert release_pod(art, "run-4")["stopped"] and not lease_file(art, "run-4").exists()  # third try
+
+    acquire_pod.fn(art, "run-5")
+    failures[0] = 99  # the API stays down: the lease is kept for the hook or a later release
+    assert not release_pod(art, "run-5")["stopped"] and lease_file(art, "run-5").is_file()
+    failures[0] = 0
+    assert release_pod(art, "run-5")["stopped"] and not lease_file(art, "run-5").exists()
