@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -96,8 +97,6 @@ def test_deploy_run_and_a_worker_reach_the_decision(server, sample_dir, tmp_path
     runs = client_call(env, lambda c: c.read_flow_runs())
     top = [r for r in runs if r.deployment_id == full.id and not r.auto_scheduled]  # not the nightly ones
     assert len(top) == 1 and top[0].state.is_final(), out[-3000:]
-    nightly = [r for r in runs if r.auto_scheduled]
-    assert nightly and all(r.state.is_scheduled() for r in nightly)  # the scheduler queued the nightly runs
     state = top[0].state
     decision = [x for x in jsonl(art) if x["kind"] == "decision"][-1]["decision"]
     gates = {x["gate"] for x in jsonl(art) if x["kind"] == "gate_result"}
@@ -124,3 +123,16 @@ def test_deploy_run_and_a_worker_reach_the_decision(server, sample_dir, tmp_path
         assert not [x for x in jsonl(art) if x["kind"] == "revalidation"]
     else:
         assert [x for x in jsonl(art) if x["kind"] == "revalidation"][-1]["revalidation"]["action"] == "keep"
+
+    # the server's scheduler queues the nightly runs of both deployments (it loops every ~60 s)
+    deadline = time.monotonic() + 120
+    while True:
+        nightly = [r for r in client_call(env, lambda c: c.read_flow_runs()) if r.auto_scheduled]
+        if {r.deployment_id for r in nightly} == {full.id, revalidate.id} or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert {r.deployment_id for r in nightly} == {full.id, revalidate.id}
+    new_york = ZoneInfo("America/New_York")
+    for r in nightly:
+        local = r.expected_start_time.astimezone(new_york)
+        assert r.state.is_scheduled() and (local.hour, local.minute) == ((2, 0) if r.deployment_id == full.id else (3, 30))
