@@ -45,6 +45,8 @@ def classify(exc: Exception) -> Exception:
         if any(h in msg.lower() for h in CAPACITY_HINTS):
             return RemoteUnavailable(f"RunPod has no capacity: {msg}")
         return RemotePermanent(f"RunPod API error: {msg}")
+    if isinstance(exc, ValueError):  # the SDK's own argument checks, e.g. an unknown GPU type id
+        return RemotePermanent(f"RunPod SDK refused the request: {msg}")
     return exc
 
 
@@ -56,13 +58,15 @@ class RunPodSDK:
         runpod.api_key = api_key
         self._rp = runpod
 
-    def _call(self, fn, *a, **kw):
+    def _call(self, fn, *a, context: str = "", **kw):
         try:
             return fn(*a, **kw)
         except Exception as exc:  # converted at the boundary
             converted = classify(exc)
             if converted is exc:
                 raise
+            if context:
+                converted.args = (f"{context}: {converted.args[0]}",)
             raise converted from exc
 
     def get_pod(self, pod_id):
@@ -72,7 +76,7 @@ class RunPodSDK:
         return self._call(self._rp.resume_pod, pod_id, gpu_count)
 
     def create_pod(self, **kw):
-        return self._call(self._rp.create_pod, **kw)
+        return self._call(self._rp.create_pod, context=f"GPU type {kw.get('gpu_type_id')!r} (RUNPOD_GPU_TYPES)", **kw)
 
     def stop_pod(self, pod_id):
         return self._call(self._rp.stop_pod, pod_id)
