@@ -34,13 +34,12 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = 0.2, folds:
     run_dir = Path(artifacts) / "runs" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
     opts = ["--val-size", str(val_size), "--folds", str(folds), "--preset", preset, "--seed", str(seed)]
     common = dict(runner=runner, data=data, options=opts, unlabeled=unlabeled, config=config)
-    out = lambda g: str(run_dir / g)  # noqa: E731
     t0 = time.perf_counter()
     decide_opts = dict(artifacts=artifacts, require_approval=require_approval, approval_timeout_s=approval_timeout_s)
 
     # Gate 0 first, on this machine when the gates go to a pod: invalid data must not cost a pod.
     # Transient errors (host not up yet) are retried; invalid data is not.
-    v = run_gate(gate="validate", out=out("validate"), return_state=True,
+    v = run_gate(gate="validate", out=str(run_dir / "validate"), return_state=True,
                  **{**common, "runner": "local" if runner == "runpod" else runner})
     if v.is_failed():
         exc = v.result(raise_on_failure=False)

@@ -17,7 +17,7 @@ from prefect import task
 
 from flows.tasks import moola_logs_in_task, run_logger
 from moola.remote.retry import call_with_retry
-from moola.remote.runpod import PodAPI, PodLease, make_lease, pod_spec
+from moola.remote.runpod import PodAPI, PodLease, make_lease, pod_spec, sdk_from_settings
 from moola.settings import Settings
 
 
@@ -25,7 +25,7 @@ STOP_ATTEMPTS, STOP_RETRY_S = 3, 5.0
 
 
 def make_api(settings: Settings) -> PodAPI | None:
-    """The RunPod API (None: the real SDK, built by make_lease). Tests swap this for a fake."""
+    """The RunPod API (None: the real SDK, from the settings). Tests swap this for a fake."""
     return None
 
 
@@ -65,7 +65,7 @@ def release_pod(artifacts: str, flow_run_id) -> dict | None:
     s = Settings()
     record = json.loads(path.read_text())
     api = make_api(s)
-    lease = PodLease.from_record(api if api is not None else make_lease(s).api, pod_spec(s), record)
+    lease = PodLease.from_record(api if api is not None else sdk_from_settings(s), pod_spec(s), record)
     for attempt in range(STOP_ATTEMPTS):  # a pod left running costs money: try a few times
         out = lease.release()
         if out["stopped"] or lease.keep_alive:

@@ -69,9 +69,18 @@ def reliability_png(predictions: Path, out: Path, title: str, n_bins: int = 15) 
     plt.close(fig)
 
 
+def rules_table(rules) -> str:
+    """Each rule of a decision or a re-validation, pass or FAIL, as a markdown table ('' if none)."""
+    rows = "\n".join(f"| {r.name} | {'pass' if r.passed else 'FAIL'} | {r.detail} |" for r in rules)
+    return f"\n\n| rule | result | detail |\n|---|---|---|\n{rows}" if rows else ""
+
+
 def decision_markdown(d, production: dict | None) -> str:
-    rows = "\n".join(f"| {r.name} | {'pass' if r.passed else 'FAIL'} | {r.detail} |" for r in d.rules)
     prod = f"{production['name']} v{production['version']}" if production else "none"
     return (f"# Decision: **{d.action}**\n\ncandidate: {d.candidate or '-'}; production before: {prod}\n\n"
-            + "\n".join(f"- {r}" for r in d.reasons)
-            + (f"\n\n| rule | result | detail |\n|---|---|---|\n{rows}" if rows else ""))
+            + "\n".join(f"- {r}" for r in d.reasons) + rules_table(d.rules))
+
+
+def revalidation_markdown(production: dict, action: str, reasons: list[str], rules) -> str:
+    return (f"# Re-validation of {production['name']} v{production['version']}: **{action}**\n\n"
+            + "\n".join(f"- {r}" for r in reasons) + rules_table(rules))

@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
+from flows.report import revalidation_markdown
 from moola.data.validate import DataConfig
 from moola.decision import Policy
 from moola.registry import Registry
@@ -54,10 +55,7 @@ def revalidate(data: str, val_size: float = 0.2, folds: int = 1, artifacts: str 
         "action": action, "reasons": reasons, "data": str(data), "production_before": prod,
         "production_after": after, "metrics": score["metrics"], "recorded_metrics": card.get("metrics"),
         "rules": verdict.to_dict()["rules"]}})
-    rows = "\n".join(f"| {r.name} | {'pass' if r.passed else 'FAIL'} | {r.detail} |" for r in verdict.rules)
-    create_markdown_artifact(key="revalidation", markdown=(
-        f"# Re-validation of {prod['name']} v{prod['version']}: **{action}**\n\n" + "\n".join(f"- {r}" for r in reasons)
-        + f"\n\n| rule | result | detail |\n|---|---|---|\n{rows}"))
+    create_markdown_artifact(key="revalidation", markdown=revalidation_markdown(prod, action, reasons, verdict.rules))
     log.info("revalidation %s: %s", action, "; ".join(reasons))
     if action == "degraded":
         return Failed(message="production is degraded and has no earlier good version: " + "; ".join(reasons))

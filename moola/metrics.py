@@ -113,6 +113,18 @@ def degeneracy(metrics: dict, majority: dict) -> tuple[bool, list[str]]:
     return bool(reasons), reasons
 
 
+def evaluate_predictions(y_true: list[str], y_train: list[str], proba: np.ndarray, classes: list[str],
+                         positive: int | None = None) -> tuple[list[str], dict, dict, bool, list[str]]:
+    """Score (n, K) probabilities on ``y_true`` next to the majority class of ``y_train``.
+    Returns (predicted labels, metrics, majority metrics, degenerate, reasons)."""
+    pred = [classes[i] for i in proba.argmax(axis=1)]
+    m = classification_metrics(y_true, pred, proba, classes, positive)
+    mpred, mproba = majority_predictions(y_train, classes, len(y_true))
+    maj = classification_metrics(y_true, mpred, mproba, classes, positive)
+    degenerate, reasons = degeneracy(m, maj)
+    return pred, m, maj, degenerate, reasons
+
+
 def paired_bootstrap(y_true: list[str], pred_a: list[str], pred_b: list[str], n_boot: int = 2000,
                      seed: int = 0, alpha: float = 0.05) -> dict:
     """Paired bootstrap of (B - A) for accuracy and weighted F1 over the same windows."""

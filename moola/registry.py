@@ -135,8 +135,11 @@ class Registry:
     def _key(pointer: dict | None):
         return None if pointer is None else (pointer["name"], pointer["version"])
 
+    def _degraded_keys(self, state: dict) -> set:
+        return {self._key(d) for d in state["degraded"]}
+
     def is_degraded(self, pointer: dict | None) -> bool:
-        return pointer is not None and any(self._key(d) == self._key(pointer) for d in self.read()["degraded"])
+        return pointer is not None and self._key(pointer) in self._degraded_keys(self.read())
 
     def revert_to_last_good(self, reason: str, mark_degraded: bool = True) -> tuple[dict, bool]:
         """Mark production degraded, then point it at the most recent earlier production that is
@@ -147,10 +150,10 @@ class Registry:
             prod = state["production"]
             if prod is None:
                 return state, False
-            if mark_degraded and not any(self._key(d) == self._key(prod) for d in state["degraded"]):
+            if mark_degraded and self._key(prod) not in self._degraded_keys(state):
                 state["degraded"].append({"name": prod["name"], "version": prod["version"], "at": _now(),
                                           "reason": reason})
-            bad = {self._key(d) for d in state["degraded"]}
+            bad = self._degraded_keys(state)
             earlier = [h["to"] for h in reversed(state["history"]) if h["to"] is not None]
             good = next((p for p in earlier if self._key(p) not in bad), None)
             if good is not None:

@@ -47,11 +47,9 @@ def evaluate_on_latest(folder: Path, data: Path, data_config=None, device: str =
 
     Raises DataError (one line per problem) when the data fails Gate 0 or does not fit the model.
     """
-    import numpy as np
-
     from .data.validate import DataConfig, validate
     from .inference import predict_windows
-    from .metrics import classification_metrics, degeneracy, majority_predictions
+    from .metrics import evaluate_predictions
     rep = validate(data, None, data_config or DataConfig())
     rep.raise_if_invalid()
     lab, fold = rep.labeled, rep.split
@@ -66,10 +64,6 @@ def evaluate_on_latest(folder: Path, data: Path, data_config=None, device: str =
         pc = (json.loads(result.read_text()).get("data") or {}).get("positive_class")
         positive = classes.index(pc) if pc in classes else None
     y_val, y_train = lab.labels[fold.val].tolist(), lab.labels[fold.train].tolist()
-    pred = [classes[i] for i in np.argmax(proba, axis=1)]
-    m = classification_metrics(y_val, pred, proba, classes, positive)
-    mpred, mproba = majority_predictions(y_train, classes, len(y_val))
-    maj = classification_metrics(y_val, mpred, mproba, classes, positive)
-    degenerate, reasons = degeneracy(m, maj)
+    _, m, maj, degenerate, reasons = evaluate_predictions(y_val, y_train, proba, classes, positive)
     return {"metrics": m, "majority_baseline": maj, "degenerate": degenerate, "degenerate_reasons": reasons,
             "val_windows": len(y_val), "train_windows": len(y_train)}

@@ -17,7 +17,7 @@ from .. import __version__
 from ..config import GateConfig
 from ..data.manifest import build_manifest
 from ..data.validate import DataConfig, ValidationReport, validate
-from ..metrics import classification_metrics, degeneracy, majority_predictions, positive_index
+from ..metrics import evaluate_predictions, positive_index
 from ..modelfile import sha256_file, write_manifest
 from ..preprocess import Normalizer, fit_normalizer, resolve_method
 from .result import FoldMetrics, Metrics
@@ -98,11 +98,8 @@ class Evaluation:
 
 
 def evaluate(ctx: Context, fold: FoldData, proba: np.ndarray) -> Evaluation:
-    pred = [ctx.classes[i] for i in proba.argmax(axis=1)]
-    m = classification_metrics(fold.y_val, pred, proba, ctx.classes, ctx.positive)
-    mpred, mproba = majority_predictions(fold.y_train, ctx.classes, len(fold.y_val))
-    maj = classification_metrics(fold.y_val, mpred, mproba, ctx.classes, ctx.positive)
-    degenerate, reasons = degeneracy(m, maj)
+    pred, m, maj, degenerate, reasons = evaluate_predictions(fold.y_val, fold.y_train, proba, ctx.classes,
+                                                             ctx.positive)
     return Evaluation(m, maj, degenerate, reasons, pred, proba)
 
 

@@ -211,13 +211,16 @@ class RunPodRunner:
 
 def make_lease(settings, api: PodAPI | None = None) -> PodLease:
     """A PodLease from Settings (RUNPOD_*); ``api`` defaults to the real SDK."""
-    from ..errors import ConfigError
-    if api is None:
-        if settings.runpod_api_key is None:
-            raise ConfigError("runner runpod: RUNPOD_API_KEY is not set")
-        api = RunPodSDK(settings.runpod_api_key.get_secret_value())
-    return PodLease(api, pod_spec(settings), pod_id=settings.runpod_pod_id, keep_alive=settings.runpod_keep_alive,
+    return PodLease(api if api is not None else sdk_from_settings(settings), pod_spec(settings),
+                    pod_id=settings.runpod_pod_id, keep_alive=settings.runpod_keep_alive,
                     wait_timeout=settings.runpod_wait_timeout)
+
+
+def sdk_from_settings(settings) -> RunPodSDK:
+    from ..errors import ConfigError
+    if settings.runpod_api_key is None:
+        raise ConfigError("runner runpod: RUNPOD_API_KEY is not set")
+    return RunPodSDK(settings.runpod_api_key.get_secret_value())
 
 
 def pod_spec(settings) -> PodSpec:

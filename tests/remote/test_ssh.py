@@ -31,6 +31,15 @@ def small_config(tmp_path) -> Path:
     return p
 
 
+def fetch_once(runner, remote_dir, out):
+    """One connection, one verified fetch of ``remote_dir`` into ``out``."""
+    client = runner.connect()
+    try:
+        return runner.fetch(client.open_sftp(), str(remote_dir), out)
+    finally:
+        client.close()
+
+
 def call(sample_dir, out, gate="baseline", config=None, **kw) -> GateCall:
     return GateCall(gate=gate, data=sample_dir / "train.parquet", out=out, config=config,
                     options=("--device", "cpu", "--seed", "17"), **kw)
@@ -116,12 +125,8 @@ def test_corrupted_remote_file_is_caught_and_leaves_nothing(sshd, sample_dir, tm
     run_dir = next((tmp_path / "w" / "runs").iterdir())
     with open(run_dir / "result.json", "a") as f:
         f.write(" ")  # changed after MANIFEST.sha256 was written
-    client = runner.connect()
-    try:
-        with pytest.raises(ModelFileError, match="does not match"):
-            runner.fetch(client.open_sftp(), str(run_dir), tmp_path / "again")
-    finally:
-        client.close()
+    with pytest.raises(ModelFileError, match="does not match"):
+        fetch_once(runner, run_dir, tmp_path / "again")
     assert not (tmp_path / "again").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".again")] == []
 
@@ -130,13 +135,8 @@ def test_manifest_escaping_the_folder_is_refused(sshd, tmp_path):
     evil = tmp_path / "evil"
     evil.mkdir()
     (evil / "MANIFEST.sha256").write_text(f"{'0' * 64}  ../../etc/passwd\n")
-    runner = sshd.runner(tmp_path / "w")
-    client = runner.connect()
-    try:
-        with pytest.raises(ModelFileError, match="refusing"):
-            runner.fetch(client.open_sftp(), str(evil), tmp_path / "out")
-    finally:
-        client.close()
+    with pytest.raises(ModelFileError, match="refusing"):
+        fetch_once(sshd.runner(tmp_path / "w"), evil, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -185,13 +185,7 @@ def test_connection_cut_during_fetch_is_retried_and_leaves_no_partial_folder(ssh
     assert not (tmp_path / "out").exists()
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
-    def attempt():
-        c = runner.connect()
-        try:
-            return runner.fetch(c.open_sftp(), str(folder), tmp_path / "out")
-        finally:
-            c.close()
-    out = call_with_retry(attempt, retry_for=30)
+    out = call_with_retry(lambda: fetch_once(runner, folder, tmp_path / "out"), retry_for=30)
     assert (out / "big.bin").read_bytes() == (folder / "big.bin").read_bytes()
 
 
@@ -228,11 +222,7 @@ def test_sshd_killed_during_fetch_is_retried_and_leaves_no_partial_folder(sshd, 
 
     def attempt():
         attempts.append(time.monotonic())
-        c = runner.connect()
-        try:
-            return runner.fetch(c.open_sftp(), str(folder), out_root / "out")
-        finally:
-            c.close()
+        return fetch_once(runner, folder, out_root / "out")
     try:
         out = call_with_retry(attempt, retry_for=60)
     finally:
