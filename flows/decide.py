@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
@@ -14,6 +14,8 @@ from prefect.states import Failed
 from flows.report import decision_markdown
 from moola.decision import Decision, Policy, decide
 from moola.registry import Registry
+from moola.serving import check_serves
+from moola.settings import registry_from_settings
 
 
 class Approval(RunInput):
@@ -51,16 +53,40 @@ def wait_for_approval(d: Decision, timeout_s: int) -> Decision:
     return Decision("ship", d.reasons + ["ship approved" + note], d.candidate, d.rules)
 
 
+@task(task_run_name="does {candidate} serve?")
+def serving_check(candidate: str, folder: str, data: str, assume_row_order: bool = False) -> dict:
+    """The candidate loaded in a fresh process as `moola predict` would, against its own predictions."""
+    c = check_serves(Path(folder), Path(data), assume_row_order)
+    return {"ok": c.ok, "detail": c.detail}
+
+
+def refuse(results: dict, candidate: str, why: str) -> dict:
+    """The results with ``candidate`` failed for ``why``: the next decision passes over it."""
+    res = results[candidate]
+    return {**results, candidate: {**res, "status": "failed", "reasons": [*(res.get("reasons") or []), why]}}
+
+
 def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, require_approval: bool,
-                    approval_timeout_s: int) -> tuple[Decision, dict | None, dict | None] | None:
+                    approval_timeout_s: int, data: str | None = None,
+                    assume_row_order: bool = False) -> tuple[Decision, dict | None, dict | None] | None:
     """Decide against production and ship, as a compare-and-swap: if another decide changed
-    production between our read and our write, decide again against the new one.
+    production between our read and our write, decide again against the new one. A candidate
+    that does not serve (``moola.serving``) is refused and the decision is made again without it.
     Returns (decision, production before, production after), or None if it never settled."""
-    approved_for = None
-    for _ in range(5):
+    approved_for, notes = None, []
+    for _ in range(8):
         before = reg.read()["production"]
-        prod_card = json.loads((Path(before["path"]) / "result.json").read_text()) if before else None
+        prod_card = json.loads((reg.folder(before) / "result.json").read_text()) if before else None
         d = decide(results, prod_card, policy)
+        d.reasons = notes + d.reasons
+        if d.action == "ship" and data is not None:
+            served = serving_check(d.candidate, dirs[d.candidate], data, assume_row_order)
+            if not served["ok"]:
+                why = f"{d.candidate} does not serve: {served['detail']}"
+                notes.append(why)
+                results = refuse(results, d.candidate, why)
+                continue
+            d.reasons.append(f"{d.candidate} serves: {served['detail']}")
         if d.action == "ship" and require_approval and d.candidate != approved_for:
             d = wait_for_approval(d, approval_timeout_s)
             approved_for = d.candidate if d.action == "ship" else None
@@ -75,13 +101,16 @@ def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, re
 
 
 @flow(name="decide", flow_run_name="decide")
-def decide_flow(results: dict, dirs: dict, artifacts: str = "artifacts", require_approval: bool = False,
-                policy: dict | None = None, timing: dict | None = None, approval_timeout_s: int = 3600):
+def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require_approval: bool = False,
+                policy: dict | None = None, timing: dict | None = None, approval_timeout_s: int = 3600,
+                data: str | None = None, assume_row_order: bool = False):
+    """``data``: the labelled file the gates ran on; with it, a candidate must serve before it ships."""
     log = get_run_logger()
-    reg = Registry(artifacts)
+    reg = registry_from_settings(root=artifacts)
     for gate, res in results.items():
         reg.append({"kind": "gate_result", "gate": gate, "dir": dirs.get(gate), "result": res})
-    outcome = decide_and_ship(reg, results, dirs, Policy(**(policy or {})), require_approval, approval_timeout_s)
+    outcome = decide_and_ship(reg, results, dirs, Policy(**(policy or {})), require_approval, approval_timeout_s,
+                              data, assume_row_order)
     if outcome is None:
         return Failed(message="production kept changing while deciding (another decide running?); nothing shipped")
     d, before, after = outcome

@@ -21,6 +21,7 @@ from flows.pod import acquire_pod, release_pod, stop_pod_hook
 from flows.tasks import run_gate
 from moola.config import load_gate_config
 from moola.errors import ConfigError, DataError
+from moola.settings import registry_from_settings
 
 RUNNERS = ("here", "local", "ssh", "runpod")
 
@@ -28,14 +29,16 @@ RUNNERS = ("here", "local", "ssh", "runpod")
 @flow(name="gates", flow_run_name="gates-{runner}-{preset}",
       on_failure=[stop_pod_hook], on_crashed=[stop_pod_hook], on_cancellation=[stop_pod_hook])
 def gates(data: str, unlabeled: str | None = None, val_size: float = 0.2, folds: int = 1, runner: str = "local",
-          preset: str = "default", seed: int = 17, config: str | None = None, artifacts: str = "artifacts",
+          preset: str = "default", seed: int = 17, config: str | None = None, artifacts: str | None = None,
           require_approval: bool = False, approval_timeout_s: int = 3600, pod_deadline_s: int = 1800):
     check_parameters(runner, preset, config, seed)  # a typo fails the run at once, before any gate
+    artifacts = str(registry_from_settings(root=artifacts).root)  # MOOLA_ARTIFACTS when not given
     run_dir = Path(artifacts) / "runs" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
     opts = ["--val-size", str(val_size), "--folds", str(folds), "--preset", preset, "--seed", str(seed)]
     common = dict(runner=runner, data=data, options=opts, unlabeled=unlabeled, config=config)
     t0 = time.perf_counter()
-    decide_opts = dict(artifacts=artifacts, require_approval=require_approval, approval_timeout_s=approval_timeout_s)
+    decide_opts = dict(artifacts=artifacts, require_approval=require_approval, approval_timeout_s=approval_timeout_s,
+                       data=data)
 
     # Gate 0 first, on this machine when the gates go to a pod: invalid data must not cost a pod.
     # Transient errors (host not up yet) are retried; invalid data is not.
@@ -102,16 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runner", default="local")
     ap.add_argument("--preset", default="default")
     ap.add_argument("--config")
-    ap.add_argument("--artifacts", default="artifacts")
+    ap.add_argument("--artifacts", help="registry root (default: MOOLA_ARTIFACTS, else ./artifacts)")
     ap.add_argument("--require-approval", action="store_true")
     args = ap.parse_args(argv)
     state = gates(data=args.data, unlabeled=args.unlabeled, runner=args.runner, preset=args.preset,
                   config=args.config, artifacts=args.artifacts, require_approval=args.require_approval,
                   return_state=True)
-    from moola.registry import Registry
-    reg = Registry(args.artifacts).read()
+    registry = registry_from_settings(root=args.artifacts)
+    reg = registry.read()
     last = None
-    jsonl = Path(args.artifacts) / "experiment_results.jsonl"
+    jsonl = registry.jsonl
     if jsonl.exists():
         lines = [json.loads(x) for x in jsonl.read_text().splitlines() if x.strip()]
         last = next((x["decision"] for x in reversed(lines) if "decision" in x), None)
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in last["reasons"]:
         print(f"  - {r}")
     p = reg["production"]
-    print("registry: production = " + (f"{p['name']} v{p['version']} ({p['path']})" if p else "none")
+    print("registry: production = " + (f"{p['name']} v{p['version']} ({registry.folder(p)})" if p else "none")
           + f"; {len(reg['history'])} change(s) in history")
     return 0
 

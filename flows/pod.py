@@ -86,4 +86,5 @@ def stop_pod_hook(flow, flow_run, state) -> None:
     """on_failure / on_crashed / on_cancellation: stop the run's pod if the flow could not."""
     params = flow_run.parameters or {}
     if params.get("runner") == "runpod":
-        release_pod(params.get("artifacts", "artifacts"), flow_run.id)
+        from moola.settings import registry_from_settings
+        release_pod(str(registry_from_settings(root=params.get("artifacts")).root), flow_run.id)

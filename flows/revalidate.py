@@ -21,36 +21,53 @@ from prefect.states import Failed
 from flows.report import revalidation_markdown
 from moola.data.validate import DataConfig
 from moola.decision import Policy
-from moola.registry import Registry
+from moola.settings import registry_from_settings
 from moola.revalidate import evaluate_on_latest, revalidation_verdict
 
 
 @task(task_run_name="score production on the latest validation fold")
-def score_production(path: str, data: str, val_size: float, folds: int) -> dict:
-    return evaluate_on_latest(Path(path), Path(data), DataConfig(val_size=val_size, folds=folds))
+def score_production(path: str, data: str, val_size: float, folds: int, manifest_sha256: str | None = None) -> dict:
+    return evaluate_on_latest(Path(path), Path(data), DataConfig(val_size=val_size, folds=folds),
+                              expected_manifest_sha256=manifest_sha256)
+
+
+MAX_RESCORES = 5
 
 
 # Prefect name "gates": both deployments live under one flow, `gates/full` and `gates/revalidate`.
 @flow(name="gates", flow_run_name="revalidate")
-def revalidate(data: str, val_size: float = 0.2, folds: int = 1, artifacts: str = "artifacts",
+def revalidate(data: str, val_size: float = 0.2, folds: int = 1, artifacts: str | None = None,
                policy: dict | None = None):
     log = get_run_logger()
-    reg = Registry(artifacts)
-    prod = reg.read()["production"]
-    if prod is None:
-        log.info("no production model: nothing to re-validate")
-        return {"action": "none", "reasons": ["no production model"]}
-    card = json.loads((Path(prod["path"]) / "card.json").read_text())
-    score = score_production(prod["path"], data, val_size, folds)  # invalid data fails here, registry untouched
-    verdict = revalidation_verdict(card.get("metrics") or {}, score["metrics"], score["degenerate"],
-                                   score["degenerate_reasons"], Policy(**(policy or {})))
-    after, action, reasons = prod, "keep", list(verdict.reasons)
-    if not verdict.healthy:
-        state, reverted = reg.revert_to_last_good("nightly re-validation: " + "; ".join(verdict.reasons))
+    reg = registry_from_settings(root=artifacts)
+    for _ in range(MAX_RESCORES):
+        prod = reg.read()["production"]
+        if prod is None:
+            log.info("no production model: nothing to re-validate")
+            return {"action": "none", "reasons": ["no production model"]}
+        folder = reg.folder(prod)
+        card = json.loads((folder / "card.json").read_text())
+        # invalid data or a tampered model fails here, registry untouched
+        score = score_production(str(folder), data, val_size, folds, prod.get("manifest_sha256"))
+        verdict = revalidation_verdict(card.get("metrics") or {}, score["metrics"], score["degenerate"],
+                                       score["degenerate_reasons"], Policy(**(policy or {})))
+        after, action, reasons = prod, "keep", list(verdict.reasons)
+        if verdict.healthy:
+            break
+        # compare-and-swap: degrade only the version scored; if a ship landed meanwhile, score again
+        swapped = reg.revert_to_last_good("nightly re-validation: " + "; ".join(verdict.reasons), expected=prod)
+        if swapped is None:
+            log.info("production changed while re-validating %s v%s; scoring the new production",
+                     prod["name"], prod["version"])
+            continue
+        state, reverted = swapped
         after = state["production"]
         action = "revert" if reverted else "degraded"
         reasons.append(f"returned to the last good version, {after['name']} v{after['version']}" if reverted
                        else "no earlier good version to return to: production stays, marked degraded")
+        break
+    else:
+        return Failed(message="production kept changing while re-validating; nothing was marked")
     reg.append({"kind": "revalidation", "revalidation": {
         "action": action, "reasons": reasons, "data": str(data), "production_before": prod,
         "production_after": after, "metrics": score["metrics"], "recorded_metrics": card.get("metrics"),
@@ -67,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True)
     ap.add_argument("--val-size", type=float, default=0.2)
     ap.add_argument("--folds", type=int, default=1)
-    ap.add_argument("--artifacts", default="artifacts")
+    ap.add_argument("--artifacts", help="registry root (default: MOOLA_ARTIFACTS, else ./artifacts)")
     args = ap.parse_args(argv)
     state = revalidate(data=args.data, val_size=args.val_size, folds=args.folds, artifacts=args.artifacts,
                        return_state=True)

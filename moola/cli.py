@@ -44,15 +44,23 @@ def data_config(args: argparse.Namespace):
         return DataConfig(val_size=args.val_size, folds=args.folds, bar_seconds=args.bar_seconds,
                           assume_row_order=args.assume_row_order)
     except ValidationError as exc:
-        from .errors import ConfigError
-        raise ConfigError("; ".join(f"--{'-'.join(map(str, e['loc']))}: {e['msg']}"
-                                    for e in exc.errors())) from exc
+        from .errors import config_error
+        raise config_error(exc, flags=True) from exc
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from .data.manifest import write_manifest
     from .data.validate import validate
     rep = validate(args.data, args.unlabeled, data_config(args))
+    if rep.ok:  # the same memory check the gates make (moola/memory.py), with the default config
+        from .config import load_gate_config, resolve_budget
+        from .memory import memory_problem
+        lab = rep.labeled
+        problem = memory_problem(lab.n, lab.shape[0], lab.shape[1], resolve_budget(load_gate_config(), "cpu"),
+                                 pretrain=args.unlabeled is not None)
+        from .data.validate import Check
+        rep.checks.append(Check("training memory fits max_memory_gb",
+                                [f"{lab.path.name}: column 'features': {problem}"] if problem else []))
     if args.out:
         path = write_manifest(rep, args.out)
         print(f"manifest: {path}")
@@ -74,6 +82,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
     from .data.sample import write_sample
+    from .errors import ConfigError
+    if args.n_labeled < 20:
+        raise ConfigError(f"--n-labeled {args.n_labeled}: need at least 20 windows for a train/validation split")
+    if args.n_unlabeled < 0:
+        raise ConfigError(f"--n-unlabeled {args.n_unlabeled}: expected 0 or more")
+    if args.dir.exists() and not args.dir.is_dir():
+        raise ConfigError(f"sample-data {args.dir}: exists and is not a folder")
     a, b = write_sample(args.dir, seed=args.seed, n_labeled=args.n_labeled, n_unlabeled=args.n_unlabeled)
     print(f"wrote {a} and {b}")
     return 0
@@ -137,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         for line in lines:
             print(f"  {line}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a disk, permission or path problem outside moola's own checks
+        if args.verbose:
+            raise
+        print(f"error: {type(exc).__name__}", file=sys.stderr)
+        print(f"  {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc} (rerun with -v for details)",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

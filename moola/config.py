@@ -99,6 +99,8 @@ class GateConfig(_Frozen):
     transfer: TransferConfig = TransferConfig()
     augment: AugmentConfig = AugmentConfig()
     minirocket_kernels: int = 10_000
+    max_memory_gb: float = Field(16.0, gt=0, description="Gate 0 refuses data whose estimated training memory "
+                                 "exceeds this (moola/memory.py)")
 
 
 PRESETS: dict[str, dict] = {

@@ -4,6 +4,8 @@
     ├── DataError            invalid input data (exit code 2); carries one line per problem
     ├── ConfigError          invalid configuration or command-line usage (exit code 2)
     ├── ModelFileError       a model file failed its integrity check or does not fit
+    ├── RegistryError        registry.json unreadable or not a registry (exit code 2)
+    │   └── RegistryBusy     the registry lock stayed held past its timeout (exit code 1)
     ├── GateCrashed          a gate died unexpectedly (exit code 1)
     └── RemoteError          anything on the way to or from a remote runner
         ├── RemoteUnavailable    transient: refused, reset, timeout, no capacity, pod not up yet
@@ -43,6 +45,18 @@ class ModelFileError(MoolaError):
     """A model file is missing, altered (checksum) or does not match the model."""
 
 
+class RegistryError(MoolaError):
+    """The registry's files are damaged or cannot be written; the old state is kept."""
+
+    exit_code = 2
+
+
+class RegistryBusy(RegistryError):
+    """Another process held the registry lock for longer than the timeout."""
+
+    exit_code = 1
+
+
 class GateCrashed(MoolaError):
     """A gate failed for a reason that is not the data's fault."""
 
@@ -61,3 +75,18 @@ class RemotePermanent(RemoteError):
 
 class HostKeyMismatch(RemotePermanent):
     """The server presented a host key that is not the pinned or known one."""
+
+
+def config_error(exc, where: str = "", flags: bool = False) -> ConfigError:
+    """One ConfigError line per problem of a pydantic ``ValidationError`` (the one conversion).
+
+    ``where`` prefixes each line (a file name); ``flags`` names fields as command-line options
+    (``val_size`` -> ``--val-size``)."""
+    lines = []
+    for e in exc.errors():
+        loc = ".".join(map(str, e["loc"]))
+        name = "--" + loc.replace("_", "-") if flags else loc
+        lines.append(f"{where}{name}: {e['msg']}")
+    err = ConfigError("\n".join(lines))
+    err.problems = lines
+    return err

@@ -83,12 +83,28 @@ def parse_manifest(text: str) -> dict[str, str]:
     return entries
 
 
-def verify_folder(folder: Path) -> dict[str, str]:
-    """Check every file listed in the folder's manifest; raise on any difference."""
+def verify_folder(folder: Path, expected_manifest_sha256: str | None = None) -> dict[str, str]:
+    """Check every file of the folder against its manifest; raise on any difference.
+
+    The MANIFEST is required, every file it lists must match, and a file it does not list is
+    refused (nothing rides along unchecked). With ``expected_manifest_sha256`` (recorded outside
+    the folder, by the registry) the MANIFEST itself must be the one recorded: an edit whose
+    manifest line was updated too is caught there."""
+    folder = Path(folder)
     mpath = folder / MANIFEST
     if not mpath.is_file():
-        raise ModelFileError(f"{folder}: no {MANIFEST}")
-    entries = parse_manifest(mpath.read_text())
+        raise ModelFileError(f"{folder}: no {MANIFEST}; a model folder is only trusted with its manifest")
+    raw = mpath.read_bytes()
+    if expected_manifest_sha256 is not None:
+        import hashlib
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != expected_manifest_sha256:
+            raise ModelFileError(f"{mpath}: sha256 {actual} is not the {expected_manifest_sha256} the registry "
+                                 "recorded when this version was registered; the folder was changed")
+    try:
+        entries = parse_manifest(raw.decode())
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(f"{mpath}: not a text manifest") from exc
     for rel, digest in entries.items():
         p = folder / rel
         if not p.is_file():
@@ -96,4 +112,10 @@ def verify_folder(folder: Path) -> dict[str, str]:
         actual = sha256_file(p)
         if actual != digest:
             raise ModelFileError(f"{p}: sha256 {actual} does not match {MANIFEST} ({digest})")
+    extra = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                   if (p.is_file() or p.is_symlink()) and p != mpath
+                   and p.relative_to(folder).as_posix() not in entries)
+    if extra:
+        raise ModelFileError(f"{folder}: file(s) not listed in {MANIFEST}: {', '.join(extra[:5])}"
+                             + (f" and {len(extra) - 5} more" if len(extra) > 5 else "") + "; refusing the folder")
     return entries

@@ -4,39 +4,54 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from .errors import ConfigError, DataError
 
+ROLLBACK_HELP = """Return production to an earlier version.
 
-def _registry(args):
-    from .registry import Registry
-    return Registry(os.environ.get("MOOLA_ARTIFACTS", "artifacts"))
+Without --to: the most recent earlier production that was not itself rolled away from and is
+not marked degraded. Repeated rollbacks therefore walk back through history (v3 -> v2 -> v1)
+and never re-deploy the version just rolled away from; when none is left it says so.
+With --to vN: that version of the production model, whatever its history."""
+
+
+def _registry():
+    from .settings import registry_from_settings
+    return registry_from_settings()
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    state = _registry(args).read()
+    reg = _registry()
+    state = reg.read()
     if args.json:
         print(json.dumps(state, indent=2))
     else:
         p = state["production"]
-        print("production: " + (f"{p['name']} v{p['version']} ({p['path']}), since {p['since']}" if p else "none"))
+        print("production: " + (f"{p['name']} v{p['version']} ({reg.folder(p)}), since {p['since']}" if p else "none"))
         print(f"history: {len(state['history'])} change(s)")
     return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    for h in _registry(args).read()["history"]:
+    for h in _registry().read()["history"]:
         to = f"{h['to']['name']} v{h['to']['version']}" if h["to"] else "none"
         print(f"{h['at']}  {h['action']:<9} -> {to}  ({h['reason']})")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    p = _registry(args).rollback(args.to)["production"]
+    p = _registry().rollback(args.to)["production"]
     print(f"production: {p['name']} v{p['version']}")
     return 0
+
+
+def check_out_file(out: Path, flag: str = "--out") -> None:
+    """An output file path: not an existing folder, and its folder must be creatable."""
+    if out.is_dir():
+        raise ConfigError(f"{flag} {out}: is a folder; give a file path such as {out / 'predictions.parquet'}")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ConfigError(f"{flag} {out}: {out.parent} is not a folder")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -45,17 +60,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .data.load import load_windows
     from .inference import predict_windows
+    check_out_file(args.out)
     if args.model == "production":
-        prod = _registry(args).read()["production"]
-        if prod is None:
-            raise ConfigError("predict --model production: no production model yet (see `moola registry show`)")
-        folder = Path(prod["path"])
+        folder, expected = _registry().production_folder()
     else:
         folder = Path(args.model)
-    w = load_windows(args.data, labeled=False)
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"--model {folder}: is a file; expected a model folder or 'production'")
+        # a folder inside the registry must still be the version it recorded
+        expected = _registry().expected_manifest(folder) if folder.is_dir() else None
+    w = load_windows(args.data, labeled=False, assume_row_order=args.assume_row_order)
     if w.problems:
         raise DataError(w.problems)
-    proba, classes = predict_windows(folder, w.X, str(args.data), args.device)
+    proba, classes = predict_windows(folder, w.X, str(args.data), args.device, expected)
     df = pd.DataFrame({"window_id": w.ids, "predicted": np.array(classes)[proba.argmax(1)]})
     for j, c in enumerate(classes):
         df[f"proba_{c}"] = proba[:, j]
@@ -72,12 +89,14 @@ def add_registry_commands(sub) -> None:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_show)
     rs.add_parser("history").set_defaults(func=cmd_history)
-    rb = rs.add_parser("rollback")
-    rb.add_argument("--to", help="vN of the production model (default: the previous production)")
+    rb = rs.add_parser("rollback", help="return production to an earlier version", description=ROLLBACK_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    rb.add_argument("--to", help="vN of the production model (default: walk back one step, see above)")
     rb.set_defaults(func=cmd_rollback)
     p = sub.add_parser("predict", help="inference with the production model or a model folder")
     p.add_argument("data", type=Path)
     p.add_argument("--model", default="production")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--device", default="auto")
+    p.add_argument("--assume-row-order", action="store_true", help="the file has no timestamps")
     p.set_defaults(func=cmd_predict)

@@ -42,7 +42,8 @@ def revalidation_verdict(recorded: dict, now: dict, degenerate: bool, degenerate
     return Revalidation(True, [f"healthy: F1 {f1:.3f}" + (f" (recorded {rf1:.3f})" if rf1 is not None else "")], rules)
 
 
-def evaluate_on_latest(folder: Path, data: Path, data_config=None, device: str = "cpu") -> dict:
+def evaluate_on_latest(folder: Path, data: Path, data_config=None, device: str = "cpu",
+                       expected_manifest_sha256: str | None = None) -> dict:
     """The model in ``folder`` scored on the latest validation fold of ``data``.
 
     Raises DataError (one line per problem) when the data fails Gate 0 or does not fit the model.
@@ -53,7 +54,7 @@ def evaluate_on_latest(folder: Path, data: Path, data_config=None, device: str =
     rep = validate(data, None, data_config or DataConfig())
     rep.raise_if_invalid()
     lab, fold = rep.labeled, rep.split
-    proba, classes = predict_windows(folder, lab.X[fold.val], str(data), device)
+    proba, classes = predict_windows(folder, lab.X[fold.val], str(data), device, expected_manifest_sha256)
     unknown = sorted(set(lab.labels.tolist()) - set(classes))
     if unknown:
         raise DataError(f"{data}: column 'label': class(es) {', '.join(map(repr, unknown))} unknown to the "

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     moola_fetch_limit_kbit: int | None = Field(None, gt=0, description="cap big fetches at this many Kbit/s (scp -l)")
     moola_remote_workdir: str = "/workspace/moola"
     moola_remote_python: str = "python3"
+    moola_ssh_key_passphrase: SecretStr | None = Field(None, description="passphrase of an encrypted MOOLA_SSH_KEY")
+    moola_artifacts: Path = Field(Path("artifacts"), description="registry root: models, registry.json, JSONL")
+    moola_registry_lock_timeout: float = Field(60.0, gt=0, description="seconds to wait for the registry lock")
     runpod_api_key: SecretStr | None = None
     runpod_pod_id: str | None = None
     runpod_gpu_types: str = "NVIDIA H100 80GB HBM3,NVIDIA H200"
@@ -37,7 +40,25 @@ class Settings(BaseSettings):
     runpod_keep_alive: bool = False
     runpod_wait_timeout: float = 600.0
 
-    @field_validator("moola_ssh_key", "moola_ssh_known_hosts")
+    @field_validator("moola_ssh_key", "moola_ssh_known_hosts", "moola_artifacts")
     @classmethod
     def _expand_home(cls, v: Path | None) -> Path | None:
         return None if v is None else v.expanduser()  # `~/.ssh/id_ed25519` as written in .env
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and ``.env``; a bad value is a ConfigError naming it."""
+    from pydantic import ValidationError
+
+    from .errors import config_error
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise config_error(exc, where="settings (environment or .env): ") from exc
+
+
+def registry_from_settings(settings: Settings | None = None, root: str | Path | None = None):
+    """The Registry at ``root`` if given, else at MOOLA_ARTIFACTS (environment or .env)."""
+    from .registry import Registry
+    s = settings or load_settings()
+    return Registry(Path(root) if root is not None else s.moola_artifacts, s.moola_registry_lock_timeout)

@@ -45,17 +45,15 @@ def _default_runner() -> str:
     except ImportError:
         import os
         return os.environ.get("MOOLA_RUNNER", "here")
-    from pydantic import ValidationError
-    try:
-        return Settings().moola_runner
-    except ValidationError as exc:
-        from ..errors import ConfigError
-        raise ConfigError(f"settings (environment or .env): {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+    from ..settings import load_settings
+    return load_settings().moola_runner
 
 
 def _check_gate_folders(args: argparse.Namespace) -> None:
     """--baseline / --encoder must be gate output folders: say so before anything runs or ships."""
+    from ..atomic import check_replaceable
     from ..errors import ConfigError
+    check_replaceable(args.out)  # before any work, whichever runner: never replace the user's files
     for opt, gate, needs in (("baseline", "baseline", "result.json"), ("encoder", "pretrain", "encoder.json")):
         folder = getattr(args, opt, None)
         if folder is None:
@@ -96,13 +94,19 @@ def _predictions(path: Path):
     from ..errors import DataError
     p = path / "predictions.parquet" if path.is_dir() else path
     try:
-        return pd.read_parquet(p)
+        df = pd.read_parquet(p)
     except (OSError, ValueError) as exc:
         raise DataError(f"{p}: cannot read predictions ({exc})") from exc
+    missing = [c for c in ("window_id", "label", "predicted") if c not in df.columns]
+    if missing:
+        raise DataError(f"{p}: missing column(s) {', '.join(missing)}; expected a gate's predictions.parquet")
+    return df
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..errors import DataError
+    from ..errors import ConfigError, DataError
+    if args.n_boot < 100:
+        raise ConfigError(f"--n-boot {args.n_boot}: need at least 100 resamples for a confidence interval")
     from ..metrics import paired_bootstrap
     a, b = _predictions(args.a), _predictions(args.b)
     merged = a.merge(b, on="window_id", suffixes=("_a", "_b"))

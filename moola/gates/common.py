@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from ..data.manifest import build_manifest
 from ..data.validate import DataConfig, ValidationReport, validate
 from ..metrics import evaluate_predictions, positive_index
 from ..modelfile import sha256_file, write_manifest
+from ..version import git_commit
 from ..preprocess import Normalizer, fit_normalizer, resolve_method
 from .result import FoldMetrics, Metrics
 
@@ -67,6 +66,11 @@ def prepare(data: Path, unlabeled: Path | None, dcfg: DataConfig, cfg: GateConfi
     manifest_path.write_text(json.dumps(build_manifest(rep), indent=2) + "\n")
     rep.raise_if_invalid()
     lab = rep.labeled
+    from ..memory import memory_problem
+    too_big = memory_problem(lab.n, lab.shape[0], lab.shape[1], cfg, pretrain=unlabeled is not None)
+    if too_big:
+        from ..errors import DataError
+        raise DataError(f"{lab.path.name}: column 'features': {too_big}")
     classes = sorted(set(lab.labels.tolist()))
     method = resolve_method(cfg.normalize, lab.shape[1], dcfg.channels)
     folds = []
@@ -136,18 +140,6 @@ def environment(device: torch.device) -> dict:
            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
            "host": platform.node(), "git_commit": git_commit()}
     return env
-
-
-def git_commit() -> str | None:
-    """The code version: MOOLA_GIT_COMMIT (set when code is shipped to a pod), else git."""
-    if os.environ.get("MOOLA_GIT_COMMIT"):
-        return os.environ["MOOLA_GIT_COMMIT"]
-    try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                           text=True, timeout=5)
-        return r.stdout.strip() or None if r.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def finish(ctx: Context, result) -> None:

@@ -6,6 +6,10 @@ import logging
 import time
 from pathlib import Path
 
+import shutil
+import tempfile
+
+from ..atomic import check_replaceable, replace_folder
 from ..config import GateConfig, resolve_budget
 from ..data.validate import DataConfig
 from ..errors import DataError
@@ -20,15 +24,36 @@ log = logging.getLogger("moola.gates")
 def run_gate(gate: str, data: Path, out: Path, cfg: GateConfig, dcfg: DataConfig, device: str = "auto",
              unlabeled: Path | None = None, baseline: Path | None = None,
              encoder: Path | None = None) -> GateResult:
-    """Run one gate and write its folder. Raises DataError (exit 2) when the data is invalid."""
-    t0 = time.perf_counter()
+    """Run one gate and write its folder. Raises DataError (exit 2) when the data is invalid.
+
+    The folder is built under a temporary name beside ``out`` and renamed into place only when
+    the gate finished (passed or failed its criteria; Gate 0 also when the data is invalid):
+    a crash or invalid data leaves no half folder that looks like a result, and files already
+    at ``out`` never end up sealed into its MANIFEST."""
     if gate not in GATES:
         from ..errors import ConfigError
         raise ConfigError(f"gate: expected one of {', '.join(GATES)}, found {gate!r}")
+    out = Path(out)
+    check_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    try:
+        result = _run_into(gate, data, tmp, cfg, dcfg, device, unlabeled, baseline, encoder)
+        replace_folder(tmp, out)
+        return result
+    except DataError:
+        if gate == "validate" and (tmp / "result.json").is_file():
+            replace_folder(tmp, out)  # Gate 0's failed result is a result
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when it was renamed into place
+
+
+def _run_into(gate: str, data: Path, out: Path, cfg: GateConfig, dcfg: DataConfig, device: str,
+              unlabeled: Path | None, baseline: Path | None, encoder: Path | None) -> GateResult:
+    t0 = time.perf_counter()
     dev = pick_device(device)
     cfg = resolve_budget(cfg, dev.type)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     if gate == "validate":
         return _gate_validate(data, unlabeled, dcfg, cfg, dev, out, t0)
     ctx = prepare(data, unlabeled, dcfg, cfg, dev, out)

@@ -10,6 +10,7 @@ errors -> RemotePermanent.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +33,21 @@ class PodAPI(Protocol):
     def stop_pod(self, pod_id: str) -> dict: ...
 
 
-def classify(exc: Exception) -> Exception:
-    """Map an SDK / network exception to moola's transient or permanent error."""
+def scrub(text: str, secret: str | None = None) -> str:
+    """Remove an API key from text that may end up in a log: ``api_key=...`` in URLs (older SDKs
+    put it there), ``Bearer ...`` headers, and the key itself wherever it appears."""
+    text = re.sub(r"(api_key=)[^&\s'\"]+", r"\1***", text, flags=re.IGNORECASE)
+    text = re.sub(r"(Bearer\s+)[A-Za-z0-9._\-]+", r"\1***", text)
+    if secret:
+        text = text.replace(secret, "***")
+    return text
+
+
+def classify(exc: Exception, secret: str | None = None) -> Exception:
+    """Map an SDK / network exception to moola's transient or permanent error (key scrubbed)."""
     import requests
     from runpod import error as rp_error
-    msg = str(exc)
+    msg = scrub(str(exc), secret)
     if isinstance(exc, rp_error.AuthenticationError):
         return RemotePermanent(f"RunPod rejected the API key (RUNPOD_API_KEY): {msg}")
     if isinstance(exc, requests.RequestException):
@@ -47,7 +58,7 @@ def classify(exc: Exception) -> Exception:
         return RemotePermanent(f"RunPod API error: {msg}")
     if isinstance(exc, ValueError):  # the SDK's own argument checks, e.g. an unknown GPU type id
         return RemotePermanent(f"RunPod SDK refused the request: {msg}")
-    return exc
+    return RemotePermanent(f"RunPod SDK error: {type(exc).__name__}: {msg}")
 
 
 class RunPodSDK:
@@ -57,17 +68,18 @@ class RunPodSDK:
         import runpod
         runpod.api_key = api_key
         self._rp = runpod
+        self._secret = api_key
 
     def _call(self, fn, *a, context: str = "", **kw):
         try:
             return fn(*a, **kw)
         except Exception as exc:  # converted at the boundary
-            converted = classify(exc)
-            if converted is exc:
-                raise
+            converted = classify(exc, self._secret)
             if context:
                 converted.args = (f"{context}: {converted.args[0]}",)
-            raise converted from exc
+        # outside the except block and `from None`: the SDK's own exception (which may hold the
+        # key in a URL) is not chained into tracebacks or Prefect's logs
+        raise converted from None
 
     def get_pod(self, pod_id):
         return self._call(self._rp.get_pod, pod_id)

@@ -12,6 +12,7 @@ RemoteUnavailable (worth retrying); auth and host-key problems are RemotePermane
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -25,8 +26,10 @@ from pathlib import Path, PurePosixPath
 
 import paramiko
 
-from ..errors import HostKeyMismatch, ModelFileError, RemotePermanent, RemoteUnavailable
+from ..atomic import check_replaceable, replace_folder
 from ..digest import hash_while_written
+from ..errors import HostKeyMismatch, ModelFileError, RemotePermanent, RemoteUnavailable
+from ..version import git_commit
 from ..modelfile import MANIFEST, parse_manifest, sha256_file
 from .bundle import build_bundle
 from .runner import GateCall, raise_for_exit
@@ -55,7 +58,7 @@ class SSHRunner:
     def __init__(self, host: str, port: int = 22, user: str = "root", key: Path | None = None,
                  known_hosts: Path | None = None, pinned_sha256: str | None = None,
                  workdir: str = "/workspace/moola", python: str = "python3", timeout: float = 15.0,
-                 limit_kbit: int | None = None):
+                 limit_kbit: int | None = None, passphrase: str | None = None):
         if not known_hosts and not pinned_sha256:
             raise RemotePermanent("ssh: set MOOLA_SSH_KNOWN_HOSTS or MOOLA_SSH_HOST_KEY_SHA256; "
                                   "host keys are never trusted blindly")
@@ -63,6 +66,7 @@ class SSHRunner:
         self.known_hosts, self.pinned = known_hosts, pinned_sha256
         self.workdir, self.python, self.timeout = PurePosixPath(workdir), python, timeout
         self.limit_kbit = limit_kbit  # cap on big fetches (scp -l), e.g. to spare a shared link
+        self._passphrase = passphrase  # of an encrypted key; never logged
 
     @classmethod
     def from_settings(cls, s) -> "SSHRunner":
@@ -70,7 +74,8 @@ class SSHRunner:
             raise RemotePermanent("ssh runner: MOOLA_SSH_HOST is not set")
         return cls(s.moola_ssh_host, s.moola_ssh_port, s.moola_ssh_user, s.moola_ssh_key,
                    s.moola_ssh_known_hosts, s.moola_ssh_host_key_sha256, s.moola_remote_workdir,
-                   s.moola_remote_python, s.moola_ssh_timeout, s.moola_fetch_limit_kbit)
+                   s.moola_remote_python, s.moola_ssh_timeout, s.moola_fetch_limit_kbit,
+                   s.moola_ssh_key_passphrase.get_secret_value() if s.moola_ssh_key_passphrase else None)
 
     # -- connection -------------------------------------------------------------------------
     def connect(self) -> paramiko.SSHClient:
@@ -85,7 +90,8 @@ class SSHRunner:
         where = f"{self.user}@{self.host}:{self.port}"
         try:
             client.connect(self.host, self.port, username=self.user,
-                           key_filename=str(self.key) if self.key else None, timeout=self.timeout,
+                           key_filename=str(self.key) if self.key else None, passphrase=self._passphrase,
+                           timeout=self.timeout,
                            banner_timeout=self.timeout, auth_timeout=self.timeout,
                            allow_agent=False, look_for_keys=False)
         except HostKeyMismatch:
@@ -96,6 +102,10 @@ class SSHRunner:
             raise HostKeyMismatch(f"host key of {where} CHANGED: got {exc.key.fingerprint}, expected "
                                   f"{exc.expected_key.fingerprint}; someone may be intercepting the "
                                   "connection, or the host was rebuilt (then update known_hosts)") from exc
+        except paramiko.PasswordRequiredException as exc:
+            client.close()
+            raise RemotePermanent(f"ssh key {self.key} is encrypted: set MOOLA_SSH_KEY_PASSPHRASE "
+                                  "(environment or .env)") from exc
         except paramiko.AuthenticationException as exc:
             client.close()
             raise RemotePermanent(f"ssh authentication failed for {where} with key {self.key}: {exc}") from exc
@@ -152,8 +162,10 @@ class SSHRunner:
         archive = self.workdir / "code" / f"{digest}.tar.gz"
         if self._upload_if_missing(client, sftp, data, archive) or not _exists(sftp, code_dir / "moola"):
             tmp = f"{code_dir}.{uuid.uuid4().hex}.tmp"
+            # publish by rename-if-absent: a concurrent publisher of the same bundle leaves it alone
             code, tail = self._exec(client, ["sh", "-c", 'mkdir -p "$1" && tar -xzf "$2" -C "$1" && '
-                                             'rm -rf "$3" && mv "$1" "$3"', "sh", tmp, str(archive), str(code_dir)])
+                                             '{ mv -T "$1" "$3" 2>/dev/null || rm -rf "$1"; } && test -d "$3/moola"',
+                                             "sh", tmp, str(archive), str(code_dir)])
             if code != 0:
                 raise RemotePermanent(f"could not unpack the code bundle on {self.host}: {tail}")
         return code_dir
@@ -176,11 +188,17 @@ class SSHRunner:
                 self._exec(client, ["mkdir", "-p", str((tmp / rel).parent)])
                 sftp.put(str(folder / rel), str(tmp / rel))
             sftp.put(str(folder / MANIFEST), str(tmp / MANIFEST))
-            self._exec(client, ["sh", "-c", 'rm -rf "$2" && mv "$1" "$2"', "sh", str(tmp), str(remote)])
+            # rename-if-absent: never remove a published folder another gate may be reading; a
+            # second publisher of the same content (same manifest hash) just drops its copy
+            code, tail = self._exec(client, ["sh", "-c", '{ mv -T "$1" "$2" 2>/dev/null || rm -rf "$1"; } && '
+                                             'test -f "$2/MANIFEST.sha256"', "sh", str(tmp), str(remote)])
+            if code != 0:
+                raise RemotePermanent(f"could not publish {folder} on {self.host} as {remote}: {tail}")
         return str(remote)
 
     # -- the gate ---------------------------------------------------------------------------
     def run_gate(self, call: GateCall) -> Path:
+        check_replaceable(call.out)  # before any work: the user's files at --out are never replaced
         client = self.connect()
         try:
             sftp = client.open_sftp()
@@ -195,7 +213,6 @@ class SSHRunner:
             remote_out = self.workdir / "runs" / f"{call.gate}-{uuid.uuid4().hex[:12]}"
             argv = [self.python, "-m", "moola.cli", *call.argv(paths, str(remote_out))]
             env = {"PYTHONPATH": str(code_dir), "PYTHONUNBUFFERED": "1"}
-            from ..gates.common import git_commit
             commit = git_commit()
             if commit:
                 env["MOOLA_GIT_COMMIT"] = commit
@@ -208,9 +225,7 @@ class SSHRunner:
             self.fetch(sftp, str(remote_out), call.out)
             return call.out
         except OSError as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise RemotePermanent(f"{self.host}: {exc}") from exc
-            raise RemoteUnavailable(f"{self.host}: transfer failed: {exc}") from exc
+            raise map_oserror(exc, self.host) from exc
         finally:
             client.close()
 
@@ -236,9 +251,8 @@ class SSHRunner:
                     raise ModelFileError(f"{self.host}:{remote / rel}: sha256 {actual} does not match "
                                          f"{MANIFEST} ({digest}); the file changed after the gate wrote it")
             (tmp / MANIFEST).write_text(manifest_text)
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp, out)
+            check_replaceable(out)  # only an absent, empty or earlier gate folder is replaced
+            replace_folder(tmp, out)
             return out
         except FileNotFoundError as exc:
             raise RemotePermanent(f"{self.host}:{remote}: missing output ({exc})") from exc
@@ -255,7 +269,8 @@ class SSHRunner:
         they arrive. Returns that sha256, or None when the caller must hash the file itself.
         scp checks the host key against a known_hosts file holding the key paramiko verified."""
         size = sftp.stat(remote).st_size
-        if size < SCP_THRESHOLD or not shutil.which("scp") or self.key is None:
+        # scp runs in BatchMode: it cannot unlock an encrypted key, so those stay on SFTP
+        if size < SCP_THRESHOLD or not shutil.which("scp") or self.key is None or self._passphrase:
             sftp.get(remote, str(local), prefetch=True)
             return None
         transport = sftp.get_channel().get_transport()
@@ -284,6 +299,25 @@ SCP_THRESHOLD = 32 * 1024 * 1024
 # AEAD ciphers only, AES-GCM first: with AES-NI (x86 servers, GPU pods) it costs less CPU than
 # OpenSSH's default chacha20-poly1305, which pays for the sha256 check (bench/transfer.py).
 SCP_CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com"
+
+
+# errno values that mean a local (or remote filesystem) problem no retry will fix
+PERMANENT_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENOSPC,
+                    errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG, errno.EEXIST, errno.ENOTEMPTY}
+
+
+def map_oserror(exc: OSError, host: str) -> Exception:
+    """The one table for OSErrors met while running a gate remotely.
+
+    ``socket.error`` is ``OSError``, so the type alone cannot tell a dropped connection from a
+    full local disk: an error about a named file, or with a file-system errno, is permanent;
+    connection errors, time-outs and errno-less socket errors are transient."""
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.timeout)):
+        return RemoteUnavailable(f"{host}: connection failed: {exc}")
+    if exc.filename is not None or exc.errno in PERMANENT_ERRNOS:
+        where = f"{exc.filename}: " if exc.filename is not None else f"{host}: "
+        return RemotePermanent(f"{where}{exc.strerror or exc} (a file problem; retrying will not help)")
+    return RemoteUnavailable(f"{host}: transfer failed: {exc}")
 
 
 def _exists(sftp, path: PurePosixPath) -> bool:

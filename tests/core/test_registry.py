@@ -27,7 +27,7 @@ def gate_dir(tmp_path):
 
 def test_register_ship_and_rollback(tmp_path, gate_dir):
     reg = Registry(tmp_path / "art")
-    assert reg.read() == {"production": None, "history": [], "degraded": []}
+    assert reg.read() == {"production": None, "history": [], "degraded": [], "versions": {}}
     v1 = reg.register("baseline", gate_dir, {"metrics": {"f1_weighted": 0.7}})
     v2 = reg.register("baseline", gate_dir, {"metrics": {"f1_weighted": 0.8}})
     assert (v1["version"], v2["version"]) == (1, 2)
@@ -38,6 +38,9 @@ def test_register_ship_and_rollback(tmp_path, gate_dir):
     assert reg.rollback()["production"]["version"] == 1
     assert reg.rollback(to="v2")["production"]["version"] == 2
     assert [h["action"] for h in reg.read()["history"]] == ["ship", "ship", "rollback", "rollback"]
+    # pointers are relative to the registry root: they work from any working directory
+    assert reg.read()["production"]["path"] == "models/baseline/v2"
+    assert reg.folder(reg.read()["production"]) == tmp_path / "art/models/baseline/v2"
     with pytest.raises(ConfigError, match="has versions v1, v2"):
         reg.rollback(to="v9")
 

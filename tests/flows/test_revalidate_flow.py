@@ -121,3 +121,29 @@ def test_two_decides_at_once_ship_once_and_record_what_really_happened(prefect_s
     assert ship["production_before"] is None and ship["production_after"]["version"] == 1
     assert revert["production_before"]["version"] == 1 and revert["production_after"]["version"] == 1
     assert len(list((art / "models" / "baseline").iterdir())) == 1  # one version, no stray copies
+
+
+def test_a_ship_landing_while_scoring_is_not_degraded(prefect_server, gate_dirs, sample_frame, write_frame,
+                                                      tmp_path, monkeypatch):
+    """Issue 10: re-validation read v2, scored it, then degraded whatever was production by then
+    (a v3 shipped meanwhile) and brought v2 back. Now it acts only on the version it scored."""
+    import flows.revalidate as rv
+    art = tmp_path / "art"
+    reg = ship(art, gate_dirs["baseline"], times=2)
+    scored = []
+    real = rv.score_production
+
+    def score_while_a_ship_lands(path, *args):
+        scored.append(path)
+        if len(scored) == 1:
+            ship(art, gate_dirs["baseline"], times=1)  # another decide ships v3 meanwhile
+        return real.fn(path, *args)
+
+    monkeypatch.setattr(rv, "score_production", score_while_a_ship_lands)
+    drifted = str(write_frame(flipped(sample_frame), "drifted.parquet"))
+    out = rv.revalidate(data=drifted, artifacts=str(art), return_state=True).result()
+    state = reg.read()
+    # v2 was scored and found degraded; v3 was then scored itself before anything happened to it
+    assert [p.rsplit("/", 1)[-1] for p in scored] == ["v2", "v3"]
+    assert sorted(d["version"] for d in state["degraded"]) == [2, 3]
+    assert out["action"] == "revert" and state["production"]["version"] == 1
