@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
 from flows.report import revalidation_markdown
-from moola.data.validate import DataConfig
+from moola.data.validate import DEFAULT_DATA, DataConfig
 from moola.decision import Policy
 from moola.settings import registry_from_settings
 from moola.revalidate import evaluate_on_latest, revalidation_verdict
@@ -36,7 +36,8 @@ MAX_RESCORES = 5
 
 # Prefect name "gates": both deployments live under one flow, `gates/full` and `gates/revalidate`.
 @flow(name="gates", flow_run_name="revalidate")
-def revalidate(data: str, val_size: float = 0.2, folds: int = 1, artifacts: str | None = None,
+def revalidate(data: str, val_size: float = DEFAULT_DATA.val_size, folds: int = DEFAULT_DATA.folds,
+               artifacts: str | None = None,
                policy: dict | None = None):
     log = get_run_logger()
     reg = registry_from_settings(root=artifacts)
@@ -82,8 +83,8 @@ def revalidate(data: str, val_size: float = 0.2, folds: int = 1, artifacts: str 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m flows.revalidate")
     ap.add_argument("--data", required=True)
-    ap.add_argument("--val-size", type=float, default=0.2)
-    ap.add_argument("--folds", type=int, default=1)
+    ap.add_argument("--val-size", type=float, default=DEFAULT_DATA.val_size)
+    ap.add_argument("--folds", type=int, default=DEFAULT_DATA.folds)
     ap.add_argument("--artifacts", help="registry root (default: MOOLA_ARTIFACTS, else ./artifacts)")
     args = ap.parse_args(argv)
     state = revalidate(data=args.data, val_size=args.val_size, folds=args.folds, artifacts=args.artifacts,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
@@ -13,7 +12,8 @@ from prefect.exceptions import MissingContextError
 from flows.report import publish_gate
 from moola.errors import RemoteUnavailable
 from moola.gates.result import read_result
-from moola.remote.runner import GateCall, make_runner
+from moola.remote.call import GateCall
+from moola.remote.runner import make_runner
 
 RETRY_DELAYS = [2, 4, 8, 16, 30, 30, 30, 30]  # capped exponential backoff (seconds)
 
@@ -77,21 +77,11 @@ def transient_only(task, task_run, state) -> bool:
 
 
 @task(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_jitter_factor=0.2,
-      retry_condition_fn=transient_only, task_run_name="gate {gate}")
-def run_gate(gate: str, runner: str, data: str, out: str, options: list[str], unlabeled: str | None = None,
-             baseline: str | None = None, encoder: str | None = None, config: str | None = None,
-             endpoint: list | None = None) -> dict:
+      retry_condition_fn=transient_only, task_run_name="gate {call.gate}")
+def run_gate(call: GateCall, runner: str, endpoint: list | None = None) -> dict:
     """One gate over the Runner; ``endpoint`` ([host, port]) points the ssh runner at a leased pod."""
-    call = GateCall(gate=gate, data=Path(data), out=Path(out), unlabeled=Path(unlabeled) if unlabeled else None,
-                    baseline=Path(baseline) if baseline else None, encoder=Path(encoder) if encoder else None,
-                    options=tuple(options), config=Path(config) if config else None)
     with moola_logs_in_task():
-        if endpoint is not None:
-            from moola.settings import Settings
-            settings = Settings().model_copy(update={"moola_ssh_host": endpoint[0], "moola_ssh_port": int(endpoint[1])})
-            folder = make_runner("ssh", settings).run_gate(call)
-        else:
-            folder = make_runner(runner).run_gate(call)
+        folder = make_runner(runner, endpoint=tuple(endpoint) if endpoint else None).run_gate(call)
     res = read_result(folder)
-    publish_gate(gate, res, folder)
+    publish_gate(call.gate, res, folder)
     return {"dir": str(folder), "result": res.model_dump(mode="json")}

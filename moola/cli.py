@@ -1,7 +1,9 @@
-"""The one ``moola`` command.
+"""The one ``moola`` command: every subcommand's parser is built here, and only here.
 
 Exit codes: 0 success (gate passed), 2 invalid data or usage, 3 gate failed its criteria,
 1 unexpected internal error. User errors print one line per problem and no traceback.
+Handlers turn the parsed strings into typed values (DataConfig, GateCall) at once and hand
+those to the code that does the work.
 """
 
 from __future__ import annotations
@@ -29,36 +31,41 @@ def _val_size(text: str) -> int | float:
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
+    """Data options default to None: DataConfig owns the defaults (shown in --help from there)."""
+    from .data.validate import DataConfig
+    d = DataConfig()
     p.add_argument("--unlabeled", type=Path, help="unlabelled windows (Parquet) for pretraining")
-    p.add_argument("--val-size", type=_val_size, default=0.2, help="validation count or fraction (0.2)")
-    p.add_argument("--folds", type=int, default=1, help="expanding-window folds (1)")
-    p.add_argument("--bar-seconds", type=int, default=60, help="seconds per bar (60)")
+    p.add_argument("--val-size", type=_val_size, help=f"validation count or fraction ({d.val_size})")
+    p.add_argument("--folds", type=int, help=f"expanding-window folds ({d.folds})")
+    p.add_argument("--bar-seconds", type=int, help=f"seconds per bar ({d.bar_seconds})")
     p.add_argument("--assume-row-order", action="store_true",
                    help="the file has no timestamps: trust row order as time order")
 
 
 def data_config(args: argparse.Namespace):
-    from .data.validate import DataConfig
+    """The typed DataConfig of the options given; a bad value names its flag."""
     from pydantic import ValidationError
+
+    from .data.validate import DataConfig
+    from .errors import config_error
+    given = {k: getattr(args, k) for k in ("val_size", "folds", "bar_seconds") if getattr(args, k) is not None}
     try:
-        return DataConfig(val_size=args.val_size, folds=args.folds, bar_seconds=args.bar_seconds,
-                          assume_row_order=args.assume_row_order)
+        return DataConfig(**given, assume_row_order=args.assume_row_order)
     except ValidationError as exc:
-        from .errors import config_error
         raise config_error(exc, flags=True) from exc
 
 
+# -- validate, sample-data ---------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace) -> int:
+    from .config import load_gate_config, resolve_budget
     from .data.manifest import write_manifest
-    from .data.validate import validate
+    from .data.validate import Check, validate
+    from .memory import memory_problem
     rep = validate(args.data, args.unlabeled, data_config(args))
     if rep.ok:  # the same memory check the gates make (moola/memory.py), with the default config
-        from .config import load_gate_config, resolve_budget
-        from .memory import memory_problem
         lab = rep.labeled
         problem = memory_problem(lab.n, lab.shape[0], lab.shape[1], resolve_budget(load_gate_config(), "cpu"),
                                  pretrain=args.unlabeled is not None)
-        from .data.validate import Check
         rep.checks.append(Check("training memory fits max_memory_gb",
                                 [f"{lab.path.name}: column 'features': {problem}"] if problem else []))
     if args.out:
@@ -94,13 +101,126 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- gate run, compare ---------------------------------------------------------------------------
+def _check_gate_folders(args: argparse.Namespace) -> None:
+    """--out may be replaced; --baseline / --encoder must be gate output folders: say so before
+    anything runs or ships."""
+    from .atomic import check_replaceable
+    from .errors import ConfigError
+    check_replaceable(args.out)  # before any work, whichever runner: never replace the user's files
+    for opt, gate, needs in (("baseline", "baseline", "result.json"), ("encoder", "pretrain", "encoder.json")):
+        folder = getattr(args, opt, None)
+        if folder is None:
+            continue
+        if not Path(folder).is_dir():
+            raise ConfigError(f"--{opt} {folder}: no such folder (expected the output folder of gate {gate})")
+        if not (Path(folder) / needs).is_file():
+            raise ConfigError(f"--{opt} {folder}: no {needs} there (expected the output folder of gate {gate})")
+
+
+def _default_runner() -> str:
+    """MOOLA_RUNNER from the environment or .env; on a pod (no pydantic-settings) the environment."""
+    import os
+
+    from .remote.kinds import DEFAULT_RUNNER
+    try:
+        from .settings import load_settings
+    except ImportError:
+        return os.environ.get("MOOLA_RUNNER", DEFAULT_RUNNER)
+    return load_settings().moola_runner
+
+
+def cmd_gate_run(args: argparse.Namespace) -> int:
+    from .config import load_gate_config
+    from .gates.result import read_result
+    from .remote.call import GateCall
+    from .remote.kinds import check_runner
+    from .remote.runner import run_call
+    load_gate_config(args.preset, args.config, args.seed)  # a bad preset or config fails before anything
+    call = GateCall(gate=args.gate, data=args.data, out=args.out, unlabeled=args.unlabeled, baseline=args.baseline,
+                    encoder=args.encoder, config=args.config, data_config=data_config(args), preset=args.preset,
+                    seed=args.seed, device=args.device)
+    runner = check_runner(args.runner or _default_runner())
+    _check_gate_folders(args)
+    result = read_result(run_call(runner, call, args.retry_for))
+    m = result.metrics
+    summary = f"gate {result.gate}: {result.status.upper()}"
+    if m is not None:
+        summary += (f"  accuracy {m.accuracy:.3f}  f1_weighted {m.f1_weighted:.3f}  "
+                    f"(majority {result.majority_baseline.f1_weighted:.3f})  degenerate {result.degenerate}")
+    print(summary)
+    for r in result.reasons:
+        print(f"  - {r}")
+    return result.exit_code
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_predictions
+    json.dump(compare_predictions(args.a, args.b, args.n_boot, args.seed), sys.stdout, indent=2)
+    print()
+    return 0
+
+
 def cmd_remote_check(args: argparse.Namespace) -> int:
     from .remote.check import remote_check
     from .remote.ssh import SSHRunner
-    from .settings import Settings
-    report = remote_check(SSHRunner.from_settings(Settings()), install=args.install)
+    from .settings import load_settings
+    report = remote_check(SSHRunner.from_settings(load_settings()), install=args.install)
     print(json.dumps(report, indent=2))
     return 0 if not report["missing"] else 2
+
+
+# -- the parser ----------------------------------------------------------------------------------
+def _gate_parsers(sub) -> None:
+    from .gates import GATES
+    from .remote.kinds import RUNNER_KINDS
+    g = sub.add_parser("gate", help="run one gate (the program a GPU pod executes)")
+    gsub = g.add_subparsers(dest="gate_command", required=True)
+    r = gsub.add_parser("run", help="run GATE and write DIR (exit 0 passed, 3 failed, 2 invalid data)")
+    r.add_argument("gate", choices=list(GATES))
+    r.add_argument("--data", type=Path, required=True)
+    add_data_options(r)
+    r.add_argument("--config", type=Path, help="JSON or TOML overrides of the gate config")
+    r.add_argument("--preset", default="default", help="default | seed-smoke")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--baseline", type=Path, help="output folder of gate baseline (for comparisons)")
+    r.add_argument("--encoder", type=Path, help="output folder of gate pretrain (for transfer)")
+    r.add_argument("--out", type=Path, required=True,
+                   help="absent, empty, or an earlier gate folder (anything else is refused)")
+    r.add_argument("--runner", default=None,
+                   help=f"{' | '.join(RUNNER_KINDS)} (default: MOOLA_RUNNER, else here: this process)")
+    r.add_argument("--retry-for", type=float, default=0.0,
+                   help="with a remote runner: keep retrying transient errors for this many seconds")
+    r.set_defaults(func=cmd_gate_run)
+
+    c = sub.add_parser("compare", help="paired bootstrap of two predictions files (B - A)")
+    c.add_argument("a", type=Path, help="predictions.parquet or a gate folder")
+    c.add_argument("b", type=Path)
+    c.add_argument("--n-boot", type=int, default=2000)
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_compare)
+
+
+def _registry_parsers(sub) -> None:
+    from . import registry_cli as rc
+    r = sub.add_parser("registry", help="the production pointer and model versions (MOOLA_ARTIFACTS)")
+    rs = r.add_subparsers(dest="registry_command", required=True)
+    s = rs.add_parser("show")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=rc.cmd_show)
+    rs.add_parser("history").set_defaults(func=rc.cmd_history)
+    rb = rs.add_parser("rollback", help="return production to an earlier version", description=rc.ROLLBACK_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    rb.add_argument("--to", help="vN of the production model (default: walk back one step, see above)")
+    rb.set_defaults(func=rc.cmd_rollback)
+    p = sub.add_parser("predict", help="inference with the production model or a model folder")
+    p.add_argument("data", type=Path)
+    p.add_argument("--model", default="production")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--assume-row-order", action="store_true", help="the file has no timestamps")
+    p.set_defaults(func=rc.cmd_predict)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,8 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unlabelled pool size (1000 keeps the CPU demo quick; 11873 = original scale)")
     s.set_defaults(func=cmd_sample_data)
 
-    from .gates.cli import add_gate_commands
-    add_gate_commands(sub)
+    _gate_parsers(sub)
 
     r = sub.add_parser("remote", help="the remote host (MOOLA_SSH_* settings)")
     rsub = r.add_subparsers(dest="remote_command", required=True)
@@ -133,9 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--install", action="store_true", help="pip-install missing core dependencies")
     rc.set_defaults(func=cmd_remote_check)
 
-    from .registry_cli import add_registry_commands
-    add_registry_commands(sub)
-
+    _registry_parsers(sub)
     return p
 
 

@@ -111,6 +111,34 @@ class Registry:
                               "models are added by `decide`, never by hand")
         return record["manifest_sha256"]
 
+    def records(self, kind: str | None = None) -> list[dict]:
+        """The JSONL lines (of ``kind``: gate_result, decision, revalidation), oldest first."""
+        if not self.jsonl.is_file():
+            return []
+        lines = []
+        for n, text in enumerate(self.jsonl.read_text().splitlines(), 1):
+            if not text.strip():
+                continue
+            try:
+                rec = json.loads(text)
+            except ValueError as exc:
+                raise RegistryError(f"{self.jsonl} line {n}: not valid JSON ({exc})") from exc
+            if kind is None or rec.get("kind") == kind:
+                lines.append(rec)
+        return lines
+
+    def last_decision(self) -> dict | None:
+        """The most recent decision recorded, or None."""
+        decisions = self.records("decision")
+        return decisions[-1]["decision"] if decisions else None
+
+    def production_card(self) -> tuple[dict | None, dict | None]:
+        """(production pointer, its gate result.json) or (None, None)."""
+        prod = self.read()["production"]
+        if prod is None:
+            return None, None
+        return prod, json.loads((self.folder(prod) / "result.json").read_text())
+
     def production_folder(self) -> tuple[Path, str]:
         """(folder, recorded MANIFEST sha256) of production; ConfigError when there is none."""
         prod = self.read()["production"]

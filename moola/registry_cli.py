@@ -1,4 +1,4 @@
-"""``moola registry show|history|rollback`` and ``moola predict``."""
+"""The handlers of ``moola registry show|history|rollback`` and ``moola predict`` (parsed in cli.py)."""
 
 from __future__ import annotations
 
@@ -80,23 +80,3 @@ def cmd_predict(args: argparse.Namespace) -> int:
     df.to_parquet(args.out, index=False)
     print(f"wrote {len(df)} predictions to {args.out}")
     return 0
-
-
-def add_registry_commands(sub) -> None:
-    r = sub.add_parser("registry", help="the production pointer and model versions (MOOLA_ARTIFACTS)")
-    rs = r.add_subparsers(dest="registry_command", required=True)
-    s = rs.add_parser("show")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_show)
-    rs.add_parser("history").set_defaults(func=cmd_history)
-    rb = rs.add_parser("rollback", help="return production to an earlier version", description=ROLLBACK_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    rb.add_argument("--to", help="vN of the production model (default: walk back one step, see above)")
-    rb.set_defaults(func=cmd_rollback)
-    p = sub.add_parser("predict", help="inference with the production model or a model folder")
-    p.add_argument("data", type=Path)
-    p.add_argument("--model", default="production")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--assume-row-order", action="store_true", help="the file has no timestamps")
-    p.set_defaults(func=cmd_predict)

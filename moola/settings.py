@@ -7,17 +7,18 @@ Every field is listed in ``.env.example``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .remote.kinds import DEFAULT_RUNNER, RunnerKind
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True,
                                       case_sensitive=False)
 
-    moola_runner: Literal["here", "local", "ssh", "runpod"] = "here"
+    moola_runner: RunnerKind = DEFAULT_RUNNER
     moola_ssh_host: str | None = None
     moola_ssh_port: int = 22
     moola_ssh_user: str = "root"

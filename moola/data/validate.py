@@ -25,13 +25,16 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    val_size: int | float = Field(0.2, description="validation windows: a count or a fraction")
+    val_size: int | float = Field(0.2, gt=0, description="validation windows: a count or a fraction")
     folds: int = Field(1, ge=1, description="expanding-window folds; the last is the default split")
     bar_seconds: int = Field(60, gt=0, description="seconds per bar; a window spans T bars")
     channels: list[str] | None = Field(None, description="channel names; 4 channels mean OHLC")
     assume_row_order: bool = Field(False, description="no timestamps: trust row order as time")
     min_train: int = Field(10, ge=2, description="fewest train windows left after purging")
     min_train_per_class: int = Field(2, ge=1, description="fewest train windows of each val class")
+
+
+DEFAULT_DATA = DataConfig()  # the one owner of val_size, folds and bar_seconds defaults
 
 
 @dataclass

@@ -123,5 +123,5 @@ def gate_pretrain(ctx: Context, opts: dict) -> GateResult:
     return run_pretrain(ctx, opts, _result)
 
 
-RUNNERS = {"baseline": gate_baseline, "minirocket": gate_minirocket, "pretrain": gate_pretrain,
+GATE_FUNCTIONS = {"baseline": gate_baseline, "minirocket": gate_minirocket, "pretrain": gate_pretrain,
            "transfer": gate_transfer, "augment": gate_augment}

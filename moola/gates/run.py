@@ -57,10 +57,10 @@ def _run_into(gate: str, data: Path, out: Path, cfg: GateConfig, dcfg: DataConfi
     if gate == "validate":
         return _gate_validate(data, unlabeled, dcfg, cfg, dev, out, t0)
     ctx = prepare(data, unlabeled, dcfg, cfg, dev, out)
-    from .gates import RUNNERS
+    from .gates import GATE_FUNCTIONS
     log.info("gate %s (%d) on %s: %d train / %d val, device %s", gate, GATES[gate], data,
              len(ctx.last.y_train), len(ctx.last.y_val), dev)
-    result = RUNNERS[gate](ctx, {"baseline": baseline, "encoder": encoder})
+    result = GATE_FUNCTIONS[gate](ctx, {"baseline": baseline, "encoder": encoder})
     result.total_seconds = time.perf_counter() - t0
     result.environment = environment(dev)
     finish(ctx, result)

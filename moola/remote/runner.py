@@ -1,9 +1,11 @@
-"""The Runner interface: one gate invocation in, a local folder of verified outputs out.
+"""The Runner interface: one typed gate call in, a local folder of verified outputs out.
 
-    runner.run_gate(GateCall) -> Path
+    make_runner(kind).run_gate(GateCall) -> Path
 
-``LocalRunner`` runs ``moola gate run`` in a subprocess on this machine (the embedded
-default); ``SSHRunner`` (ssh.py) runs it on a host over SSH and fetches the folder back.
+``InProcessRunner`` (``here``) calls the gate function in this process with the call's typed
+values; ``LocalRunner`` (``local``) runs ``moola gate run`` in a subprocess; ``SSHRunner``
+(ssh.py) runs it on a host over SSH and fetches the folder back; ``RunPodRunner`` (runpod.py)
+acquires a pod first. The runner names live in kinds.py.
 """
 
 from __future__ import annotations
@@ -11,56 +13,20 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import ConfigError, DataError, GateCrashed
+from ..errors import ConfigError
 from ..modelfile import verify_folder
+from .call import GateCall, raise_for_exit
+from .kinds import check_runner
+from .retry import call_with_retry
 
 log = logging.getLogger("moola.remote")
 
 
-@dataclass(frozen=True)
-class GateCall:
-    """One gate invocation: files by role, plain options, and where the result must land."""
-
-    gate: str
-    data: Path
-    out: Path
-    unlabeled: Path | None = None
-    baseline: Path | None = None   # a local gate folder; shipped to the remote when needed
-    encoder: Path | None = None
-    options: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("--val-size", "0.2", "--seed", "17")
-    config: Path | None = None
-
-    def local_paths(self) -> dict[str, str]:
-        """Paths by role as given, for runners on this machine."""
-        roles = ("data", "unlabeled", "baseline", "encoder", "config")
-        return {r: str(getattr(self, r)) for r in roles if getattr(self, r) is not None}
-
-    def argv(self, paths: dict[str, str], out: str) -> list[str]:
-        """The ``moola gate run`` argv with the given (local or remote) paths."""
-        argv = ["gate", "run", self.gate, "--data", paths["data"], "--out", out, "--runner", "here"]
-        for role in ("unlabeled", "baseline", "encoder", "config"):
-            if role in paths:
-                argv += [f"--{role}", paths[role]]
-        return argv + list(self.options)
-
-
 class Runner(Protocol):
     def run_gate(self, call: GateCall) -> Path: ...
-
-
-def raise_for_exit(code: int, gate: str, tail: str) -> None:
-    """Map ``moola gate run`` exit codes: 0 passed / 3 failed are results; 2 and 1 are errors."""
-    if code in (0, 3):
-        return
-    if code == 2:
-        # the CLI prints one problem per line, indented under "error: ..."
-        raise DataError([line.strip() for line in tail.splitlines() if line.startswith("  ")]
-                        or [f"gate {gate}: invalid data or usage (exit 2)"])
-    raise GateCrashed(f"gate {gate} crashed (exit {code}); last lines of its log:\n{tail}")
 
 
 class LocalRunner:
@@ -70,8 +36,7 @@ class LocalRunner:
         self.python = python
 
     def run_gate(self, call: GateCall) -> Path:
-        paths = call.local_paths()
-        argv = [self.python, "-m", "moola.cli", *call.argv(paths, str(call.out))]
+        argv = [self.python, "-m", "moola.cli", *call.argv(call.local_paths(), str(call.out))]
         log.info("local: %s", " ".join(argv[3:]))
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         tail: list[str] = []
@@ -88,28 +53,36 @@ class InProcessRunner:
     """Runs the gate in this process (no interpreter start-up per gate); errors propagate as is."""
 
     def run_gate(self, call: GateCall) -> Path:
-        from ..cli import build_parser
-        paths = call.local_paths()
-        args = build_parser().parse_args(call.argv(paths, str(call.out)))
-        args.func(args)  # exit 0 / 3 are results; DataError and crashes raise
+        from ..config import load_gate_config
+        from ..gates.run import run_gate
+        cfg = load_gate_config(call.preset, call.config, call.seed)
+        run_gate(call.gate, call.data, call.out, cfg, call.data_config, call.device, call.unlabeled,
+                 call.baseline, call.encoder)  # passed / failed are results; DataError and crashes raise
         verify_folder(call.out)
         return call.out
 
 
-def make_runner(kind: str, settings=None) -> Runner:
+def make_runner(kind: str, settings=None, endpoint: tuple[str, int] | None = None) -> Runner:
+    """The runner of ``kind``; ``endpoint`` (host, port) points an ssh runner at a leased pod."""
+    check_runner(kind)
     if kind == "here":
         return InProcessRunner()
     if kind == "local":
         return LocalRunner()
-    if kind in ("ssh", "runpod"):
-        from ..settings import Settings
-        s = settings or Settings()
-        from .ssh import SSHRunner
-        if kind == "ssh":
-            return SSHRunner.from_settings(s)
-        from .runpod import RunPodRunner, make_lease
-        lease = make_lease(s)
-        make_ssh = lambda host, port: SSHRunner.from_settings(  # noqa: E731
-            s.model_copy(update={"moola_ssh_host": host, "moola_ssh_port": port}))
-        return RunPodRunner(lease, make_ssh)
-    raise ConfigError(f"runner: expected local, ssh or runpod, found {kind!r}")
+    from ..settings import load_settings
+    from .ssh import SSHRunner
+    s = settings or load_settings()
+    if endpoint is not None or kind == "ssh":
+        if endpoint is not None:
+            s = s.model_copy(update={"moola_ssh_host": endpoint[0], "moola_ssh_port": int(endpoint[1])})
+        return SSHRunner.from_settings(s)
+    from .runpod import RunPodRunner, make_lease
+    return RunPodRunner(make_lease(s), lambda host, port: make_runner("ssh", s, (host, port)))
+
+
+def run_call(kind: str, call: GateCall, retry_for: float = 0.0) -> Path:
+    """Run ``call`` with the runner of ``kind``, retrying transient errors for ``retry_for`` s."""
+    if retry_for < 0:
+        raise ConfigError(f"--retry-for {retry_for}: expected 0 or more seconds")
+    runner = make_runner(kind)
+    return call_with_retry(lambda: runner.run_gate(call), retry_for=retry_for)

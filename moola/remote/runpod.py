@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from ..errors import RemotePermanent, RemoteUnavailable
-from .runner import GateCall
+from .call import GateCall
 
 log = logging.getLogger("moola.remote.runpod")
 

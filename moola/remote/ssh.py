@@ -32,7 +32,7 @@ from ..errors import HostKeyMismatch, ModelFileError, RemotePermanent, RemoteUna
 from ..version import git_commit
 from ..modelfile import MANIFEST, parse_manifest, sha256_file
 from .bundle import build_bundle
-from .runner import GateCall, raise_for_exit
+from .call import GateCall, raise_for_exit
 
 log = logging.getLogger("moola.remote.ssh")
 

@@ -138,7 +138,7 @@ CASES = [
     ("gate-val-size-text", None, lambda w: gate(w, "--out", "o", "--val-size", "abc"), 2, "--val-size"),
     ("gate-folds-zero", None, lambda w: gate(w, "--out", "o", "--folds", "0"), 2, "--folds"),
     ("gate-bar-seconds-zero", None, lambda w: gate(w, "--out", "o", "--bar-seconds", "0"), 2, "--bar-seconds"),
-    ("gate-data-missing", None, lambda w: ["gate", "run", "validate", "--data", "none.parquet", "--out", "o"], 2,
+    ("gate-data-missing", None, lambda w: ["gate", "run", "baseline", "--data", "none.parquet", "--out", "o"], 2,
      "file not found"),
     ("gate-data-not-parquet", lambda w: (w["tmp"] / "x.parquet").write_text("window_id,label\n"),
      lambda w: ["gate", "run", "baseline", "--data", "x.parquet", "--out", "o"], 2, "x.parquet"),

@@ -19,7 +19,8 @@ from moola.errors import HostKeyMismatch, ModelFileError, RemotePermanent
 from moola.gates.result import read_result
 from moola.modelfile import verify_folder
 from moola.remote.retry import call_with_retry
-from moola.remote.runner import GateCall, LocalRunner
+from moola.remote.call import GateCall
+from moola.remote.runner import LocalRunner
 
 SMALL = {"fit": {"epochs": 4}, "model": {"hidden": 16}}
 
@@ -41,8 +42,7 @@ def fetch_once(runner, remote_dir, out):
 
 
 def call(sample_dir, out, gate="baseline", config=None, **kw) -> GateCall:
-    return GateCall(gate=gate, data=sample_dir / "train.parquet", out=out, config=config,
-                    options=("--device", "cpu", "--seed", "17"), **kw)
+    return GateCall(gate=gate, data=sample_dir / "train.parquet", out=out, config=config, device="cpu", seed=17, **kw)
 
 
 def test_remote_gate_matches_local_run(sshd, sample_dir, small_config, tmp_path):

@@ -15,7 +15,7 @@ from moola.cli import main
 from moola.errors import ConfigError, RemotePermanent
 from moola.modelfile import verify_folder
 from moola.remote.retry import call_with_retry
-from moola.remote.runner import GateCall
+from moola.remote.call import GateCall
 
 
 def ssh_env(monkeypatch, sshd, workdir):
