@@ -64,6 +64,13 @@ class PretrainConfig(_Frozen):
     lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 10
+    warmup_frac: float = Field(0.05, ge=0, lt=1, description="share of steps with linear warm-up")
+    schedule: Literal["cosine", "constant"] = "cosine"
+    clip: float | None = Field(1.0, gt=0, description="gradient-norm clipping")
+    inner_val_frac: float = Field(0.1, ge=0, lt=0.5, description="latest share of the pool for early stopping "
+                                  "(0 when the pool has fewer than 20 windows)")
+    min_epochs_frac: float = Field(0.0, ge=0, le=1, description="share of epochs always trained")
+    amp: Literal["auto", "on", "off"] = "auto"
     max_windows_cpu: int | None = Field(1000, description="cap on the pool when training on CPU")
 
 

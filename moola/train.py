@@ -19,9 +19,11 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .config import FitConfig
 from .errors import ConfigError
 
 log = logging.getLogger("moola.train")
+_FIT = FitConfig()
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor]
 AugmentFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -64,17 +66,19 @@ class FitResult:
 
 @dataclass
 class FitPlan:
+    """What ``fit`` needs; the defaults are FitConfig's (their one owner), the gates pass theirs."""
+
     epochs: int
     batch_size: int
     lr: float
-    weight_decay: float = 1e-4
-    warmup_frac: float = 0.1
-    schedule: str = "cosine"
-    clip: float | None = 1.0
-    patience: int = 20
-    inner_val_frac: float = 0.15
-    min_epochs_frac: float = 0.0
-    amp: str = "auto"
+    weight_decay: float = _FIT.weight_decay
+    warmup_frac: float = _FIT.warmup_frac
+    schedule: str = _FIT.schedule
+    clip: float | None = _FIT.clip
+    patience: int = _FIT.patience
+    inner_val_frac: float = _FIT.inner_val_frac
+    min_epochs_frac: float = _FIT.min_epochs_frac
+    amp: str = _FIT.amp
     seed: int = 17
 
 

@@ -1,8 +1,10 @@
-"""Training and evaluating EnhancedSimpleLSTM for gates 1, 4 and 5 (one recipe, three uses)."""
+"""Training and evaluating EnhancedSimpleLSTM for gates 1, 4 and 5 (one recipe, three uses):
+``classifier_gate`` is the gate they share; baseline.py, transfer.py and augment.py configure it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,7 +16,9 @@ from ..models.lstm import EnhancedSimpleLSTM
 from ..models.transfer import EncoderMatchReport, load_encoder
 from ..modelfile import save_torch
 from ..train import FitPlan, FitResult, fit, predict_proba
-from .common import Context, Evaluation, FoldData, evaluate
+from .context import Context, Evaluation, FoldData, baseline_info, evaluate, gate_result, write_predictions
+from .result import GateResult
+from .verdicts import comparison, degenerate_reasons, load_proof_reasons
 
 
 @dataclass
@@ -92,3 +96,29 @@ def fit_details(r: FitResult) -> dict:
             "inner_val_size": r.inner_val_size,
             "final_train_loss": r.history[-1]["train_loss"] if r.history else None,
             "first_train_loss": r.history[0]["train_loss"] if r.history else None}
+
+
+def classifier_gate(ctx: Context, gate: str, model_cfg: ModelConfig, baseline: Path | None = None,
+                    encoder: dict[str, torch.Tensor] | None = None, augment: bool = False) -> GateResult:
+    """Train and evaluate the classifier on every fold; the last fold's model is the gate's model."""
+    baseline_f1, info = baseline_info(baseline)
+    evals, fit_s, details = [], 0.0, {}
+    trained = None
+    for fold in ctx.folds:
+        aug = Augmenter(ctx.cfg.augment) if augment else None
+        trained, proof = train_classifier(ctx, fold, model_cfg, f"{gate}[fold {fold.index + 1}]", encoder, aug)
+        if proof is not None:
+            details["load_proof"] = proof.to_dict()
+        if trained is None:
+            return gate_result(ctx, gate, None, [], load_proof_reasons(proof.reasons()), details=details)
+        evals.append(trained.evaluation)
+        fit_s += trained.fit.seconds
+        if aug is not None:
+            details["augmentation"] = aug.report()
+    ev = evals[-1]
+    details["fit"] = fit_details(trained.fit)
+    details["model"] = model_cfg.model_dump()
+    files = save_classifier(ctx, trained, model_cfg)
+    write_predictions(ctx, ev)
+    return gate_result(ctx, gate, ev, evals, degenerate_reasons(ev.reasons), details=details, model_files=files,
+                       fit_seconds=fit_s, comparison=comparison(ev.metrics["f1_weighted"], baseline_f1, info))

@@ -15,7 +15,9 @@ from ..modelfile import save_torch, sha256_file
 from ..models.autoencoder import MaskedAutoencoder, masked_mse, patch_mask
 from ..train import FitPlan, fit
 from .classifier import fit_details
-from .common import Context, evaluate, write_predictions
+from .context import Context, evaluate, gate_result, write_predictions
+from .result import GateResult
+from .verdicts import degenerate_reasons
 
 log = logging.getLogger("moola.gates.pretrain")
 
@@ -29,7 +31,7 @@ def encode(model: MaskedAutoencoder, X: np.ndarray, device: torch.device, batch:
     return torch.cat(out).numpy()
 
 
-def run_pretrain(ctx: Context, opts: dict, make_result):
+def gate_pretrain(ctx: Context, folders: dict) -> GateResult:
     rep, pcfg, seed = ctx.report, ctx.cfg.pretrain, ctx.cfg.seed
     if rep.unlabeled is None:
         raise ConfigError("gate pretrain needs --unlabeled FILE (unlabelled windows for pretraining)")
@@ -52,8 +54,9 @@ def run_pretrain(ctx: Context, opts: dict, make_result):
         return masked_mse(m(xb, mask), xb, mask)
 
     plan = FitPlan(epochs=pcfg.epochs, batch_size=pcfg.batch_size, lr=pcfg.lr, weight_decay=pcfg.weight_decay,
-                   warmup_frac=0.05, schedule="cosine", clip=1.0, patience=pcfg.patience,
-                   inner_val_frac=0.1 if len(Xu) >= 20 else 0.0, amp="auto", seed=seed)
+                   warmup_frac=pcfg.warmup_frac, schedule=pcfg.schedule, clip=pcfg.clip, patience=pcfg.patience,
+                   inner_val_frac=pcfg.inner_val_frac if len(Xu) >= 20 else 0.0,
+                   min_epochs_frac=pcfg.min_epochs_frac, amp=pcfg.amp, seed=seed)
     res = fit(model, torch.from_numpy(Xu), None, loss_fn, plan, ctx.device, name="pretrain")
 
     evals = []
@@ -75,10 +78,10 @@ def run_pretrain(ctx: Context, opts: dict, make_result):
                "pretrain": pcfg.model_dump(), "windows": int(len(keep)), "seed": seed}
     path = save_torch(model, ctx.out, "encoder", enc_cfg, state=state)
     save_torch(model, ctx.out, "autoencoder", enc_cfg)
-    reasons = [f"linear probe is degenerate: {r}" for r in ev.reasons]
+    reasons = degenerate_reasons(ev.reasons, "linear probe is degenerate")
     details = {"fit": fit_details(res), "windows": int(len(keep)),
                "excluded_windows": int((~rep.pretrain_keep).sum()),
                "best_inner_val_mse": min((h.get("val_loss", np.inf) for h in res.history), default=None),
                "probe": "logistic regression on time-averaged encoder outputs, fit on train, scored on validation"}
-    return make_result(ctx, "pretrain", ev, evals, reasons, details=details,
+    return gate_result(ctx, "pretrain", ev, evals, reasons, details=details,
                        model_files={path.name: sha256_file(path)}, fit_seconds=res.seconds)

@@ -15,10 +15,20 @@ from ..data.validate import DataConfig
 from ..errors import DataError
 from ..train import pick_device
 from . import GATES
-from .common import DATA_MANIFEST, environment, finish, prepare
+from .augment import gate_augment
+from .baseline import gate_baseline
+from .context import environment, finish, prepare
+from .minirocket import gate_minirocket
+from .pretrain import gate_pretrain
 from .result import GateResult
+from .transfer import gate_transfer
+from .validate import gate_validate
 
 log = logging.getLogger("moola.gates")
+
+# gates 1-5: each a function of the prepared context and the --baseline/--encoder folders
+GATE_FUNCTIONS = {"baseline": gate_baseline, "minirocket": gate_minirocket, "pretrain": gate_pretrain,
+                  "transfer": gate_transfer, "augment": gate_augment}
 
 
 def run_gate(gate: str, data: Path, out: Path, cfg: GateConfig, dcfg: DataConfig, device: str = "auto",
@@ -55,9 +65,8 @@ def _run_into(gate: str, data: Path, out: Path, cfg: GateConfig, dcfg: DataConfi
     dev = pick_device(device)
     cfg = resolve_budget(cfg, dev.type)
     if gate == "validate":
-        return _gate_validate(data, unlabeled, dcfg, cfg, dev, out, t0)
+        return gate_validate(data, unlabeled, dcfg, cfg, dev, out, t0)
     ctx = prepare(data, unlabeled, dcfg, cfg, dev, out)
-    from .gates import GATE_FUNCTIONS
     log.info("gate %s (%d) on %s: %d train / %d val, device %s", gate, GATES[gate], data,
              len(ctx.last.y_train), len(ctx.last.y_val), dev)
     result = GATE_FUNCTIONS[gate](ctx, {"baseline": baseline, "encoder": encoder})
@@ -65,26 +74,4 @@ def _run_into(gate: str, data: Path, out: Path, cfg: GateConfig, dcfg: DataConfi
     result.environment = environment(dev)
     finish(ctx, result)
     log.info("gate %s %s%s", gate, result.status.upper(), ": " + "; ".join(result.reasons) if result.reasons else "")
-    return result
-
-
-def _gate_validate(data, unlabeled, dcfg, cfg, dev, out: Path, t0: float) -> GateResult:
-    """Gate 0 as a gate: result.json + manifest; invalid data still raises (exit 2) after writing."""
-    try:
-        ctx = prepare(data, unlabeled, dcfg, cfg, dev, out)
-        reasons, sha = [], ctx.manifest_sha256
-    except DataError as exc:
-        from ..modelfile import sha256_file
-        reasons, ctx, sha = exc.problems, None, sha256_file(out / DATA_MANIFEST)
-    result = GateResult(gate="validate", gate_number=0, status="failed" if reasons else "passed",
-                        reasons=reasons, config=cfg.model_dump(), data_manifest_sha256=sha,
-                        total_seconds=time.perf_counter() - t0, environment=environment(dev))
-    if ctx is not None:
-        from .common import data_summary
-        result.data = data_summary(ctx)
-    result.write(out)
-    from ..modelfile import write_manifest
-    write_manifest(out)
-    if reasons:
-        raise DataError(reasons)
     return result

@@ -75,7 +75,7 @@ def toy_set(n=80, t=20, seed=0):
 def test_fit_loss_falls_and_beats_majority_on_a_learnable_toy_set():
     X, y = toy_set()
     model = EnhancedSimpleLSTM(2, 2, ModelConfig(hidden=16))
-    plan = FitPlan(epochs=25, batch_size=16, lr=3e-3, inner_val_frac=0.0, seed=0)
+    plan = FitPlan(epochs=25, batch_size=16, lr=3e-3, inner_val_frac=0.0, min_epochs_frac=0.0, seed=0)
     res = fit(model, X[:60], y[:60], lambda m, xb, yb: F.cross_entropy(m(xb), yb), plan, torch.device("cpu"))
     assert res.history[-1]["train_loss"] < 0.5 * res.history[0]["train_loss"]
     acc = (predict_proba(model, X[60:], torch.device("cpu")).argmax(1) == y[60:]).float().mean()
@@ -89,7 +89,7 @@ def test_fit_is_deterministic_on_cpu():
         torch.manual_seed(0)
         model = EnhancedSimpleLSTM(2, 2, ModelConfig(hidden=8))
         fit(model, X, y, lambda m, xb, yb: F.cross_entropy(m(xb), yb),
-            FitPlan(epochs=3, batch_size=8, lr=1e-3, seed=3), torch.device("cpu"))
+            FitPlan(epochs=3, batch_size=8, lr=1e-3, min_epochs_frac=0.0, seed=3), torch.device("cpu"))
         outs.append(predict_proba(model, X, torch.device("cpu")))
     assert torch.equal(outs[0], outs[1])
 
@@ -107,7 +107,7 @@ def test_early_stopping_uses_the_latest_train_rows_and_augmentation_sees_only_tr
 
     model = EnhancedSimpleLSTM(2, 2, ModelConfig(hidden=8))
     res = fit(model, X, y, lambda m, xb, yb: F.cross_entropy(m(xb), yb),
-              FitPlan(epochs=4, batch_size=8, lr=1e-3, inner_val_frac=0.25, seed=0), torch.device("cpu"),
+              FitPlan(epochs=4, batch_size=8, lr=1e-3, inner_val_frac=0.25, min_epochs_frac=0.0, seed=0), torch.device("cpu"),
               augment=spy)
     assert res.inner_val_size == 10
     assert seen == set(range(30))  # the last 10 rows (the inner validation) are never augmented

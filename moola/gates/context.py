@@ -1,4 +1,5 @@
-"""What every gate shares: Gate 0 on the inputs, the per-fold arrays, evaluation, and outputs."""
+"""The context every gate runs in: Gate 0 on the inputs, the per-fold arrays, evaluation, the
+result it returns, and how its folder is finished."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from ..metrics import evaluate_predictions, positive_index
 from ..modelfile import sha256_file, write_manifest
 from ..version import git_commit
 from ..preprocess import Normalizer, fit_normalizer, resolve_method
-from .result import FoldMetrics, Metrics
+from . import GATES
+from .result import FoldMetrics, GateResult, Metrics, read_result
 
 DATA_MANIFEST = "data_manifest.json"
 
@@ -146,3 +148,27 @@ def finish(ctx: Context, result) -> None:
     """result.json, then MANIFEST.sha256 over everything in the folder (written last)."""
     result.write(ctx.out)
     write_manifest(ctx.out)
+
+
+def gate_result(ctx: Context, gate: str, ev: Evaluation | None, evals: list[Evaluation], reasons: list[str],
+                **kw) -> GateResult:
+    """The GateResult of a gate: failed when it has reasons, else passed (not yet written)."""
+    return GateResult(gate=gate, gate_number=GATES[gate], status="failed" if reasons else "passed", reasons=reasons,
+                      metrics=Metrics(**ev.metrics) if ev else None,
+                      majority_baseline=Metrics(**ev.majority) if ev else None,
+                      degenerate=ev.degenerate if ev else None, folds=fold_summaries(ctx, evals) if ev else None,
+                      config=ctx.cfg.model_dump(), data_manifest_sha256=ctx.manifest_sha256,
+                      data=data_summary(ctx), **kw)
+
+
+def baseline_info(baseline_dir: Path | None) -> tuple[float | None, dict | None]:
+    """(F1, summary) of the --baseline gate folder the comparison is made against, verified first."""
+    from ..errors import ConfigError
+    from ..modelfile import verify_folder
+    if baseline_dir is None:
+        return None, None
+    verify_folder(baseline_dir)
+    res = read_result(baseline_dir)
+    if res.metrics is None:
+        raise ConfigError(f"--baseline {baseline_dir}: that result has no metrics")
+    return res.metrics.f1_weighted, {"gate": res.gate, "degenerate": res.degenerate, "status": res.status}

@@ -1,0 +1,36 @@
+"""Gate 2: the MiniRocket control (sktime MiniRocket + StandardScaler + RidgeClassifierCV).
+
+With --baseline it must score below the baseline; when it matches or beats it, the gate fails
+with "investigate labels and splits" (verdicts.control_verdict)."""
+
+from __future__ import annotations
+
+import time
+
+from ..modelfile import save_pickle
+from ..models.minirocket import fit_minirocket
+from .context import Context, baseline_info, evaluate, gate_result, write_predictions
+from .result import GateResult
+from .verdicts import comparison, control_verdict, degenerate_reasons
+
+
+def gate_minirocket(ctx: Context, folders: dict) -> GateResult:
+    baseline_f1, info = baseline_info(folders.get("baseline"))
+    evals, fit_s, model = [], 0.0, None
+    for fold in ctx.folds:
+        t0 = time.perf_counter()
+        model = fit_minirocket(fold.X_train, fold.y_train, ctx.classes, ctx.cfg.seed, ctx.cfg.minirocket_kernels)
+        fit_s += time.perf_counter() - t0
+        evals.append(evaluate(ctx, fold, model.predict_proba(fold.X_val)))
+    ev = evals[-1]
+    sha = save_pickle(model, ctx.out / "minirocket.pkl")
+    write_predictions(ctx, ev)
+    reasons = degenerate_reasons(ev.reasons)
+    f1 = ev.metrics["f1_weighted"]
+    cmp = comparison(f1, baseline_f1, info)
+    if cmp is not None:
+        cmp["verdict"], why = control_verdict(f1, baseline_f1)
+        reasons += [why] if why else []
+    return gate_result(ctx, "minirocket", ev, evals, reasons, comparison=cmp, model_files={"minirocket.pkl": sha},
+                       fit_seconds=fit_s, details={"alpha": float(model.ridge.alpha_),
+                                                   "probabilities": "Platt scaling of leave-one-out ridge scores on train"})

@@ -1,0 +1,26 @@
+"""Gate 4: a classifier layer-matched to the pretrained encoder (depth and width taken from it),
+the encoder loaded under the load proof, frozen first, then fine-tuned."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..modelfile import MANIFEST, load_weights, verify_folder
+from .classifier import classifier_gate
+from .context import Context
+from .result import GateResult
+
+
+def gate_transfer(ctx: Context, folders: dict) -> GateResult:
+    enc_dir = folders.get("encoder")
+    if enc_dir is None:
+        raise ConfigError("gate transfer needs --encoder DIR (the output folder of gate pretrain)")
+    enc_dir = Path(enc_dir)
+    if (enc_dir / MANIFEST).is_file():
+        verify_folder(enc_dir)
+    enc_cfg = json.loads((enc_dir / "encoder.json").read_text())
+    state = load_weights(enc_dir / "encoder.safetensors")
+    model_cfg = ctx.cfg.model.model_copy(update={"num_layers": enc_cfg["num_layers"], "hidden": enc_cfg["hidden"]})
+    return classifier_gate(ctx, "transfer", model_cfg, baseline=folders.get("baseline"), encoder=state)
