@@ -12,7 +12,7 @@ from prefect.input import RunInput
 from prefect.states import Failed
 
 from flows.report import decision_markdown
-from moola.decision import Decision, Policy, decide
+from moola.decision import Decision, Policy, apply_approval, decide
 from moola.registry import Registry
 from moola.serving import check_serves
 from moola.settings import registry_from_settings
@@ -43,14 +43,8 @@ def approve_ship(candidate: str, summary: str, timeout_s: int) -> dict:
 
 def wait_for_approval(d: Decision, timeout_s: int) -> Decision:
     state = approve_ship(d.candidate, "; ".join(d.reasons), timeout_s, return_state=True)
-    if not state.is_completed():  # FlowPauseTimeout: nobody answered
-        return Decision("revert", d.reasons + [f"ship not approved within {timeout_s} s; production stays"],
-                        d.candidate, d.rules)
-    answer = state.result()
-    note = f": {answer['note']}" if answer["note"] else ""
-    if not answer["approve"]:
-        return Decision("revert", d.reasons + ["ship rejected by a person" + note], d.candidate, d.rules)
-    return Decision("ship", d.reasons + ["ship approved" + note], d.candidate, d.rules)
+    # not completed: FlowPauseTimeout, nobody answered
+    return apply_approval(d, state.result() if state.is_completed() else None, timeout_s)
 
 
 @task(task_run_name="does {candidate} serve?")

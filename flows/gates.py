@@ -23,7 +23,7 @@ from moola.config import load_gate_config
 from moola.data.validate import DEFAULT_DATA, DataConfig
 from moola.errors import DataError
 from moola.remote.call import GateCall
-from moola.remote.kinds import DEFAULT_RUNNER, RUNNER_KINDS, check_runner
+from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RUNNER_KINDS, check_runner
 from moola.settings import registry_from_settings
 
 
@@ -81,7 +81,7 @@ def train_gates(base: GateCall, run_dir: Path, runner: str, endpoint: list | Non
     def submit(gate: str, **folders):
         call = replace(base, gate=gate, out=run_dir / gate, **{k: Path(v) for k, v in folders.items()})
         fut = run_gate.submit(call, runner, endpoint)
-        if runner in ("here", "local"):
+        if runner in ON_THIS_MACHINE:
             fut.wait()
         return fut
 

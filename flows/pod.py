@@ -9,13 +9,13 @@ process (a worker handling a cancellation) can still find and stop the pod.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 from prefect import task
 
 from flows.tasks import moola_logs_in_task, run_logger
+from moola.atomic import write_json_atomic
 from moola.remote.retry import call_with_retry
 from moola.remote.runpod import PodAPI, PodLease, make_lease, pod_spec, sdk_from_settings
 from moola.settings import Settings
@@ -50,9 +50,7 @@ def acquire_pod(artifacts: str, flow_run_id: str, deadline_s: float = 1800) -> l
         if lease.pod_id:  # written even when waiting failed: the pod may exist and cost money
             path = lease_file(artifacts, flow_run_id)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(lease.record()))
-            os.replace(tmp, path)
+            write_json_atomic(path, lease.record())
     run_logger().info("pod %s: ssh %s:%d (%s)", lease.pod_id, host, port, "; ".join(lease.events))
     return [host, port]
 

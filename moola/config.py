@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import ConfigError
+from .errors import ConfigError, config_error
 
 
 class _Frozen(BaseModel):
@@ -151,9 +151,7 @@ def load_gate_config(preset: str = "default", path: str | Path | None = None,
     try:
         return GateConfig.model_validate(data)
     except ValidationError as exc:
-        where = f"{path}: " if path else ""
-        raise ConfigError([f"{where}{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                           for e in exc.errors()][0]) from exc
+        raise config_error(exc, where=f"{path}: " if path else "") from exc
 
 
 def resolve_budget(cfg: GateConfig, device: str) -> GateConfig:

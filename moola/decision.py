@@ -115,3 +115,15 @@ def _compare(name: str, cand: dict, prod: dict, p: Policy, boot: dict | None) ->
     if ece is not None and pece is not None:  # reported, never decisive alone
         rules.append(Rule(f"{name}: ECE (15 bins, reported only)", True, f"{ece:.3f} vs {pece:.3f}"))
     return rules
+
+
+def apply_approval(d: Decision, answer: dict | None, timeout_s: int) -> Decision:
+    """A person's answer to a ship (``{"approve", "note"}``, or None when nobody answered within
+    ``timeout_s``) turned into the decision: only an approval ships; production stays otherwise."""
+    if answer is None:
+        return Decision("revert", d.reasons + [f"ship not approved within {timeout_s} s; production stays"],
+                        d.candidate, d.rules)
+    note = f": {answer['note']}" if answer.get("note") else ""
+    if not answer.get("approve"):
+        return Decision("revert", d.reasons + ["ship rejected by a person" + note], d.candidate, d.rules)
+    return Decision("ship", d.reasons + ["ship approved" + note], d.candidate, d.rules)

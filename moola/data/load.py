@@ -47,7 +47,7 @@ def _id(ids: np.ndarray | None, row: int) -> str:
 
 
 def load_windows(path: str | Path, labeled: bool = True, assume_row_order: bool = False,
-                 bar_seconds: int = 60) -> Windows:
+                 bar_seconds: int | None = None) -> Windows:
     """Load windows from ``path``. Problems land in ``.problems``; nothing raises on bad data."""
     path = Path(path)
     probs = _Problems(path)
@@ -92,6 +92,8 @@ def load_windows(path: str | Path, labeled: bool = True, assume_row_order: bool 
     w.X = _features(table, probs, w.ids)
     if assume_row_order and "timestamp" not in table.column_names:
         # Row order is all we have: space windows one span apart so that none overlap.
+        if bar_seconds is None:
+            raise ValueError("load_windows(assume_row_order=True) needs bar_seconds (DataConfig owns its default)")
         span_ns = (w.X.shape[1] if w.X is not None else 1) * bar_seconds * 1_000_000_000
         w.starts = np.arange(table.num_rows, dtype=np.int64) * span_ns
     else:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,19 +75,9 @@ def _fold(rep: ValidationReport, f, span: int) -> dict:
     }
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON to a temporary file, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_manifest(rep: ValidationReport, out_dir: str | Path) -> Path:
+    from ..atomic import write_json_atomic
     path = Path(out_dir) / "manifest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, build_manifest(rep))
     return path

@@ -44,7 +44,7 @@ def val_count(n: int, val_size: int | float) -> int:
 
 
 def forward_chaining_split(starts: np.ndarray, spans: np.ndarray | int, groups: np.ndarray | None,
-                           val_size: int | float = 0.2, folds: int = 1) -> list[Fold]:
+                           val_size: int | float, folds: int) -> list[Fold]:
     """Expanding-window folds, oldest first; the last one is the default train/val split.
 
     ``starts`` are int64 ns, ``spans`` the duration of each window in ns (scalar or per row),

@@ -13,6 +13,7 @@ from typing import Literal, get_args
 RunnerKind = Literal["here", "local", "ssh", "runpod"]
 RUNNER_KINDS: tuple[str, ...] = get_args(RunnerKind)
 DEFAULT_RUNNER: RunnerKind = "here"
+ON_THIS_MACHINE: tuple[str, ...] = ("here", "local")  # gates share this machine's cores: run one at a time
 
 
 def check_runner(kind: str) -> str:

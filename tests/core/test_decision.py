@@ -74,3 +74,13 @@ def test_margins_and_bootstrap_requirement():
     assert decide(healthy_set(), prod, strict).action == "revert"  # no bootstrap given
     boot = {"transfer": {"f1_weighted": {"ci_low": 0.01}}}
     assert decide(healthy_set(), prod, strict, boot).candidate == "transfer"
+
+
+def test_approval_answers_become_decisions():
+    from moola.decision import Decision, apply_approval
+    d = Decision("ship", ["augment beats production"], candidate="augment")
+    assert apply_approval(d, {"approve": True, "note": "ok"}, 60).action == "ship"
+    rejected = apply_approval(d, {"approve": False, "note": "not on a Friday"}, 60)
+    assert rejected.action == "revert" and rejected.reasons[-1] == "ship rejected by a person: not on a Friday"
+    silent = apply_approval(d, None, 60)
+    assert silent.action == "revert" and "not approved within 60 s" in silent.reasons[-1]
