@@ -76,8 +76,12 @@ def make_runner(kind: str, settings=None, endpoint: tuple[str, int] | None = Non
         if endpoint is not None:
             s = s.model_copy(update={"moola_ssh_host": endpoint[0], "moola_ssh_port": int(endpoint[1])})
         return SSHRunner.from_settings(s)
-    from .runpod import RunPodRunner, make_lease
-    return RunPodRunner(make_lease(s), lambda host, port: make_runner("ssh", s, (host, port)))
+    import uuid
+
+    from .pods import RunPodRunner
+    from .runpod import make_lease
+    record = s.moola_artifacts / "pods" / f"cli-{uuid.uuid4().hex[:12]}.json"  # found there if we die
+    return RunPodRunner(make_lease(s), lambda host, port: make_runner("ssh", s, (host, port)), record)
 
 
 def run_call(kind: str, call: GateCall, retry_for: float = 0.0) -> Path:

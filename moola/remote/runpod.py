@@ -13,11 +13,9 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Protocol
 
 from ..errors import RemotePermanent, RemoteUnavailable
-from .call import GateCall
 
 log = logging.getLogger("moola.remote.runpod")
 
@@ -205,20 +203,6 @@ class PodLease:
         log.info("RunPod pod %s: up %.0f s at $%.3f/h = $%.4f%s", self.pod_id, uptime, self.cost_per_hr, cost,
                  "" if stopped else " (left running)")
         return {"pod_id": self.pod_id, "uptime_s": uptime, "cost_usd": cost, "stopped": stopped}
-
-
-class RunPodRunner:
-    """Acquire a pod, run the gate over ssh on it, and release the pod on every exit path."""
-
-    def __init__(self, lease: PodLease, make_ssh: Callable[[str, int], object]):
-        self.lease, self.make_ssh = lease, make_ssh
-
-    def run_gate(self, call: GateCall) -> Path:
-        try:
-            host, port = self.lease.acquire()
-            return self.make_ssh(host, port).run_gate(call)
-        finally:
-            self.lease.release()
 
 
 def make_lease(settings, api: PodAPI | None = None) -> PodLease:

@@ -9,7 +9,8 @@ from runpod import error as rp_error
 from moola.errors import RemotePermanent, RemoteUnavailable
 from moola.gates.result import read_result
 from moola.remote.call import GateCall
-from moola.remote.runpod import PodLease, PodSpec, RunPodRunner, classify, ssh_endpoint
+from moola.remote.pods import RunPodRunner
+from moola.remote.runpod import PodLease, PodSpec, classify, ssh_endpoint
 
 from .fake_runpod import NO_CAPACITY, FakeRunPod
 

@@ -1,0 +1,91 @@
+"""One pod lifecycle for every caller (the `gates` flow, ``RunPodRunner``):
+
+    acquire(lease, record, deadline_s)   resume or create, wait for SSH, retried under a deadline;
+                                         the lease record is written as soon as a pod id exists
+    release(lease, record)               stop (retried: a pod left running costs money); the
+                                         record is removed only once the pod is stopped
+    release_recorded(api, spec, record)  the same from the record alone, in another process
+                                         (a flow's failure hook, a later run)
+
+The record (JSON, written atomically) is what lets a crash, a cancellation or a second process
+still find and stop the pod.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..atomic import write_json_atomic
+from .retry import call_with_retry
+from .call import GateCall
+from .runpod import PodAPI, PodLease, PodSpec
+
+log = logging.getLogger("moola.remote.pods")
+
+STOP_ATTEMPTS, STOP_RETRY_S = 3, 5.0
+
+
+def acquire(lease: PodLease, record: Path, deadline_s: float = 0.0) -> tuple[str, int]:
+    """(host, port) of the pod's SSH once it is up. Transient failures (no capacity for any GPU
+    type, pod not up yet) are retried with capped backoff until ``deadline_s``; a pod created by
+    a failed attempt is reused, never created twice."""
+    try:
+        return call_with_retry(lease.acquire, retry_for=deadline_s)
+    finally:
+        if lease.pod_id:  # written even when waiting failed: the pod may exist and cost money
+            record.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(record, lease.record())
+
+
+def release(lease: PodLease, record: Path, attempts: int = STOP_ATTEMPTS, retry_s: float = STOP_RETRY_S,
+            sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Stop the pod (unless keep-alive), trying ``attempts`` times; the record goes only once it
+    is stopped, so a failure hook or a later release tries again."""
+    out = {}
+    for attempt in range(attempts):
+        out = lease.release()
+        if out["stopped"] or lease.keep_alive:
+            record.unlink(missing_ok=True)
+            break
+        if attempt + 1 < attempts:
+            sleep(retry_s)
+    if out["stopped"] or lease.keep_alive:
+        log.info("pod %s released: up %.0f s, $%.4f%s", out["pod_id"], out["uptime_s"], out["cost_usd"],
+                 "" if out["stopped"] else " (left running: RUNPOD_KEEP_ALIVE)")
+    else:
+        log.error("pod %s could NOT be stopped after %d attempts: stop it in the RunPod console "
+                  "(up %.0f s so far, $%.2f/h); its lease stays in %s", out["pod_id"], attempts, out["uptime_s"],
+                  lease.cost_per_hr, record)
+    return out
+
+
+def release_recorded(api: PodAPI, spec: PodSpec, record: Path, attempts: int = STOP_ATTEMPTS,
+                     retry_s: float = STOP_RETRY_S) -> dict | None:
+    """Release the pod named in ``record``, if any (idempotent: None when there is none)."""
+    if not record.is_file():
+        return None
+    lease = PodLease.from_record(api, spec, json.loads(record.read_text()))
+    return release(lease, record, attempts, retry_s)
+
+
+class RunPodRunner:
+    """Acquire a pod, run the gate over ssh on it, and release the pod on every exit path, through
+    the one pod lifecycle above (its lease record at ``record`` while the pod may be up)."""
+
+    def __init__(self, lease: PodLease, make_ssh: Callable[[str, int], object], record: Path | None = None):
+        self.lease, self.make_ssh = lease, make_ssh
+        self.record = record
+
+    def run_gate(self, call: GateCall) -> Path:
+        import tempfile
+        record = self.record or Path(tempfile.mkdtemp(prefix="moola-pod-")) / "lease.json"
+        try:
+            host, port = acquire(self.lease, record)
+            return self.make_ssh(host, port).run_gate(call)
+        finally:
+            if self.lease.pod_id:
+                release(self.lease, record)
