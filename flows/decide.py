@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 
-from flows.report import decision_markdown
+from flows.report import STATE_NAMES, publish_decision
 from moola.decision import Decision, Policy, apply_approval, decide
 from moola.registry import Registry
 from moola.serving import check_serves
 from moola.settings import registry_from_settings
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Approval(RunInput):
@@ -97,8 +101,12 @@ def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, re
 @flow(name="decide", flow_run_name="decide")
 def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require_approval: bool = False,
                 policy: dict | None = None, timing: dict | None = None, approval_timeout_s: int = 3600,
-                data: str | None = None, assume_row_order: bool = False):
-    """``data``: the labelled file the gates ran on; with it, a candidate must serve before it ships."""
+                data: str | None = None, assume_row_order: bool = False, publish: bool = True):
+    """``data``: the labelled file the gates ran on; with it, a candidate must serve before it ships.
+    ``publish``: put the decision artifact on this run (the `gates` flow puts it on its own run).
+
+    Ends in a state named after the decision: Shipped, Reverted (Completed), Investigate, Blocked
+    (Failed), with the decision's reasons as its message and the recorded decision as its data."""
     log = get_run_logger()
     reg = registry_from_settings(root=artifacts)
     for gate, res in results.items():
@@ -115,10 +123,17 @@ def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require
         after = state["production"]
         d.reasons.append(f"production was degraded: returned to {after['name']} v{after['version']}" if reverted
                          else "production is degraded and there is no earlier good version: investigate")
-    reg.append({"kind": "decision", "decision": {**d.to_dict(), "production_before": before,
-                                                 "production_after": after}, "timing": timing})
-    create_markdown_artifact(key="decision", markdown=decision_markdown(d, before))
+    record = {**d.to_dict(), "production_before": before, "production_after": after}
+    reg.append({"kind": "decision", "at": _now(), "decision": record, "timing": timing})
+    if publish:
+        publish_decision(d, before, after, results, reg.records("decision"))
     log.info("decision %s: %s", d.action, "; ".join(d.reasons))
-    if d.action in ("blocked", "investigate"):
-        return Failed(message=f"{d.action}: " + "; ".join(d.reasons))
-    return d.to_dict()
+    return decision_state(record)
+
+
+def decision_state(record: dict):
+    """The Prefect state a decision ends a run in: named so the run list reads as outcomes."""
+    message = f"{record['action']}: " + "; ".join(record["reasons"])
+    if record["action"] in ("blocked", "investigate"):
+        return Failed(name=STATE_NAMES[record["action"]], message=message, data=record)
+    return Completed(name=STATE_NAMES[record["action"]], message=message, data=record)

@@ -16,7 +16,8 @@ from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from flows.decide import decide_flow
+from flows.decide import decide_flow, decision_state
+from flows.report import publish_decision
 from flows.pod import acquire_pod, release_pod, stop_pod_hook
 from flows.tasks import run_gate
 from moola.config import load_gate_config
@@ -43,7 +44,7 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
                     data_config=DataConfig(val_size=val_size, folds=folds), preset=preset, seed=seed)
     t0 = time.perf_counter()
     decide_opts = dict(artifacts=artifacts, require_approval=require_approval, approval_timeout_s=approval_timeout_s,
-                       data=data)
+                       data=data, publish=False)
 
     # Gate 0 first, on this machine when the gates go to a pod: invalid data must not cost a pod.
     # Transient errors (host not up yet) are retried; invalid data is not.
@@ -51,8 +52,8 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
     if v.is_failed():
         exc = v.result(raise_on_failure=False)
         reasons = list(exc.problems) if isinstance(exc, DataError) else [str(v.message or "invalid data")]
-        return outcome(decide_flow({"validate": {"status": "failed", "reasons": reasons}}, {}, return_state=True,
-                                   **decide_opts))
+        failed = {"validate": {"status": "failed", "reasons": reasons}}
+        return outcome(decide_flow(failed, {}, return_state=True, **decide_opts), failed, artifacts)
     results = {"validate": v.result()}
     endpoint = None
     try:
@@ -63,14 +64,24 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
         if runner == "runpod":
             release_pod(artifacts, flow_run.id)
     walls = {name: r["result"]["total_seconds"] for name, r in results.items()}
-    return outcome(decide_flow({k: r["result"] for k, r in results.items()}, {k: r["dir"] for k, r in results.items()},
+    plain = {k: r["result"] for k, r in results.items()}
+    return outcome(decide_flow(plain, {k: r["dir"] for k, r in results.items()},
                                timing={"flow_wall_s": time.perf_counter() - t0, "gate_walls_s": walls},
-                               return_state=True, **decide_opts))
+                               return_state=True, **decide_opts), plain, artifacts)
 
 
-def outcome(decided):
-    """The flow ends as the decision dictates, with its reasons (not Prefect's "1/1 states failed")."""
-    return Failed(message=decided.message) if decided.is_failed() else decided.result()
+def outcome(decided, results: dict, artifacts: str):
+    """The flow ends in the decision's named state (Shipped, Reverted, Investigate, Blocked) with its
+    reasons as the message, and the decision artifact is published on this run, not the subflow's."""
+    record = decided.result(raise_on_failure=False)
+    if not isinstance(record, dict) or "action" not in record:  # decide itself failed (e.g. never settled)
+        return Failed(message=decided.message)
+    from moola.decision import Decision, Rule
+    d = Decision(record["action"], record["reasons"], record.get("candidate"),
+                 [Rule(**r) for r in record.get("rules") or []])
+    publish_decision(d, record.get("production_before"), record.get("production_after"), results,
+                     registry_from_settings(root=artifacts).records("decision"))
+    return decision_state(record)
 
 
 def train_gates(base: GateCall, run_dir: Path, runner: str, endpoint: list | None) -> dict:
@@ -88,10 +99,16 @@ def train_gates(base: GateCall, run_dir: Path, runner: str, endpoint: list | Non
     futures = {"baseline": submit("baseline")}
     base_dir = futures["baseline"].result()["dir"]
     futures["minirocket"] = submit("minirocket", baseline=base_dir)
-    futures["pretrain"] = submit("pretrain")
-    futures["transfer"] = submit("transfer", baseline=base_dir, encoder=futures["pretrain"].result()["dir"])
+    skipped = {}
+    if base.unlabeled is None:  # nothing to pretrain on: gates 3-4 are skipped, the decision still comes
+        why = "skipped: no unlabelled data given (the flow's `unlabeled` parameter), so no pretraining"
+        skipped = {g: {"dir": None, "result": {"gate": g, "status": "skipped", "reasons": [why], "metrics": None,
+                                               "total_seconds": 0.0}} for g in ("pretrain", "transfer")}
+    else:
+        futures["pretrain"] = submit("pretrain")
+        futures["transfer"] = submit("transfer", baseline=base_dir, encoder=futures["pretrain"].result()["dir"])
     futures["augment"] = submit("augment", baseline=base_dir)
-    return {name: fut.result() for name, fut in futures.items()}
+    return {**{name: fut.result() for name, fut in futures.items()}, **skipped}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,43 +1,101 @@
-"""What the Prefect UI shows: a markdown artifact per gate and for the decision, and a
-reliability-diagram PNG per model (written into the run folder, linked as an artifact)."""
+"""What the Prefect UI shows: a markdown artifact per gate (with its reliability diagram embedded
+as a data: URI, never a local path) and one for the decision, on the `gates` run itself, plus a
+table of past decisions."""
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from moola.gates.result import GateResult
 from moola.metrics import reliability_bins
 
+# the name of the state a run ends in, per decision / re-validation outcome (the UI's run list shows it)
+STATE_NAMES = {"ship": "Shipped", "revert": "Reverted", "investigate": "Investigate", "blocked": "Blocked"}
+REVALIDATION_STATES = {"keep": "Healthy", "revert": "Degraded", "degraded": "Degraded", "none": "No production"}
+
 METRIC_ROWS = ("accuracy", "f1_weighted", "f1_macro", "pr_auc", "brier", "ece", "log_loss")
 
 
-def gate_markdown(gate: str, res: GateResult) -> str:
+def gate_headline(gate: str, res: GateResult) -> str:
+    """One line that does not contradict the task's state: what the gate found."""
+    cmp = res.comparison or {}
+    if gate == "minirocket" and cmp.get("verdict") == "control_wins":
+        return "control beats baseline: investigate"
+    if gate == "validate":
+        return "data valid" if res.status == "passed" else "data invalid"
+    return res.status
+
+
+def gate_description(gate: str, res: GateResult) -> str:
+    """The artifact's description, e.g. 'passed - F1 0.752 vs majority 0.229'."""
+    head = gate_headline(gate, res)
+    if res.metrics is not None:
+        return f"{head} - F1 {res.metrics.f1_weighted:.3f} vs majority {res.majority_baseline.f1_weighted:.3f}"
+    d = res.data or {}
+    if d:
+        return f"{head} - {d.get('labeled_rows')} windows, {d.get('train')} train / {d.get('val')} val"
+    return f"{head} - " + ("; ".join(res.reasons)[:120] or "no metrics")
+
+
+def gate_markdown(gate: str, res: GateResult, png: bytes | None = None, manifest: dict | None = None) -> str:
     m, b = res.metrics, res.majority_baseline
-    lines = [f"# Gate {res.gate_number}: {gate} - **{res.status}**", ""]
+    lines = [f"# Gate {res.gate_number}: {gate} - **{gate_headline(gate, res)}**", ""]
     if m is not None:
         lines += ["| metric | model | majority baseline |", "|---|---|---|"]
         for k in METRIC_ROWS:
             mv, bv = getattr(m, k), getattr(b, k)
-            lines.append(f"| {k} | {mv:.3f} | {bv:.3f} |" if mv is not None and bv is not None else f"| {k} | {mv} | {bv} |")
+            label = f"{k} (reported)" if k == "ece" else k
+            lines.append(f"| {label} | {mv:.3f} | {bv:.3f} |" if mv is not None and bv is not None
+                         else f"| {label} | {mv} | {bv} |")
         lines.append(f"\ndegenerate: **{res.degenerate}**")
+    if gate == "validate":
+        lines += gate0_lines(res, manifest or {})
     lines += [f"- {r}" for r in res.reasons]
+    if png is not None:
+        lines += ["", f"![reliability diagram of {gate}](data:image/png;base64,{base64.b64encode(png).decode()})"]
     return "\n".join(lines)
 
 
+def gate0_lines(res: GateResult, manifest: dict) -> list[str]:
+    """Rows, classes, split sizes, purged and excluded windows, and every check with its outcome."""
+    d = res.data or {}
+    split = manifest.get("split") or {}
+    excluded = len((manifest.get("unlabeled") or {}).get("excluded") or [])
+    lines = ["| what | value |", "|---|---|",
+             f"| labelled windows | {d.get('labeled_rows', (manifest.get('files') or {}).get('labeled', {}).get('rows'))} |",
+             f"| window shape T x C | {d.get('T')} x {d.get('C')} |",
+             f"| classes | {', '.join(f'{k}: {v}' for k, v in (manifest.get('class_counts') or {}).items())} |",
+             f"| train / validation | {split.get('train', d.get('train'))} / {split.get('val', d.get('val'))} |",
+             f"| purged train windows | {split.get('purged', d.get('purged'))} |",
+             f"| folds | {d.get('folds', len(manifest.get('folds') or []))} |",
+             f"| unlabelled windows excluded (reach into validation) | {excluded} |", "",
+             "| check | outcome |", "|---|---|"]
+    for c in manifest.get("checks") or []:
+        lines.append(f"| {c['name']} | {'pass' if c['passed'] else 'FAIL: ' + '; '.join(c['problems'])[:200]} |")
+    return lines
+
+
 def publish_gate(gate: str, res: GateResult, folder: Path) -> Path | None:
-    """The gate's markdown artifact, and its reliability diagram when it wrote predictions."""
-    create_markdown_artifact(markdown=gate_markdown(gate, res), key=f"gate-{res.gate_number}-{gate}")
+    """The gate's markdown artifact (keys sort in gate order), with its reliability diagram
+    embedded as a data: URI when it wrote predictions, so it renders wherever the UI is opened.
+    The PNG is also written to the run folder (gate folders are sealed by their manifest)."""
+    png_path, png = None, None
     preds = folder / "predictions.parquet"
-    if res.metrics is None or not preds.is_file():
-        return None
-    png = folder.parent / f"reliability-{gate}.png"  # the run folder: gate folders are sealed by their manifest
-    reliability_png(preds, png, f"{gate}: F1 {res.metrics.f1_weighted:.3f}, ECE {res.metrics.ece:.3f} "
-                                f"({res.metrics.ece_bins} bins, n={res.metrics.n})", res.metrics.ece_bins)
-    create_link_artifact(link=png.resolve().as_uri(), link_text=f"reliability diagram: {gate}",
-                         key=f"reliability-{gate}", description=f"Top-label reliability of {gate} on validation")
-    return png
+    if res.metrics is not None and preds.is_file():
+        png_path = folder.parent / f"reliability-{gate}.png"
+        reliability_png(preds, png_path, f"{gate}: F1 {res.metrics.f1_weighted:.3f}, ECE {res.metrics.ece:.3f} "
+                                         f"({res.metrics.ece_bins} bins, n={res.metrics.n})", res.metrics.ece_bins)
+        png = png_path.read_bytes()
+    manifest = None
+    if gate == "validate" and (folder / "data_manifest.json").is_file():
+        manifest = json.loads((folder / "data_manifest.json").read_text())
+    create_markdown_artifact(markdown=gate_markdown(gate, res, png, manifest), key=f"gate-{res.gate_number}-{gate}",
+                             description=gate_description(gate, res))
+    return png_path
 
 
 def reliability_png(predictions: Path, out: Path, title: str, n_bins: int = 15) -> None:
@@ -70,15 +128,64 @@ def reliability_png(predictions: Path, out: Path, title: str, n_bins: int = 15) 
 
 
 def rules_table(rules) -> str:
-    """Each rule of a decision or a re-validation, pass or FAIL, as a markdown table ('' if none)."""
-    rows = "\n".join(f"| {r.name} | {'pass' if r.passed else 'FAIL'} | {r.detail} |" for r in rules)
+    """Each rule of a decision or a re-validation as a markdown table ('' if none); rules that are
+    reported only (ECE) say so instead of 'pass'."""
+    def outcome(r):
+        return "reported" if "reported only" in r.name else ("pass" if r.passed else "FAIL")
+    rows = "\n".join(f"| {r.name} | {outcome(r)} | {r.detail} |" for r in rules)
     return f"\n\n| rule | result | detail |\n|---|---|---|\n{rows}" if rows else ""
 
 
-def decision_markdown(d, production: dict | None) -> str:
+def _f1(res: dict | None) -> str:
+    f1 = ((res or {}).get("metrics") or {}).get("f1_weighted")
+    return f"{f1:.3f}" if f1 is not None else "-"
+
+
+def evidence_table(d, results: dict) -> str:
+    """Every gate's outcome and F1: what the decision was made from (always a table)."""
+    rows = []
+    for gate in ("validate", "baseline", "minirocket", "pretrain", "transfer", "augment"):
+        res = results.get(gate)
+        if res is None:
+            continue
+        why = "; ".join(res.get("reasons") or [])[:160]
+        mark = " (candidate)" if gate == d.candidate else ""
+        rows.append(f"| {gate}{mark} | {res.get('status', '-')} | {_f1(res)} | {why} |")
+    return "\n\n| gate | status | F1 (weighted) | reasons |\n|---|---|---|---|\n" + "\n".join(rows)
+
+
+def decision_description(d, production: dict | None) -> str:
+    prod = f"{production['name']} v{production['version']}" if production else "none"
+    cand = f" {d.candidate}" if d.candidate else ""
+    return f"{d.action}{cand} (production before: {prod}) - {d.reasons[0][:100] if d.reasons else ''}"
+
+
+def decision_markdown(d, production: dict | None, results: dict | None = None) -> str:
     prod = f"{production['name']} v{production['version']}" if production else "none"
     return (f"# Decision: **{d.action}**\n\ncandidate: {d.candidate or '-'}; production before: {prod}\n\n"
-            + "\n".join(f"- {r}" for r in d.reasons) + rules_table(d.rules))
+            + "\n".join(f"- {r}" for r in d.reasons) + rules_table(d.rules)
+            + (evidence_table(d, results) if results else ""))
+
+
+def publish_decision(d, production_before: dict | None, production_after: dict | None, results: dict,
+                     history: list[dict]) -> None:
+    """On the run that calls it (the `gates` run): the decision, and the table of past decisions."""
+    create_markdown_artifact(key="decision", markdown=decision_markdown(d, production_before, results),
+                             description=decision_description(d, production_before))
+    rows = []
+    for rec in history[-20:]:
+        x = rec["decision"]
+        before, after = x.get("production_before"), x.get("production_after")
+        rows.append({"at": rec.get("at", ""), "action": x["action"], "candidate": x.get("candidate") or "-",
+                     "production before": f"{before['name']} v{before['version']}" if before else "none",
+                     "production after": f"{after['name']} v{after['version']}" if after else "none",
+                     "reason": (x.get("reasons") or [""])[0][:120]})
+    create_table_artifact(key="decision-history", table=rows,
+                          description=f"the last {len(rows)} decisions, oldest first")
+
+
+def revalidation_description(production: dict, action: str, reasons: list[str]) -> str:
+    return f"{action} - {production['name']} v{production['version']}: {reasons[0][:100] if reasons else ''}"
 
 
 def revalidation_markdown(production: dict, action: str, reasons: list[str], rules) -> str:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 
-from flows.report import revalidation_markdown
+from flows.report import REVALIDATION_STATES, revalidation_description, revalidation_markdown
 from moola.data.validate import DEFAULT_DATA, DataConfig
 from moola.decision import Policy
 from moola.settings import registry_from_settings
@@ -45,7 +45,8 @@ def revalidate(data: str, val_size: float = DEFAULT_DATA.val_size, folds: int = 
         prod = reg.read()["production"]
         if prod is None:
             log.info("no production model: nothing to re-validate")
-            return {"action": "none", "reasons": ["no production model"]}
+            out = {"action": "none", "reasons": ["no production model"]}
+            return Completed(name=REVALIDATION_STATES["none"], message="no production model", data=out)
         folder = reg.folder(prod)
         card = json.loads((folder / "card.json").read_text())
         # invalid data or a tampered model fails here, registry untouched
@@ -73,11 +74,14 @@ def revalidate(data: str, val_size: float = DEFAULT_DATA.val_size, folds: int = 
         "action": action, "reasons": reasons, "data": str(data), "production_before": prod,
         "production_after": after, "metrics": score["metrics"], "recorded_metrics": card.get("metrics"),
         "rules": verdict.to_dict()["rules"]}})
-    create_markdown_artifact(key="revalidation", markdown=revalidation_markdown(prod, action, reasons, verdict.rules))
+    create_markdown_artifact(key="revalidation", markdown=revalidation_markdown(prod, action, reasons, verdict.rules),
+                             description=revalidation_description(prod, action, reasons))
     log.info("revalidation %s: %s", action, "; ".join(reasons))
+    name = REVALIDATION_STATES[action]  # Healthy, or Degraded (returned to the last good version, or none left)
     if action == "degraded":
-        return Failed(message="production is degraded and has no earlier good version: " + "; ".join(reasons))
-    return {"action": action, "reasons": reasons, "production": after}
+        return Failed(name=name, message="production is degraded and has no earlier good version: " + "; ".join(reasons))
+    out = {"action": action, "reasons": reasons, "production": after}
+    return Completed(name=name, message=f"{action}: " + "; ".join(reasons), data=out)
 
 
 def main(argv: list[str] | None = None) -> int:

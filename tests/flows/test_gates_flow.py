@@ -24,18 +24,33 @@ def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sa
     assert pngs == [f"reliability-{g}.png" for g in (
         "augment", "baseline", "minirocket", "pretrain", "transfer")]  # pretrain: its linear probe
     assert all((run_dir / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    with get_client(sync_client=True) as client:
-        links = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["reliability-baseline"])))
-        decision_md = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["decision"])))
-    assert any((run_dir / "reliability-baseline.png").resolve().as_uri() in a.data for a in links)
-    assert any(f"Decision: **{decision['action']}**" in a.data for a in decision_md)
+    # the UI tells the story (issue 15): the run's state is the decision's name, the decision
+    # artifact sits on the gates run itself, every artifact is described, none points at a file,
+    # and each gate's reliability diagram is an embedded PNG that decodes
+    from flows.report import STATE_NAMES
+    from tests.flows.test_ui import PNG, artifacts_of, embedded_pngs
+    assert state.name == STATE_NAMES[decision["action"]]
+    arts = artifacts_of(state.state_details.flow_run_id)
+    assert {"decision", "decision-history"} <= {a.key for a in arts}
+    assert f"Decision: **{decision['action']}**" in next(a for a in arts if a.key == "decision").data
+    assert all(a.description for a in arts), [a.key for a in arts if not a.description]
+    assert not any("file://" in str(a.data) for a in arts)
+    gate_arts = {a.key: a for a in arts if a.key.startswith("gate-")}
+    assert sorted(gate_arts) == ["gate-0-validate", "gate-1-baseline", "gate-2-minirocket", "gate-3-pretrain",
+                                 "gate-4-transfer", "gate-5-augment"]
+    for key, a in gate_arts.items():
+        pngs = embedded_pngs(a.data)
+        assert (len(pngs) == 1 and pngs[0].startswith(PNG)) == (key != "gate-0-validate"), key
+    g0 = gate_arts["gate-0-validate"].data
+    assert "| check | outcome |" in g0 and "train / validation | 78 / 20" in g0
+    if decision["action"] == "investigate":
+        assert "control beats baseline: investigate" in gate_arts["gate-2-minirocket"].data
     registry = json.loads((art / "registry.json").read_text()) if (art / "registry.json").exists() else None
     if decision["action"] == "ship":
         assert state.is_completed()
         assert registry["production"]["name"] == decision["candidate"] == decision["production_after"]["name"]
-        assert (Path(registry["production"]["path"]) / "card.json").is_file()
+        from moola.registry import Registry
+        assert (Registry(art).folder(registry["production"]) / "card.json").is_file()
     else:
         assert registry is None and decision["production_after"] is None
         assert state.is_failed() == (decision["action"] in ("blocked", "investigate"))
@@ -75,3 +90,19 @@ def test_a_parameter_typo_fails_at_once_and_records_nothing(prefect_server, samp
     assert main(["--data", str(sample_dir / "train.parquet"), "--preset", "fast", "--artifacts", str(art)]) == 1
     assert "--preset: expected one of default, seed-smoke, found 'fast'" in capsys.readouterr().err
     assert not art.exists()  # no gate ran, nothing was written
+
+
+def test_without_unlabelled_data_gates_3_4_are_skipped_and_a_decision_is_reached(prefect_server, sample_dir,
+                                                                                 tmp_path):
+    """Omitting `unlabeled` crashed the flow at Gate 3 after Gates 1-2 had trained (issue 11)."""
+    from flows.gates import gates
+    from flows.report import STATE_NAMES
+    art = tmp_path / "art"
+    state = gates(data=str(sample_dir / "train.parquet"), config=CONFIG, artifacts=str(art), return_state=True)
+    lines = jsonl(art)
+    gates_seen = {x["gate"]: x["result"]["status"] for x in lines if x["kind"] == "gate_result"}
+    assert gates_seen["pretrain"] == gates_seen["transfer"] == "skipped"
+    assert {g for g, s in gates_seen.items() if s != "skipped"} == {"validate", "baseline", "minirocket", "augment"}
+    decision = [x for x in lines if x["kind"] == "decision"][-1]["decision"]
+    assert state.name == STATE_NAMES[decision["action"]]
+    assert decision["candidate"] in (None, "baseline", "augment")
