@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # CPU build of torch for dev and CI (a plain `torch` would pull a 5.5 GB CUDA build).
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test setup bench clean sshd
+.PHONY: demo test setup bench clean sshd ui-check
 
 setup: $(STAMP)
 
@@ -38,6 +38,13 @@ test: $(STAMP) sshd
 
 bench: $(STAMP)
 	$(PY) bench/validate.py
+
+# The Prefect UI in headless Chromium (Debian's chromium; installed here when missing): run list,
+# decision artifact, embedded reliability diagram. Screenshots in bench/ui/. Not part of `make test`.
+ui-check: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	$(PY) bench/ui.py
 
 clean:
 	rm -rf artifacts data .pytest_cache
