@@ -37,3 +37,27 @@ def test_decide_ships_a_folder_that_serves_and_says_so(prefect_server, gate_dirs
     decision = jsonl(art)[-1]["decision"]
     assert decision["action"] == "ship" and decision["production_after"]["version"] == 1
     assert any("baseline serves: a fresh `moola predict` reproduces" in r for r in decision["reasons"])
+
+
+def test_moola_artifacts_from_dotenv_is_the_one_registry_root(prefect_server, gate_dirs, sample_dir, tmp_path,
+                                                             monkeypatch, capsys):
+    """Issue 10: the flows ignored MOOLA_ARTIFACTS (and `.env`) while `moola registry` read it, and
+    registry pointers only worked from the directory the flow ran in."""
+    from flows.decide import decide_flow
+    from moola.cli import main
+    monkeypatch.delenv("MOOLA_ARTIFACTS", raising=False)
+    work = tmp_path / "worker"
+    work.mkdir()
+    (work / ".env").write_text("MOOLA_ARTIFACTS=./reg\n")
+    monkeypatch.chdir(work)
+    result = json.loads((gate_dirs["baseline"] / "result.json").read_text())
+    decide_flow({"validate": {"status": "passed"}, "baseline": result}, {"baseline": str(gate_dirs["baseline"])})
+    assert (work / "reg" / "registry.json").is_file() and not (work / "artifacts").exists()
+    # the same registry from `moola`, in the same directory (.env) and from elsewhere (environment)
+    assert main(["registry", "show"]) == 0 and "baseline v1" in capsys.readouterr().out
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("MOOLA_ARTIFACTS", str(work / "reg"))
+    out = elsewhere / "p.parquet"
+    assert main(["predict", str(sample_dir / "train.parquet"), "--out", str(out)]) == 0 and out.is_file()

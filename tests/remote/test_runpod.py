@@ -98,3 +98,23 @@ def test_runpod_runner_end_to_end_stops_the_pod_even_on_failure(sshd, sample_dir
     with pytest.raises(RemotePermanent):
         broken.run_gate(GateCall("validate", sample_dir / "train.parquet", tmp_path / "o2"))
     assert api2.calls[-1].startswith("stop")
+
+
+def test_the_api_key_never_reaches_a_message():
+    """Issue 10: older SDKs put `api_key=` in request URLs, which end up in exception text."""
+    import requests
+
+    from moola.remote.runpod import RunPodSDK, scrub
+    key = "rpa_SECRET0123456789"
+    url_error = requests.ConnectionError(f"HTTPSConnectionPool: /graphql?api_key={key}&x=1 (Caused by reset)")
+    converted = classify(url_error, key)
+    assert isinstance(converted, RemoteUnavailable) and key not in str(converted) and "api_key=***" in str(converted)
+    assert key not in scrub(f"Authorization: Bearer {key}") and key not in scrub(f"oops {key}", key)
+
+    sdk = RunPodSDK(key)
+
+    def leaky(*a, **kw):
+        raise KeyError(f"unexpected response for https://api.runpod.io/graphql?api_key={key}")
+    with pytest.raises(RemotePermanent) as e:
+        sdk._call(leaky)
+    assert key not in str(e.value) and e.value.__cause__ is None and e.value.__suppress_context__
