@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -73,8 +72,7 @@ def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, re
     Returns (decision, production before, production after), or None if it never settled."""
     approved_for, notes = None, []
     for _ in range(8):
-        before = reg.read()["production"]
-        prod_card = json.loads((reg.folder(before) / "result.json").read_text()) if before else None
+        before, prod_card = reg.production_card()
         d = decide(results, prod_card, policy)
         d.reasons = notes + d.reasons
         if d.action == "ship" and data is not None:

@@ -38,13 +38,16 @@ def test_revalidation_keeps_reverts_and_finally_fails(prefect_server, gate_dirs,
     state = revalidate(data=str(sample_dir / "train.parquet"), artifacts=str(art), return_state=True)
     out = state.result()
     assert out["action"] == "keep" and out["production"]["version"] == 2
+    assert state.is_completed() and state.name == "Healthy"  # the run list reads as the outcome (issue 15)
     line = jsonl(art)[-1]["revalidation"]
     assert line["metrics"]["f1_weighted"] == recorded  # same model, same validation fold, same F1
 
     # labels drifted: v2 falls below the floor -> back to v1, v2 marked degraded, the reason recorded
     drifted = str(write_frame(flipped(sample_frame), "drifted.parquet"))
-    out = revalidate(data=drifted, artifacts=str(art), return_state=True).result()
+    state = revalidate(data=drifted, artifacts=str(art), return_state=True)
+    out = state.result()
     assert out["action"] == "revert" and out["production"]["version"] == 1
+    assert state.is_completed() and state.name == "Degraded"
     state = reg.read()
     assert state["production"]["version"] == 1 and [d["version"] for d in state["degraded"]] == [2]
     assert state["history"][-1]["action"] == "revert" and "nightly re-validation" in state["history"][-1]["reason"]
@@ -54,7 +57,7 @@ def test_revalidation_keeps_reverts_and_finally_fails(prefect_server, gate_dirs,
 
     # v1 fails too and nothing earlier is good: production stays, marked, and the flow fails loudly
     state = revalidate(data=drifted, artifacts=str(art), return_state=True)
-    assert state.is_failed() and "no earlier good version" in state.message
+    assert state.is_failed() and state.name == "Degraded" and "no earlier good version" in state.message
     assert reg.read()["production"]["version"] == 1 and len(reg.read()["degraded"]) == 2
 
     # invalid data: the flow fails naming the problem, registry and JSONL untouched

@@ -79,29 +79,54 @@ def test_a_local_file_problem_is_permanent_not_retried(sshd, tmp_path):
     assert time.monotonic() - t0 < 10  # failed at once instead of retrying for 30 s
 
 
-def test_concurrent_publishers_never_remove_a_published_folder(sshd, gate_dirs, tmp_path):
-    """Eight gates ship the same baseline folder at once; each must find it whole right after."""
-    runner = sshd.runner(tmp_path / "w")
-    seen, errors = [], []
+def test_concurrent_publishers_never_remove_a_published_folder(sshd, tmp_path):
+    """Eight gates ship the same baseline folder at once (all connected, released together by a
+    barrier); an observer watches the published folder: once there, it must never vanish."""
+    import hashlib
 
-    def publish():
+    from moola.modelfile import write_manifest
+    folder = tmp_path / "baseline"  # a gate folder's shape: files plus their MANIFEST
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"part{i}.bin").write_bytes(os.urandom(200_000))
+    write_manifest(folder)
+    runner = sshd.runner(tmp_path / "w")
+    digest = hashlib.sha256((folder / "MANIFEST.sha256").read_bytes()).hexdigest()
+    published = tmp_path / "w" / "folders" / digest / "MANIFEST.sha256"  # loopback: the remote path is local
+    clients = [runner.connect() for _ in range(8)]
+    barrier = threading.Barrier(len(clients))
+    seen, errors, vanished, done = [], [], [], threading.Event()
+
+    def publish(client):
         try:
-            client = runner.connect()
-            try:
-                remote = runner.ship_folder(client, client.open_sftp(), gate_dirs["baseline"])
-            finally:
-                client.close()
-            # what the gate does next: read the folder (loopback: the remote path is local)
-            verify_folder(Path(remote))
+            sftp = client.open_sftp()
+            barrier.wait(30)
+            remote = runner.ship_folder(client, sftp, folder)
+            verify_folder(Path(remote))  # what the gate does next: read it
             seen.append(remote)
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(f"{type(exc).__name__}: {exc}")
 
-    threads = [threading.Thread(target=publish) for _ in range(8)]
+    def observe():
+        was_there = False
+        while not done.is_set():
+            there = published.exists()
+            if was_there and not there:
+                vanished.append(time.monotonic())
+            was_there = was_there or there
+
+    watcher = threading.Thread(target=observe)
+    watcher.start()
+    threads = [threading.Thread(target=publish, args=(c,)) for c in clients]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
-    assert errors == [] and len(set(seen)) == 1 and len(seen) == 8
+    done.set()
+    watcher.join(10)
+    for c in clients:
+        c.close()
+    assert errors == [] and len(seen) == 8 and len(set(seen)) == 1
+    assert vanished == []  # before the fix: every later publisher `rm -rf`ed the published folder
     leftovers = [p.name for p in (tmp_path / "w" / "folders").iterdir() if p.name.endswith(".part")]
     assert leftovers == []
