@@ -11,18 +11,7 @@ import time
 import pytest
 
 from moola.errors import ConfigError
-from moola.modelfile import write_manifest
 from moola.registry import Registry
-
-
-@pytest.fixture
-def gate_dir(tmp_path):
-    d = tmp_path / "gate"
-    d.mkdir()
-    (d / "model.safetensors").write_bytes(b"x" * 1000)
-    (d / "result.json").write_text(json.dumps({"metrics": {"f1_weighted": 0.7}}))
-    write_manifest(d)
-    return d
 
 
 def test_register_ship_and_rollback(tmp_path, gate_dir):

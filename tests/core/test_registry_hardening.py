@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import threading
 
 import pytest
 
 from moola.errors import ConfigError, RegistryBusy, RegistryError
-from moola.modelfile import write_manifest
 from moola.registry import Registry, parse_version
-
-
-@pytest.fixture
-def gate_dir(tmp_path):
-    d = tmp_path / "gate"
-    d.mkdir()
-    (d / "model.safetensors").write_bytes(b"x" * 1000)
-    (d / "result.json").write_text(json.dumps({"metrics": {"f1_weighted": 0.7}}))
-    write_manifest(d)
-    return d
 
 
 def ship_n(reg, gate_dir, n):
