@@ -130,3 +130,20 @@ def test_concurrent_publishers_never_remove_a_published_folder(sshd, tmp_path):
     assert vanished == []  # before the fix: every later publisher `rm -rf`ed the published folder
     leftovers = [p.name for p in (tmp_path / "w" / "folders").iterdir() if p.name.endswith(".part")]
     assert leftovers == []
+
+
+def test_an_encrypted_key_is_unlocked_by_its_passphrase(sshd, tmp_path):
+    """An encrypted private key: without MOOLA_SSH_KEY_PASSPHRASE a clear permanent error, with it a login."""
+    import subprocess
+    key = tmp_path / "enc_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "s3cret pass", "-f", str(key)], check=True)
+    with open(sshd.root / "authorized_keys", "a") as f:  # sshd reads it at each login
+        f.write((tmp_path / "enc_key.pub").read_text())
+    with pytest.raises(RemotePermanent, match="MOOLA_SSH_KEY_PASSPHRASE"):
+        sshd.runner(tmp_path / "w", key=key).connect()
+    client = sshd.runner(tmp_path / "w", key=key, passphrase="s3cret pass").connect()
+    try:
+        _, out, _ = client.exec_command("echo unlocked")
+        assert out.read().decode().strip() == "unlocked"
+    finally:
+        client.close()
