@@ -106,8 +106,9 @@ def train_gates(base: GateCall, run_dir: Path, runner: str, endpoint: list | Non
                                                "total_seconds": 0.0}} for g in ("pretrain", "transfer")}
     else:
         futures["pretrain"] = submit("pretrain")
+    futures["augment"] = submit("augment", baseline=base_dir)  # before waiting on pretrain: remote gates overlap
+    if not skipped:
         futures["transfer"] = submit("transfer", baseline=base_dir, encoder=futures["pretrain"].result()["dir"])
-    futures["augment"] = submit("augment", baseline=base_dir)
     return {**{name: fut.result() for name, fut in futures.items()}, **skipped}
 
 
