@@ -49,6 +49,7 @@ def run_gate(gate: str, data: Path, out: Path, cfg: GateConfig, dcfg: DataConfig
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     try:
         result = _run_into(gate, data, tmp, cfg, dcfg, device, unlabeled, baseline, encoder)
+        check_replaceable(out)  # again: someone may have put files there while the gate trained
         replace_folder(tmp, out)
         return result
     except DataError:
