@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -141,30 +142,28 @@ class Registry:
 
     def production_folder(self) -> tuple[Path, str]:
         """(folder, recorded MANIFEST sha256) of production; ConfigError when there is none."""
-        prod = self.read()["production"]
+        state = self.read()  # one read: pointer and record from the same state
+        prod = state["production"]
         if prod is None:
             raise ConfigError("no production model yet (see `moola registry show`)")
-        return self.folder(prod), self.read()["versions"].get(_vkey(prod["name"], prod["version"]),
-                                                              {}).get("manifest_sha256")
+        return self.folder(prod), state["versions"].get(_vkey(prod["name"], prod["version"]), {}).get("manifest_sha256")
 
     # -- writing ------------------------------------------------------------------------------
+    @contextmanager
     def _lock(self):
         from filelock import FileLock, Timeout  # orchestrator-side only
-
-        class _Lock:
-            def __enter__(inner):
-                self.root.mkdir(parents=True, exist_ok=True)
-                inner.lock = FileLock(str(self.root / ".registry.lock"), timeout=self.lock_timeout)
-                try:
-                    inner.lock.acquire()
-                except Timeout as exc:
-                    raise RegistryBusy(f"{self.root / '.registry.lock'}: held by another process for more than "
-                                       f"{self.lock_timeout:.0f} s (another decide or rollback?); try again, "
-                                       "or raise MOOLA_REGISTRY_LOCK_TIMEOUT") from exc
-
-            def __exit__(inner, *exc):
-                inner.lock.release()
-        return _Lock()
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.root / ".registry.lock"), timeout=self.lock_timeout)
+        try:
+            lock.acquire()
+        except Timeout as exc:
+            raise RegistryBusy(f"{self.root / '.registry.lock'}: held by another process for more than "
+                               f"{self.lock_timeout:.0f} s (another decide or rollback?); try again, "
+                               "or raise MOOLA_REGISTRY_LOCK_TIMEOUT") from exc
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _write_state(self, state: dict) -> None:
         try:
