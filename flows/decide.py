@@ -6,12 +6,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.states import Completed, Failed
 
 from flows.report import STATE_NAMES, publish_decision
-from moola.decision import Decision, Policy, apply_approval, decide
+from moola.decision import Decision, Evidence, Policy, apply_approval, decide
+from moola.evidence import gather, rescore_production
 from moola.registry import Registry
 from moola.serving import check_serves
 from moola.settings import registry_from_settings
@@ -30,7 +32,8 @@ class Approval(RunInput):
 
 def card_for(gate: str, result: dict, production_before: dict | None) -> dict:
     """Provenance of a registered model: metrics, config, data hash, the gate result, code version."""
-    return {"gate": gate, "metrics": result.get("metrics"), "config": result.get("config"),
+    return {"gate": gate, "metrics": result.get("metrics"), "pooled": result.get("pooled"),
+            "train_end": (result.get("data") or {}).get("train_end"), "config": result.get("config"),
             "data_manifest_sha256": result.get("data_manifest_sha256"),
             "git_commit": (result.get("environment") or {}).get("git_commit"),
             "parent": production_before, "result": result}
@@ -57,6 +60,20 @@ def serving_check(candidate: str, folder: str, data: str, assume_row_order: bool
     return {"ok": c.ok, "detail": c.detail}
 
 
+@task(task_run_name="re-score production v{version} on the candidates' windows", cache_policy=NONE)
+def rescore(version: int, folder: str, expected_sha256: str | None, card: dict, data: str, evidence: Evidence,
+            assume_row_order: bool = False, bar_seconds: int | None = None) -> Evidence:
+    """``evidence`` with production's probabilities on the candidates' pooled windows that start
+    after its training data (moola.evidence.rescore_production)."""
+    on = next((evidence.gates[g] for g in ("baseline", "transfer", "augment") if g in evidence.gates), None)
+    if on is None:
+        return Evidence(evidence.gates, None, "no candidate predictions to compare on", list(evidence.notes))
+    scored, what, notes = rescore_production(Path(folder), card, Path(data), on, assume_row_order, bar_seconds,
+                                             expected_sha256)
+    get_run_logger().info("%s", what)
+    return Evidence(evidence.gates, scored, what, [*evidence.notes, *notes] + ([what] if scored is not None else []))
+
+
 def refuse(results: dict, candidate: str, why: str) -> dict:
     """The results with ``candidate`` failed for ``why``: the next decision passes over it."""
     res = results[candidate]
@@ -64,16 +81,27 @@ def refuse(results: dict, candidate: str, why: str) -> dict:
 
 
 def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, require_approval: bool,
-                    approval_timeout_s: int, data: str | None = None,
-                    assume_row_order: bool = False) -> tuple[Decision, dict | None, dict | None] | None:
+                    approval_timeout_s: int, data: str | None = None, assume_row_order: bool = False,
+                    bar_seconds: int | None = None) -> tuple[Decision, dict | None, dict | None] | None:
     """Decide against production and ship, as a compare-and-swap: if another decide changed
     production between our read and our write, decide again against the new one. A candidate
     that does not serve (``moola.serving``) is refused and the decision is made again without it.
     Returns (decision, production before, production after), or None if it never settled."""
     approved_for, notes = None, []
+    gathered, rescored = gather(results, dirs), {}
     for _ in range(8):
         before, prod_card = reg.production_card()
-        d = decide(results, prod_card, policy)
+        evidence = gathered
+        if before is not None:
+            key = (before["name"], before["version"])
+            if key not in rescored:
+                folder = reg.folder(before)
+                rescored[key] = (rescore(before["version"], str(folder), reg.expected_manifest(folder), prod_card,
+                                         data, gathered, assume_row_order, bar_seconds)
+                                 if data is not None else Evidence(gathered.gates, None, "no data to re-score "
+                                                                   "production on", list(gathered.notes)))
+            evidence = rescored[key]
+        d = decide(results, prod_card, policy, evidence)
         d.reasons = notes + d.reasons
         if d.action == "ship" and data is not None:
             served = serving_check(d.candidate, dirs[d.candidate], data, assume_row_order)
@@ -99,8 +127,10 @@ def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, re
 @flow(name="decide", flow_run_name="decide")
 def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require_approval: bool = False,
                 policy: dict | None = None, timing: dict | None = None, approval_timeout_s: int = 3600,
-                data: str | None = None, assume_row_order: bool = False, publish: bool = True):
+                data: str | None = None, assume_row_order: bool = False, bar_seconds: int | None = None,
+                publish: bool = True):
     """``data``: the labelled file the gates ran on; with it, a candidate must serve before it ships.
+    Production is re-scored on ``data`` (the candidates' pooled windows after its training end).
     ``publish``: put the decision artifact on this run (the `gates` flow puts it on its own run).
 
     Ends in a state named after the decision: Shipped, Reverted (Completed), Investigate, Blocked
@@ -110,7 +140,7 @@ def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require
     for gate, res in results.items():
         reg.append({"kind": "gate_result", "gate": gate, "dir": dirs.get(gate), "result": res})
     outcome = decide_and_ship(reg, results, dirs, Policy(**(policy or {})), require_approval, approval_timeout_s,
-                              data, assume_row_order)
+                              data, assume_row_order, bar_seconds)
     if outcome is None:
         return Failed(message="production kept changing while deciding (another decide running?); nothing shipped")
     d, before, after = outcome
@@ -126,6 +156,8 @@ def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require
     if publish:
         publish_decision(d, before, after, results, reg.records("decision"))
     log.info("decision %s: %s", d.action, "; ".join(d.reasons))
+    for w in d.warnings:
+        log.warning("%s", w)
     return decision_state(record)
 
 

@@ -22,6 +22,7 @@ from flows.pod import acquire_pod, release_pod, stop_pod_hook
 from flows.tasks import run_gate
 from moola.config import load_gate_config
 from moola.data.validate import DEFAULT_DATA, DataConfig
+from moola.decision import DECISION_FOLDS
 from moola.errors import DataError
 from moola.remote.call import GateCall
 from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RUNNER_KINDS, check_runner
@@ -31,7 +32,7 @@ from moola.settings import registry_from_settings
 @flow(name="gates", flow_run_name="gates-{runner}-{preset}",
       on_failure=[stop_pod_hook], on_crashed=[stop_pod_hook], on_cancellation=[stop_pod_hook])
 def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DATA.val_size,
-          folds: int = DEFAULT_DATA.folds, runner: str = DEFAULT_RUNNER, preset: str = "default", seed: int = 17,
+          folds: int = DECISION_FOLDS, runner: str = DEFAULT_RUNNER, preset: str = "default", seed: int = 17,
           config: str | None = None, artifacts: str | None = None, require_approval: bool = False,
           approval_timeout_s: int = 3600, pod_deadline_s: int = 1800):
     """``artifacts`` defaults to MOOLA_ARTIFACTS (environment or .env), else ./artifacts."""
@@ -78,7 +79,8 @@ def outcome(decided, results: dict, artifacts: str):
         return Failed(message=decided.message)
     from moola.decision import Decision, Rule
     d = Decision(record["action"], record["reasons"], record.get("candidate"),
-                 [Rule(**r) for r in record.get("rules") or []])
+                 [Rule(**r) for r in record.get("rules") or []], record.get("evidence") or {},
+                 record.get("warnings") or [])
     publish_decision(d, record.get("production_before"), record.get("production_after"), results,
                      registry_from_settings(root=artifacts).records("decision"))
     return decision_state(record)
@@ -119,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runner", choices=RUNNER_KINDS, default=DEFAULT_RUNNER)
     ap.add_argument("--val-size", type=float, default=DEFAULT_DATA.val_size,
                     help="validation count (a whole number) or fraction")
-    ap.add_argument("--folds", type=int, default=DEFAULT_DATA.folds)
+    ap.add_argument("--folds", type=int, default=DECISION_FOLDS,
+                    help="walk-forward folds; the decision is made on their pooled validation windows")
     ap.add_argument("--preset", default="default")
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--config")

@@ -136,13 +136,19 @@ def rules_table(rules) -> str:
     return f"\n\n| rule | result | detail |\n|---|---|---|\n{rows}" if rows else ""
 
 
-def _f1(res: dict | None) -> str:
-    f1 = ((res or {}).get("metrics") or {}).get("f1_weighted")
+def _f1(res: dict | None, key: str = "metrics") -> str:
+    f1 = ((res or {}).get(key) or {}).get("f1_weighted")
     return f"{f1:.3f}" if f1 is not None else "-"
 
 
+def _fold_f1s(res: dict) -> str:
+    folds = res.get("folds") or []
+    return " / ".join(f"{(f.get('metrics') or {}).get('f1_weighted', float('nan')):.3f}" for f in folds) or "-"
+
+
 def evidence_table(d, results: dict) -> str:
-    """Every gate's outcome and F1: what the decision was made from (always a table)."""
+    """Every gate's outcome, pooled and per-fold F1: what the decision was made from (always a
+    table), then the paired comparisons behind the rules."""
     rows = []
     for gate in ("validate", "baseline", "minirocket", "pretrain", "transfer", "augment"):
         res = results.get(gate)
@@ -150,8 +156,22 @@ def evidence_table(d, results: dict) -> str:
             continue
         why = "; ".join(res.get("reasons") or [])[:160]
         mark = " (candidate)" if gate == d.candidate else ""
-        rows.append(f"| {gate}{mark} | {res.get('status', '-')} | {_f1(res)} | {why} |")
-    return "\n\n| gate | status | F1 (weighted) | reasons |\n|---|---|---|---|\n" + "\n".join(rows)
+        n = (res.get("pooled") or {}).get("n", "")
+        rows.append(f"| {gate}{mark} | {res.get('status', '-')} | {_f1(res, 'pooled')} ({n}) | {_fold_f1s(res)} "
+                    f"| {why} |")
+    table = ("\n\n| gate | status | pooled F1 (windows) | F1 per fold, oldest first | reasons |\n"
+             "|---|---|---|---|---|\n" + "\n".join(rows))
+    paired = []
+    for name, e in (getattr(d, "evidence", None) or {}).items():
+        f, b, m = e["f1_weighted"], e["brier"], e["mcnemar"]
+        paired.append(f"| {name} | {e['n']} | {f['b']:.3f} vs {f['a']:.3f} | {f['diff']:+.3f} "
+                      f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}] | {b['diff']:+.3f} [{b['ci_low']:+.3f}, "
+                      f"{b['ci_high']:+.3f}] | {m['b_only']} / {m['a_only']}, p {m['p']:.3f} |")
+    if paired:
+        table += ("\n\n| paired comparison (B vs A) | windows | F1 B vs A | F1 difference, 95% CI | "
+                  "Brier difference, 95% CI | McNemar: only B / only A right |\n|---|---|---|---|---|---|\n"
+                  + "\n".join(paired))
+    return table
 
 
 def decision_description(d, production: dict | None) -> str:
@@ -163,7 +183,8 @@ def decision_description(d, production: dict | None) -> str:
 def decision_markdown(d, production: dict | None, results: dict | None = None) -> str:
     prod = f"{production['name']} v{production['version']}" if production else "none"
     return (f"# Decision: **{d.action}**\n\ncandidate: {d.candidate or '-'}; production before: {prod}\n\n"
-            + "\n".join(f"- {r}" for r in d.reasons) + rules_table(d.rules)
+            + "\n".join(f"- {r}" for r in d.reasons)
+            + "".join(f"\n- warning: {w}" for w in getattr(d, "warnings", None) or []) + rules_table(d.rules)
             + (evidence_table(d, results) if results else ""))
 
 

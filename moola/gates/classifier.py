@@ -16,7 +16,8 @@ from ..models.lstm import EnhancedSimpleLSTM
 from ..models.transfer import EncoderMatchReport, load_encoder
 from ..modelfile import save_torch
 from ..train import FitPlan, FitResult, fit, predict_proba
-from .context import Context, Evaluation, FoldData, baseline_info, evaluate, gate_result, write_predictions
+from .context import (Context, Evaluation, FoldData, baseline_info, evaluate, gate_result, pooled_metrics,
+                      write_predictions)
 from .result import GateResult
 from .verdicts import comparison, degenerate_reasons, load_proof_reasons
 
@@ -119,6 +120,7 @@ def classifier_gate(ctx: Context, gate: str, model_cfg: ModelConfig, baseline: P
     details["fit"] = fit_details(trained.fit)
     details["model"] = model_cfg.model_dump()
     files = save_classifier(ctx, trained, model_cfg)
-    write_predictions(ctx, ev)
+    write_predictions(ctx, evals)
     return gate_result(ctx, gate, ev, evals, degenerate_reasons(ev.reasons), details=details, model_files=files,
-                       fit_seconds=fit_s, comparison=comparison(ev.metrics["f1_weighted"], baseline_f1, info))
+                       fit_seconds=fit_s, comparison=comparison(pooled_metrics(ctx, evals).f1_weighted, baseline_f1,
+                                                                info))

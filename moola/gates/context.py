@@ -117,23 +117,43 @@ def fold_summaries(ctx: Context, evals: list[Evaluation]) -> list[FoldMetrics] |
                         degenerate=e.degenerate) for f, e in zip(ctx.folds, evals)]
 
 
-def write_predictions(ctx: Context, ev: Evaluation) -> Path:
-    fold = ctx.last
-    df = pd.DataFrame({"window_id": fold.ids_val, "label": fold.y_val, "predicted": ev.predicted})
-    for j, c in enumerate(ctx.classes):
-        df[f"proba_{c}"] = ev.proba[:, j]
+def write_predictions(ctx: Context, evals: list[Evaluation]) -> Path:
+    """Every fold's validation predictions (column ``fold``, 1 = oldest): the walk-forward set the
+    decision is made on. The last fold's rows are the gate model's own (the serving check)."""
+    frames = []
+    for fold, ev in zip(ctx.folds, evals):
+        df = pd.DataFrame({"window_id": fold.ids_val, "fold": fold.index + 1, "label": fold.y_val,
+                           "predicted": ev.predicted})
+        for j, c in enumerate(ctx.classes):
+            df[f"proba_{c}"] = ev.proba[:, j]
+        frames.append(df)
     path = ctx.out / "predictions.parquet"
-    df.to_parquet(path, index=False)
+    pd.concat(frames, ignore_index=True).to_parquet(path, index=False)
     return path
+
+
+def pooled_metrics(ctx: Context, evals: list[Evaluation]) -> Metrics:
+    """Metrics over the validation windows of every fold, each predicted by its own fold's model
+    (trained only on data before that block)."""
+    y = [c for f in ctx.folds[:len(evals)] for c in f.y_val]
+    proba = np.concatenate([e.proba for e in evals])
+    _, m, _, _, _ = evaluate_predictions(y, ctx.last.y_train, proba, ctx.classes, ctx.positive)
+    return Metrics(**m)
 
 
 def data_summary(ctx: Context) -> dict:
     f = ctx.report.split
     lab = ctx.report.labeled
+    basis = "row order" if lab.assumed_row_order else "timestamps"
     return {"labeled_rows": lab.n, "T": lab.shape[0], "C": lab.shape[1], "train": len(f.train),
             "val": len(f.val), "purged": len(f.purged), "folds": len(ctx.folds), "classes": ctx.classes,
             "positive_class": ctx.classes[ctx.positive] if ctx.positive is not None else None,
-            "normalizer": ctx.last.normalizer.to_dict()}
+            "normalizer": ctx.last.normalizer.to_dict(),
+            # the end of the last window the gate's model trained on: a later comparison may only use
+            # windows from here on (moola.evidence)
+            "train_end": pd.Timestamp(f.train_end, unit="ns", tz="UTC").isoformat() if f.train_end >= 0 else None,
+            "train_end_basis": basis,
+            "val_windows_per_fold": [len(x.y_val) for x in ctx.folds]}
 
 
 def environment(device: torch.device) -> dict:
@@ -157,12 +177,13 @@ def gate_result(ctx: Context, gate: str, ev: Evaluation | None, evals: list[Eval
                       metrics=Metrics(**ev.metrics) if ev else None,
                       majority_baseline=Metrics(**ev.majority) if ev else None,
                       degenerate=ev.degenerate if ev else None, folds=fold_summaries(ctx, evals) if ev else None,
+                      pooled=pooled_metrics(ctx, evals) if ev else None,
                       config=ctx.cfg.model_dump(), data_manifest_sha256=ctx.manifest_sha256,
                       data=data_summary(ctx), **kw)
 
 
 def baseline_info(baseline_dir: Path | None) -> tuple[float | None, dict | None]:
-    """(F1, summary) of the --baseline gate folder the comparison is made against, verified first."""
+    """(pooled F1, summary) of the --baseline gate folder the comparison is made against, verified first."""
     from ..errors import ConfigError
     from ..modelfile import verify_folder
     if baseline_dir is None:
@@ -171,4 +192,23 @@ def baseline_info(baseline_dir: Path | None) -> tuple[float | None, dict | None]
     res = read_result(baseline_dir)
     if res.metrics is None:
         raise ConfigError(f"--baseline {baseline_dir}: that result has no metrics")
-    return res.metrics.f1_weighted, {"gate": res.gate, "degenerate": res.degenerate, "status": res.status}
+    return (res.pooled or res.metrics).f1_weighted, {"gate": res.gate, "degenerate": res.degenerate,
+                                                     "status": res.status}
+
+
+def against_baseline(ctx: Context, baseline_dir: Path, evals: list[Evaluation]) -> dict:
+    """moola.stats.paired_evidence of this gate's pooled predictions (B) against the --baseline
+    folder's (A), on the same windows; ConfigError when that folder predicted other windows."""
+    from ..decision import Policy
+    from ..errors import ConfigError
+    from ..evidence import gate_scored
+    from ..stats import paired_evidence
+    base = gate_scored(baseline_dir, read_result(baseline_dir).model_dump())
+    ids = tuple(str(i) for f in ctx.folds[:len(evals)] for i in f.ids_val)
+    if set(ids) != set(base.ids) or tuple(base.classes) != tuple(ctx.classes):
+        raise ConfigError(f"--baseline {baseline_dir}: its predictions cover other windows or classes than this "
+                          "gate's (was it run on other data, or with other --folds/--val-size?)")
+    base = base.subset(ids)
+    p = Policy()
+    return paired_evidence(base.y, base.proba, np.concatenate([e.proba for e in evals]), ctx.positive,
+                           0.0, p.n_boot, 0, p.alpha)

@@ -1,7 +1,8 @@
 """Gate 2: the MiniRocket control (sktime MiniRocket + StandardScaler + RidgeClassifierCV).
 
-With --baseline it must score below the baseline; when it matches or beats it, the gate fails
-with "investigate labels and splits" (verdicts.control_verdict)."""
+With --baseline it is compared with the baseline on the same pooled validation windows (paired
+bootstrap); when its F1 lead has a 95% CI above 0 the gate fails with "investigate labels and
+splits" (verdicts.control_verdict)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 
 from ..modelfile import save_pickle
 from ..models.minirocket import fit_minirocket
-from .context import Context, baseline_info, evaluate, gate_result, write_predictions
+from .context import Context, against_baseline, baseline_info, evaluate, gate_result, pooled_metrics, write_predictions
 from .result import GateResult
 from .verdicts import comparison, control_verdict, degenerate_reasons
 
@@ -24,12 +25,12 @@ def gate_minirocket(ctx: Context, folders: dict) -> GateResult:
         evals.append(evaluate(ctx, fold, model.predict_proba(fold.X_val)))
     ev = evals[-1]
     sha = save_pickle(model, ctx.out / "minirocket.pkl")
-    write_predictions(ctx, ev)
+    write_predictions(ctx, evals)
     reasons = degenerate_reasons(ev.reasons)
-    f1 = ev.metrics["f1_weighted"]
-    cmp = comparison(f1, baseline_f1, info)
+    cmp = comparison(pooled_metrics(ctx, evals).f1_weighted, baseline_f1, info)
     if cmp is not None:
-        cmp["verdict"], why = control_verdict(f1, baseline_f1)
+        cmp["evidence"] = against_baseline(ctx, folders["baseline"], evals)
+        cmp["verdict"], why = control_verdict(cmp["evidence"])
         reasons += [why] if why else []
     return gate_result(ctx, "minirocket", ev, evals, reasons, comparison=cmp, model_files={"minirocket.pkl": sha},
                        fit_seconds=fit_s, details={"alpha": float(model.ridge.alpha_),

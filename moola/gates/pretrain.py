@@ -70,7 +70,7 @@ def gate_pretrain(ctx: Context, folders: dict) -> GateResult:
         proba[:, probe.classes_] = p
         evals.append(evaluate(ctx, fold, proba))
     ev = evals[-1]
-    write_predictions(ctx, ev)
+    write_predictions(ctx, evals)
 
     state = {f"lstm.{k}": v for k, v in model.lstm.state_dict().items()}
     enc_cfg = {"kind": "BiLSTMEncoder", "hidden": pcfg.hidden, "num_layers": pcfg.num_layers,

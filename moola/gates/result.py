@@ -63,6 +63,7 @@ class GateResult(BaseModel):
     majority_baseline: Metrics | None = None
     degenerate: bool | None = None
     folds: list[FoldMetrics] | None = None
+    pooled: Metrics | None = None      # over every fold's validation windows (walk-forward); the decision's
     comparison: dict | None = None     # vs --baseline: f1 values, delta, the control's verdict
     details: dict = {}                 # gate specifics: load proof, probe, augmentation counts, fit history
     model_files: dict[str, str] = {}   # file name -> sha256

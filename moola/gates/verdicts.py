@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..stats import interval
+
 
 def degenerate_reasons(reasons: list[str], what: str = "degenerate") -> list[str]:
     """A model that predicts one class or does not beat the majority class fails its gate."""
@@ -15,13 +17,16 @@ def comparison(f1: float, baseline_f1: float | None, info: dict | None) -> dict 
     return {"baseline_f1": baseline_f1, "f1": f1, "delta": f1 - baseline_f1, "baseline": info}
 
 
-def control_verdict(control_f1: float, baseline_f1: float) -> tuple[str, str | None]:
-    """Gate 2 (the seed's rule): the MiniRocket control must score below the baseline; when it
-    matches or beats it, the labels and splits need a look before any candidate is trusted."""
-    if control_f1 >= baseline_f1:
-        return "control_wins", (f"the MiniRocket control (F1 {control_f1:.3f}) matches or beats the baseline "
-                                f"(F1 {baseline_f1:.3f}): investigate labels and splits")
-    return "baseline_wins", None
+def control_verdict(evidence: dict) -> tuple[str, str | None]:
+    """Gate 2, the seed's rule made statistical. ``evidence``: moola.stats.paired_evidence of the
+    control (B) against the baseline (A) on the same pooled windows. The control wins, and the
+    labels and splits need a look, only when the 95% CI of its F1 lead lies above 0; a lead the
+    interval cannot separate from 0 is ``within_noise`` (reported, the gate passes)."""
+    f = evidence["f1_weighted"]
+    if f["ci_low"] > 0:
+        return "control_wins", (f"the MiniRocket control beats the baseline: F1 {interval(evidence)} "
+                                f"({f['b']:.3f} vs {f['a']:.3f}): investigate labels and splits")
+    return ("within_noise" if f["diff"] >= 0 else "baseline_wins"), None
 
 
 def load_proof_reasons(proof_reasons: list[str]) -> list[str]:

@@ -52,8 +52,13 @@ def test_minirocket_control_records_both_f1_and_a_verdict(gate_dirs):
     res = read_result(gate_dirs["minirocket"])
     base = read_result(gate_dirs["baseline"])
     c = res.comparison
-    assert c["baseline_f1"] == base.metrics.f1_weighted and c["f1"] == res.metrics.f1_weighted
-    assert c["verdict"] == ("control_wins" if c["f1"] >= c["baseline_f1"] else "baseline_wins")
+    assert c["baseline_f1"] == base.pooled.f1_weighted and c["f1"] == res.pooled.f1_weighted
+    e = c["evidence"]  # paired, on the same windows: the points are the two gates' own pooled F1
+    assert e["f1_weighted"]["a"] == pytest.approx(c["baseline_f1"]) and e["f1_weighted"]["b"] == pytest.approx(c["f1"])
+    assert e["n"] == res.pooled.n == base.pooled.n
+    low = e["f1_weighted"]["ci_low"]
+    assert c["verdict"] == ("control_wins" if low > 0 else "within_noise" if c["f1"] >= c["baseline_f1"]
+                            else "baseline_wins")
     assert (res.status == "failed") == (c["verdict"] == "control_wins" or res.degenerate)
     sha = res.model_files["minirocket.pkl"]
     model = load_pickle_verified(gate_dirs["minirocket"] / "minirocket.pkl", sha)

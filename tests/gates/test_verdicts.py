@@ -3,10 +3,18 @@
 from moola.gates.verdicts import comparison, control_verdict, degenerate_reasons, load_proof_reasons
 
 
-def test_control_verdict_is_the_seeds_rule():
-    assert control_verdict(0.60, 0.70) == ("baseline_wins", None)
-    verdict, why = control_verdict(0.70, 0.70)  # a tie is a win for the control
-    assert verdict == "control_wins" and "investigate labels and splits" in why and "0.700" in why
+def evidence(a: float, b: float, low: float, high: float) -> dict:
+    return {"n": 60, "confidence": 0.95, "f1_weighted": {"a": a, "b": b, "diff": b - a, "ci_low": low, "ci_high": high}}
+
+
+def test_control_verdict_is_the_seeds_rule_made_statistical():
+    assert control_verdict(evidence(0.70, 0.60, -0.2, 0.01)) == ("baseline_wins", None)
+    # a point lead the interval cannot separate from 0 (a tie included) is within noise: the gate passes
+    assert control_verdict(evidence(0.70, 0.70, -0.1, 0.1)) == ("within_noise", None)
+    assert control_verdict(evidence(0.70, 0.78, -0.02, 0.2)) == ("within_noise", None)
+    verdict, why = control_verdict(evidence(0.70, 0.90, 0.05, 0.33))
+    assert verdict == "control_wins" and "investigate labels and splits" in why
+    assert "+0.200, 95% CI [+0.050, +0.330] on 60 windows (0.900 vs 0.700)" in why
 
 
 def test_comparison_and_reasons():

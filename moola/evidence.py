@@ -1,0 +1,91 @@
+"""The evidence a decision is made on (moola.decision.Evidence), read from gate folders and the
+production model: the gates' pooled walk-forward predictions, and production re-scored with its
+own normaliser on exactly those windows, less every window that starts before the end of the
+last window production trained on (a window it has seen would favour it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .decision import Evidence, Scored
+from .errors import MoolaError
+
+
+def gate_scored(folder: Path, result: dict) -> Scored:
+    """A gate's predictions.parquet (every fold's validation windows) as Scored."""
+    from .compare import read_predictions
+    df = read_predictions(Path(folder))
+    classes = tuple((result.get("metrics") or {}).get("classes") or
+                    sorted(c[len("proba_"):] for c in df.columns if c.startswith("proba_")))
+    positive = (result.get("data") or {}).get("positive_class")
+    index = {c: i for i, c in enumerate(classes)}
+    return Scored(tuple(df["window_id"].astype(str)), np.array([index[c] for c in df["label"]]),
+                  df[[f"proba_{c}" for c in classes]].to_numpy(dtype=np.float64), classes,
+                  index.get(positive))
+
+
+def gather(results: dict[str, dict], dirs: dict[str, str | None]) -> Evidence:
+    """Scored predictions of every gate that passed or failed with predictions in its folder."""
+    ev = Evidence()
+    for gate, res in results.items():
+        folder = dirs.get(gate)
+        if folder and (Path(folder) / "predictions.parquet").is_file() and gate not in ("validate", "pretrain"):
+            ev.gates[gate] = gate_scored(Path(folder), res)
+    return ev
+
+
+def train_end_ns(card: dict) -> tuple[int | None, str]:
+    """(end of production's training data in ns, basis) from its card; None when unknown."""
+    data = card.get("data") or (card.get("result") or {}).get("data") or {}  # result.json, or a card with it
+    end, basis = data.get("train_end"), data.get("train_end_basis", "timestamps")
+    if end is None or basis != "timestamps":
+        return None, basis if end is not None else "not recorded"
+    return int(pd.Timestamp(end).value), basis
+
+
+def rescore_production(folder: Path, card: dict, data: Path, on: Scored, assume_row_order: bool = False,
+                       bar_seconds: int | None = None, expected_manifest_sha256: str | None = None,
+                       device: str = "cpu") -> tuple[Scored | None, str, list[str]]:
+    """Production's probabilities on the windows of ``on`` (a gate's pooled set) that start at or
+    after production's training end. Returns (scored or None, what was scored or why not, notes)."""
+    from .data.load import load_windows
+    from .inference import predict_windows
+    notes: list[str] = []
+    w = load_windows(data, labeled=True, assume_row_order=assume_row_order, bar_seconds=bar_seconds)
+    if w.problems:
+        return None, f"{data}: cannot be read to re-score production ({w.problems[0]})", notes
+    row = {str(i): r for r, i in enumerate(w.ids)}
+    missing = [i for i in on.ids if i not in row]
+    if missing:
+        return None, f"{data}: window {missing[0]!r} of the candidates' predictions is not in the data", notes
+    rows = np.array([row[i] for i in on.ids], dtype=int)
+    end, basis = train_end_ns(card)
+    if end is None or assume_row_order:
+        notes.append(f"production's training end is not comparable ({'row order' if assume_row_order else basis}): "
+                     "it is scored on every pooled window, some of which it may have trained on")
+        keep = np.ones(len(rows), dtype=bool)
+    else:
+        keep = w.starts[rows] >= end
+    if not keep.any():
+        return None, (f"none of the {len(rows)} validation windows starts after production's training data "
+                      f"(which ends {_end(card)})"), notes
+    ids = tuple(np.array(on.ids)[keep])
+    try:
+        proba, classes = predict_windows(Path(folder), w.X[rows[keep]], str(data), device, expected_manifest_sha256)
+    except MoolaError as exc:
+        return None, f"production cannot score this data ({exc})", notes
+    if set(classes) != set(on.classes):
+        return None, f"production knows classes {sorted(classes)}, the candidates {sorted(on.classes)}", notes
+    proba = proba[:, [classes.index(c) for c in on.classes]]  # in the candidates' class order
+    sub = on.subset(ids)
+    skipped = len(rows) - len(ids)
+    what = (f"production re-scored on {len(ids)} of the {len(rows)} pooled validation windows"
+            + (f" ({skipped} start before its training data ends, {_end(card)})" if skipped else ""))
+    return Scored(ids, sub.y, proba, on.classes, on.positive), what, notes
+
+
+def _end(card: dict) -> str | None:
+    return (card.get("data") or (card.get("result") or {}).get("data") or {}).get("train_end")

@@ -1,0 +1,88 @@
+"""The paired statistics behind the decision: weighted F1 under resampling, exact McNemar, Holm,
+and the bootstrap interval's coverage of a known difference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from moola.stats import holm, mcnemar_exact, paired_evidence, weighted_f1_rows
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_weighted_f1_under_resampling_matches_sklearn(k):
+    rng = np.random.default_rng(k)
+    y, p = rng.integers(0, k, 40), rng.integers(0, k, 40)
+    w = rng.multinomial(40, np.full(40, 1 / 40), size=6).astype(float)
+    got = weighted_f1_rows(y, p, k, w)
+    for b in range(6):
+        reps = w[b].astype(int)
+        assert got[b] == pytest.approx(f1_score(np.repeat(y, reps), np.repeat(p, reps), average="weighted",
+                                                labels=list(range(k)), zero_division=0))
+
+
+@pytest.mark.parametrize("a_only,b_only,p", [
+    (0, 0, 1.0), (3, 3, 1.0), (0, 5, 0.0625), (1, 9, 0.021484375), (9, 1, 0.021484375),
+    (2, 10, 0.03857421875), (0, 10, 0.001953125),
+])
+def test_mcnemar_exact_on_hand_made_tables(a_only, b_only, p):
+    # scipy.stats.binomtest(min, a_only + b_only, 0.5).pvalue, worked out by hand
+    assert mcnemar_exact(a_only, b_only) == pytest.approx(p)
+
+
+def test_holm_steps_down_and_stops_at_the_first_failure():
+    assert holm({"a": 0.01, "b": 0.02, "c": 0.03}, 0.05) == {"a": True, "b": True, "c": True}
+    # 0.01 <= 0.05/3, 0.03 > 0.05/2: b stops it, and c (0.04 <= 0.05) is not rejected either
+    assert holm({"a": 0.01, "b": 0.03, "c": 0.04}, 0.05) == {"a": True, "b": False, "c": False}
+    assert holm({"a": 0.02}, 0.025) == {"a": True}
+    assert holm({"a": 0.02, "b": 0.5}, 0.025) == {"a": False, "b": False}  # 0.02 > 0.025/2
+
+
+def proba_from(y: np.ndarray, right: np.ndarray, k: int = 2, conf: float = 0.8) -> np.ndarray:
+    """Probabilities that put ``conf`` on the true class where ``right``, else on the next class."""
+    pred = np.where(right, y, (y + 1) % k)
+    p = np.full((len(y), k), (1 - conf) / (k - 1))
+    p[np.arange(len(y)), pred] = conf
+    return p
+
+
+def test_identical_models_give_a_zero_difference_and_p_one():
+    y = np.array([0, 1] * 30)
+    p = proba_from(y, np.arange(60) % 3 > 0)
+    e = paired_evidence(y, p, p, positive=1, n_boot=300)
+    assert e["f1_weighted"]["diff"] == 0 and e["f1_weighted"]["ci_low"] == 0 == e["f1_weighted"]["ci_high"]
+    assert e["mcnemar"] == {"a_only": 0, "b_only": 0, "p": 1.0}
+    assert e["p_not_above_margin"] == 1.0  # never above a zero margin
+
+
+def test_bootstrap_interval_covers_a_known_difference():
+    """A population of 20,000 windows where B is right on 85% and A on 70%: the weighted-F1
+    difference over the population is known; 95% intervals from samples of 80 windows must
+    cover it about 95% of the time (binomial noise over 150 samples: 0.88-0.99)."""
+    rng = np.random.default_rng(7)
+    N = 20_000
+    y = rng.integers(0, 2, N)
+    right_a, right_b = rng.random(N) < 0.70, rng.random(N) < 0.85
+    pa, pb = proba_from(y, right_a), proba_from(y, right_b)
+    ones = np.ones((1, N))
+    truth = float(weighted_f1_rows(y, pb.argmax(1), 2, ones)[0] - weighted_f1_rows(y, pa.argmax(1), 2, ones)[0])
+    assert 0.13 < truth < 0.17
+    covered = lows = 0
+    for s in range(150):
+        idx = rng.integers(0, N, 80)
+        e = paired_evidence(y[idx], pa[idx], pb[idx], positive=1, n_boot=400, seed=s)
+        covered += e["f1_weighted"]["ci_low"] <= truth <= e["f1_weighted"]["ci_high"]
+        lows += e["f1_weighted"]["ci_low"] > 0
+    assert 0.88 <= covered / 150 <= 0.99, covered
+    assert lows / 150 > 0.5  # and a difference this size is usually detected at 80 windows
+
+
+def test_brier_difference_and_its_interval_have_the_right_sign():
+    y = np.array([0, 1] * 40)
+    right = np.ones(80, dtype=bool)
+    sharp, vague = proba_from(y, right, conf=0.95), proba_from(y, right, conf=0.6)
+    e = paired_evidence(y, vague, sharp, positive=1, n_boot=300)
+    assert e["f1_weighted"]["diff"] == 0
+    assert e["brier"]["diff"] == pytest.approx(0.05 ** 2 - 0.4 ** 2)  # per window, halved sum over 2 classes
+    assert e["brier"]["ci_high"] < 0
