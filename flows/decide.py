@@ -156,8 +156,8 @@ def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require
     if publish:
         publish_decision(d, before, after, results, reg.records("decision"))
     log.info("decision %s: %s", d.action, "; ".join(d.reasons))
-    for w in d.warnings:
-        log.warning("%s", w)
+    for w in d.notes:
+        log.info("note: %s", w)
     return decision_state(record)
 
 

@@ -80,7 +80,7 @@ def outcome(decided, results: dict, artifacts: str):
     from moola.decision import Decision, Rule
     d = Decision(record["action"], record["reasons"], record.get("candidate"),
                  [Rule(**r) for r in record.get("rules") or []], record.get("evidence") or {},
-                 record.get("warnings") or [])
+                 record.get("notes") or [])
     publish_decision(d, record.get("production_before"), record.get("production_after"), results,
                      registry_from_settings(root=artifacts).records("decision"))
     return decision_state(record)

@@ -184,7 +184,7 @@ def decision_markdown(d, production: dict | None, results: dict | None = None) -
     prod = f"{production['name']} v{production['version']}" if production else "none"
     return (f"# Decision: **{d.action}**\n\ncandidate: {d.candidate or '-'}; production before: {prod}\n\n"
             + "\n".join(f"- {r}" for r in d.reasons)
-            + "".join(f"\n- warning: {w}" for w in getattr(d, "warnings", None) or []) + rules_table(d.rules)
+            + "".join(f"\n- note: {w}" for w in getattr(d, "notes", None) or []) + rules_table(d.rules)
             + (evidence_table(d, results) if results else ""))
 
 

@@ -1,4 +1,4 @@
-"""``moola compare``: a paired bootstrap of two models' predictions on the same windows."""
+"""``moola compare``: the paired evidence of two models' predictions on the same windows."""
 
 from __future__ import annotations
 
@@ -24,16 +24,22 @@ def read_predictions(path: Path):
 
 
 def compare_predictions(a_path: Path, b_path: Path, n_boot: int = 2000, seed: int = 0) -> dict:
-    """Paired bootstrap of B - A (accuracy and weighted F1) over the windows both predicted."""
-    from .metrics import paired_bootstrap
+    """moola.stats.paired_evidence of B against A (weighted F1, Brier, McNemar) over the same
+    windows: the statistics the decision uses."""
+    from .evidence import gate_scored
+    from .stats import paired_evidence
     if n_boot < MIN_BOOT:
         raise ConfigError(f"--n-boot {n_boot}: need at least {MIN_BOOT} resamples for a confidence interval")
-    a, b = read_predictions(a_path), read_predictions(b_path)
-    merged = a.merge(b, on="window_id", suffixes=("_a", "_b"))
-    if len(merged) != len(a) or len(merged) != len(b):
+    for p in (a_path, b_path):
+        read_predictions(p)  # one clear error for a file that is not a predictions file
+    a, b = gate_scored(a_path, {}), gate_scored(b_path, {})
+    if len(a.ids) != len(b.ids) or set(a.ids) != set(b.ids):
+        common = len(set(a.ids) & set(b.ids))
         raise DataError(f"{a_path} and {b_path} do not cover the same windows "
-                        f"({len(a)} and {len(b)} rows, {len(merged)} in common)")
-    if (merged["label_a"] != merged["label_b"]).any():
+                        f"({len(a.ids)} and {len(b.ids)} rows, {common} in common)")
+    if a.classes != b.classes:
+        raise DataError(f"{a_path} and {b_path} predict different classes ({list(a.classes)} and {list(b.classes)})")
+    b = b.subset(a.ids)
+    if (a.y != b.y).any():
         raise DataError("the two predictions files disagree on true labels")
-    return paired_bootstrap(merged["label_a"].tolist(), merged["predicted_a"].tolist(),
-                            merged["predicted_b"].tolist(), n_boot, seed)
+    return paired_evidence(a.y, a.proba, b.proba, None, 0.0, n_boot, seed)

@@ -102,11 +102,11 @@ class Decision:
     candidate: str | None = None
     rules: list[Rule] = field(default_factory=list)
     evidence: dict = field(default_factory=dict)  # name -> paired_evidence(...) behind the rules
-    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # caveats, and what the evidence covered
 
     def to_dict(self) -> dict:
         return {"action": self.action, "reasons": self.reasons, "candidate": self.candidate,
-                "rules": [r.__dict__ for r in self.rules], "evidence": self.evidence, "warnings": self.warnings}
+                "rules": [r.__dict__ for r in self.rules], "evidence": self.evidence, "notes": self.notes}
 
 
 def healthy(result: dict | None) -> bool:
@@ -135,22 +135,22 @@ def decide(results: dict[str, dict], production: dict | None = None, policy: Pol
         why = [f"{g}: " + ("; ".join(r.get("reasons") or []) or r.get("status", "missing")) for g, r in candidates.items()]
         return Decision("blocked", ["no healthy candidate (every one failed or is degenerate)", *why])
     ranked = sorted(ok, key=lambda g: (pooled_f1(ok[g]), g == "baseline"), reverse=True)
-    halt, warnings, control_ev = control_check(results, ranked[0], evidence, policy)
-    warnings = list(evidence.notes) + warnings
+    halt, notes, control_ev = control_check(results, ranked[0], evidence, policy)
+    notes = list(evidence.notes) + notes
     if halt:
-        return Decision("investigate", [halt], evidence=control_ev, warnings=warnings)
+        return Decision("investigate", [halt], evidence=control_ev, notes=notes)
     if production is None:
         best = ranked[0]
         return Decision("ship", [f"no production model yet: {best} is healthy (pooled F1 {pooled_f1(ok[best]):.3f})"],
-                        candidate=best, evidence=control_ev, warnings=warnings)
+                        candidate=best, evidence=control_ev, notes=notes)
     d = against_production(ranked, production, policy, evidence)
     d.evidence = {**control_ev, **d.evidence}
-    d.warnings = warnings + d.warnings
+    d.notes = notes + d.notes
     return d
 
 
 def control_check(results: dict, best: str, evidence: Evidence, policy: Policy) -> tuple[str | None, list[str], dict]:
-    """(reason to halt or None, warnings, evidence) for the MiniRocket control against ``best``."""
+    """(reason to halt or None, notes, evidence) for the MiniRocket control against ``best``."""
     control = results.get(CONTROL_GATE) or {}
     if policy.control_rule == "point":
         base, ctrl = results.get("baseline") or {}, control
@@ -236,7 +236,7 @@ def apply_approval(d: Decision, answer: dict | None, timeout_s: int) -> Decision
     """A person's answer to a ship (``{"approve", "note"}``, or None when nobody answered within
     ``timeout_s``) turned into the decision: only an approval ships; production stays otherwise."""
     def keep(action, reasons):
-        return Decision(action, reasons, d.candidate, d.rules, d.evidence, d.warnings)
+        return Decision(action, reasons, d.candidate, d.rules, d.evidence, d.notes)
     if answer is None:
         return keep("revert", d.reasons + [f"ship not approved within {timeout_s} s; production stays"])
     note = f": {answer['note']}" if answer.get("note") else ""

@@ -123,35 +123,3 @@ def evaluate_predictions(y_true: list[str], y_train: list[str], proba: np.ndarra
     maj = classification_metrics(y_true, mpred, mproba, classes, positive)
     degenerate, reasons = degeneracy(m, maj)
     return pred, m, maj, degenerate, reasons
-
-
-def paired_bootstrap(y_true: list[str], pred_a: list[str], pred_b: list[str], n_boot: int = 2000,
-                     seed: int = 0, alpha: float = 0.05) -> dict:
-    """Paired bootstrap of (B - A) for accuracy and weighted F1 over the same windows."""
-    classes = sorted(set(y_true) | set(pred_a) | set(pred_b))
-    idx = {c: i for i, c in enumerate(classes)}
-    yt, a, b = (np.array([idx[c] for c in v]) for v in (y_true, pred_a, pred_b))
-    rng = np.random.default_rng(seed)
-    n = len(yt)
-    labels = list(range(len(classes)))
-
-    def stats(sel):
-        f1a = f1_score(yt[sel], a[sel], average="weighted", labels=labels, zero_division=0)
-        f1b = f1_score(yt[sel], b[sel], average="weighted", labels=labels, zero_division=0)
-        return (b[sel] == yt[sel]).mean() - (a[sel] == yt[sel]).mean(), f1b - f1a
-
-    point = stats(np.arange(n))
-    draws = np.array([stats(rng.integers(0, n, n)) for _ in range(n_boot)])
-    lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2], axis=0)
-    out = {"n": n, "n_boot": n_boot, "confidence": 1 - alpha}
-    for j, name in enumerate(("accuracy", "f1_weighted")):
-        out[name] = {"a": float(stats_single(yt, a, name, labels)), "b": float(stats_single(yt, b, name, labels)),
-                     "diff": float(point[j]), "ci_low": float(lo[j]), "ci_high": float(hi[j]),
-                     "p_b_not_better": float((draws[:, j] <= 0).mean())}
-    return out
-
-
-def stats_single(yt: np.ndarray, yp: np.ndarray, name: str, labels: list[int]) -> float:
-    if name == "accuracy":
-        return float((yt == yp).mean())
-    return float(f1_score(yt, yp, average="weighted", labels=labels, zero_division=0))

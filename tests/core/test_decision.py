@@ -70,7 +70,7 @@ def test_a_control_point_win_within_noise_is_a_warning_not_a_halt():
     ev = evidence(control=49, transfer=48)
     d = decide(results, evidence=ev)
     assert d.action == "ship" and d.candidate == "transfer"
-    assert any("within noise, not a halt" in w for w in d.warnings)
+    assert any("within noise, not a halt" in w for w in d.notes)
     assert d.evidence["control vs transfer"]["f1_weighted"]["ci_low"] <= 0
     # the seed's strict rule, kept behind a policy knob: any point lead over the baseline halts
     strict = decide(results, policy=Policy(control_rule="point"), evidence=ev)

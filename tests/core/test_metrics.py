@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from moola.metrics import (brier_score, classification_metrics, degeneracy, expected_calibration_error,
-                           majority_predictions, paired_bootstrap, positive_index, pr_auc)
+                           majority_predictions, positive_index, pr_auc)
 
 CLASSES = ["consolidation", "retracement"]
 
@@ -76,11 +76,3 @@ def test_multiclass_metrics_and_log_loss():
     assert m["predicted_classes"] == ["a", "b", "c"]
 
 
-def test_paired_bootstrap():
-    y = ["a"] * 10 + ["b"] * 10
-    same = paired_bootstrap(y, y, y, n_boot=200)
-    assert same["accuracy"]["diff"] == 0 and same["accuracy"]["ci_low"] == 0 and same["accuracy"]["ci_high"] == 0
-    better = paired_bootstrap(y, ["a"] * 20, y, n_boot=500, seed=1)
-    assert better["accuracy"]["diff"] == pytest.approx(0.5)
-    assert better["accuracy"]["ci_low"] > 0.2 and better["f1_weighted"]["ci_low"] > 0
-    assert better["accuracy"]["p_b_not_better"] == 0.0

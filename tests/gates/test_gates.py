@@ -135,7 +135,11 @@ def test_transfer_needs_an_encoder(sample_dir, tmp_path, capsys):
 def test_compare_cli(gate_dirs, capsys):
     assert main(["compare", str(gate_dirs["baseline"]), str(gate_dirs["minirocket"]), "--n-boot", "300"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["n"] == 20 and out["accuracy"]["ci_low"] <= out["accuracy"]["diff"] <= out["accuracy"]["ci_high"]
+    f1 = out["f1_weighted"]
+    assert out["n"] == 20 and f1["ci_low"] <= f1["diff"] <= f1["ci_high"]
+    assert f1["a"] == read_result(gate_dirs["baseline"]).metrics.f1_weighted
+    assert f1["b"] == read_result(gate_dirs["minirocket"]).metrics.f1_weighted
+    assert 0 <= out["mcnemar"]["p"] <= 1
 
 
 def test_registry_cli_and_predict_with_the_shipped_model(gate_dirs, sample_dir, tmp_path, capsys, monkeypatch):
