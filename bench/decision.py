@@ -44,9 +44,10 @@ from moola.models.minirocket import fit_minirocket
 FLIP = 0.30
 
 
-def pooled(ctx, seed: int, flip: float = 0.0) -> dict:
-    """The baseline recipe with ``seed`` trained on every fold (train labels flipped at rate
-    ``flip``), scored on each fold's clean validation windows."""
+def pooled(ctx, seed: int, flip: float = 0.0, recipe: str = "baseline") -> dict:
+    """The ``recipe`` (the baseline gate's, or MiniRocket's) with ``seed`` trained on every fold
+    (train labels flipped at rate ``flip``), scored on each fold's clean validation windows."""
+    from moola.gates.context import evaluate
     ctx = replace(ctx, cfg=ctx.cfg.model_copy(update={"seed": seed}))
     probas, last = [], None
     rng = np.random.default_rng(1000 + seed)
@@ -56,9 +57,12 @@ def pooled(ctx, seed: int, flip: float = 0.0) -> dict:
             hit = rng.random(len(y)) < flip
             y[hit] = [ctx.classes[1 - ctx.classes.index(c)] for c in y[hit]]
             fold = replace(fold, y_train=y.tolist())
-        trained, _ = train_classifier(ctx, fold, ctx.cfg.model, f"seed {seed}")
-        probas.append(trained.evaluation.proba)
-        last = trained.evaluation
+        if recipe == "baseline":
+            last = train_classifier(ctx, fold, ctx.cfg.model, f"seed {seed}")[0].evaluation
+        else:
+            model = fit_minirocket(fold.X_train, fold.y_train, ctx.classes, seed, ctx.cfg.minirocket_kernels)
+            last = evaluate(ctx, fold, model.predict_proba(fold.X_val))
+        probas.append(last.proba)
     return {"proba": np.concatenate(probas), "last": last}
 
 
@@ -108,9 +112,13 @@ def main() -> None:
     ap.add_argument("--flipped", type=int, default=5, help="models with flipped labels per data seed")
     ap.add_argument("--folds", type=int, default=DECISION_FOLDS)
     ap.add_argument("--epochs", type=int, help="override the CPU budget (a quick smoke run)")
+    ap.add_argument("--recipe", choices=("baseline", "minirocket"), default="baseline",
+                    help="the model whose seeds and flipped labels make the scenarios (the control is "
+                    "always MiniRocket)")
     args = ap.parse_args()
     policy = Policy()
     null1, null3, old1, power, old_power, ctrl, ctrl_mr = [], [], [], [], [], [], []
+    f1_clean, f1_flipped = [], []
     t0 = time.perf_counter()
     for ds in args.data_seeds:
         with tempfile.TemporaryDirectory() as d:
@@ -122,17 +130,19 @@ def main() -> None:
                           torch.device("cpu"), Path(d) / "out")
             clean, flipped = {}, {}
             for s in range(1, args.seeds + 1):
-                clean[s] = pooled(ctx, s)
+                clean[s] = pooled(ctx, s, recipe=args.recipe)
                 print(f"data {ds} seed {s} clean: pooled F1 {result_of(ctx, clean[s])['pooled']['f1_weighted']:.3f}",
                       flush=True)
             for s in range(101, 101 + args.flipped):
-                flipped[s] = pooled(ctx, s, FLIP)
+                flipped[s] = pooled(ctx, s, FLIP, args.recipe)
                 print(f"data {ds} seed {s} flipped {FLIP:.0%}: pooled F1 "
                       f"{result_of(ctx, flipped[s])['pooled']['f1_weighted']:.3f}", flush=True)
             mr = np.concatenate([fit_minirocket(f.X_train, f.y_train, ctx.classes, 17, cfg.minirocket_kernels)
                                  .predict_proba(f.X_val) for f in ctx.folds])
             print(f"data {ds} MiniRocket: pooled F1 "
                   f"{result_of(ctx, {'proba': mr, 'last': clean[1]['last']})['pooled']['f1_weighted']:.3f}", flush=True)
+        f1_clean += [result_of(ctx, m)["pooled"]["f1_weighted"] for m in clean.values()]
+        f1_flipped += [result_of(ctx, m)["pooled"]["f1_weighted"] for m in flipped.values()]
         for i, j in itertools.permutations(clean, 2):
             null1.append(ships(ctx, clean[i], {"baseline": clean[j]}, policy))
             old1.append(old_rule(clean[j], clean[i]))
@@ -147,8 +157,11 @@ def main() -> None:
             old_power.append(old_rule(clean[c], flipped[f]))
         ctrl_mr += [halts(ctx, clean[s], mr, policy) for s in clean]
     n_models = len(args.data_seeds) * (args.seeds + args.flipped)
-    print(f"\n{n_models} models, data seeds {args.data_seeds}, {args.folds} folds, "
+    print(f"\n{n_models} {args.recipe} models, data seeds {args.data_seeds}, {args.folds} folds, "
           f"{time.perf_counter() - t0:.0f} s")
+    print(f"pooled F1 clean {np.mean(f1_clean):.3f} (sd {np.std(f1_clean):.3f}, {len(f1_clean)} models), "
+          f"{FLIP:.0%} flipped {np.mean(f1_flipped):.3f} (sd {np.std(f1_flipped):.3f}, {len(f1_flipped)} models): "
+          f"the gap power has to find is {np.mean(f1_clean) - np.mean(f1_flipped):+.3f}")
     print(f"null false-ship, one candidate (goal <= 5%): {rate(null1)}; old rule on the same pairs: {rate(old1)}")
     print(f"null false-ship, best of three candidates (Holm): {rate(null3)}")
     print(f"power with {FLIP:.0%} of production's train labels flipped (goal >= 80%): {rate(power)}; "

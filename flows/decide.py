@@ -12,7 +12,8 @@ from prefect.input import RunInput
 from prefect.states import Completed, Failed
 
 from flows.report import STATE_NAMES, publish_decision
-from moola.decision import Decision, Evidence, Policy, apply_approval, decide
+from moola.decision import Decision, Evidence, Policy, apply_approval, decide, load_policy
+from moola.errors import ConfigError
 from moola.evidence import gather, rescore_production
 from moola.registry import Registry
 from moola.serving import check_serves
@@ -136,10 +137,14 @@ def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require
     Ends in a state named after the decision: Shipped, Reverted (Completed), Investigate, Blocked
     (Failed), with the decision's reasons as its message and the recorded decision as its data."""
     log = get_run_logger()
+    try:
+        pol = load_policy(policy)
+    except ConfigError as exc:
+        return Failed(message=f"invalid policy, nothing decided: {exc}")
     reg = registry_from_settings(root=artifacts)
     for gate, res in results.items():
         reg.append({"kind": "gate_result", "gate": gate, "dir": dirs.get(gate), "result": res})
-    outcome = decide_and_ship(reg, results, dirs, Policy(**(policy or {})), require_approval, approval_timeout_s,
+    outcome = decide_and_ship(reg, results, dirs, pol, require_approval, approval_timeout_s,
                               data, assume_row_order, bar_seconds)
     if outcome is None:
         return Failed(message="production kept changing while deciding (another decide running?); nothing shipped")

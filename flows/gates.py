@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import uuid
@@ -22,7 +23,7 @@ from flows.pod import acquire_pod, release_pod, stop_pod_hook
 from flows.tasks import run_gate
 from moola.config import load_gate_config
 from moola.data.validate import DEFAULT_DATA, DataConfig
-from moola.decision import DECISION_FOLDS
+from moola.decision import DECISION_FOLDS, load_policy
 from moola.errors import DataError
 from moola.remote.call import GateCall
 from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RUNNER_KINDS, check_runner
@@ -34,10 +35,12 @@ from moola.settings import registry_from_settings
 def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DATA.val_size,
           folds: int = DECISION_FOLDS, runner: str = DEFAULT_RUNNER, preset: str = "default", seed: int = 17,
           config: str | None = None, artifacts: str | None = None, require_approval: bool = False,
-          approval_timeout_s: int = 3600, pod_deadline_s: int = 1800):
-    """``artifacts`` defaults to MOOLA_ARTIFACTS (environment or .env), else ./artifacts."""
+          approval_timeout_s: int = 3600, pod_deadline_s: int = 1800, policy: dict | None = None):
+    """``artifacts`` defaults to MOOLA_ARTIFACTS (environment or .env), else ./artifacts.
+    ``policy``: fields of moola.decision.Policy (thresholds of the decision), e.g. {"f1_margin": 0.02}."""
     check_runner(runner)  # a typo fails the run at once, before any gate
     load_gate_config(preset, config, seed)  # raises ConfigError naming the preset or the file
+    load_policy(policy)  # likewise, naming the field
     artifacts = str(registry_from_settings(root=artifacts).root)
     run_dir = Path(artifacts) / "runs" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
     base = GateCall(gate="validate", data=Path(data), out=run_dir / "validate",
@@ -45,7 +48,7 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
                     data_config=DataConfig(val_size=val_size, folds=folds), preset=preset, seed=seed)
     t0 = time.perf_counter()
     decide_opts = dict(artifacts=artifacts, require_approval=require_approval, approval_timeout_s=approval_timeout_s,
-                       data=data, publish=False)
+                       data=data, publish=False, policy=policy)
 
     # Gate 0 first, on this machine when the gates go to a pod: invalid data must not cost a pod.
     # Transient errors (host not up yet) are retried; invalid data is not.
@@ -130,12 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--require-approval", action="store_true")
     ap.add_argument("--approval-timeout-s", type=int, default=3600)
     ap.add_argument("--pod-deadline-s", type=int, default=1800)
+    ap.add_argument("--policy", type=json.loads, help='decision thresholds as JSON, e.g. \'{"f1_margin": 0.02}\'')
     args = ap.parse_args(argv)
     state = gates(data=args.data, unlabeled=args.unlabeled, val_size=args.val_size, folds=args.folds,
                   runner=args.runner, preset=args.preset, seed=args.seed, config=args.config,
                   artifacts=args.artifacts, require_approval=args.require_approval,
                   approval_timeout_s=args.approval_timeout_s, pod_deadline_s=args.pod_deadline_s,
-                  return_state=True)
+                  policy=args.policy, return_state=True)
     registry = registry_from_settings(root=args.artifacts)
     last = registry.last_decision()
     if last is None:

@@ -59,6 +59,19 @@ class Policy(BaseModel):
                                       "fold may fall at most this below the F1 recorded when it shipped")
 
 
+def load_policy(values: dict | None) -> Policy:
+    """A Policy from a flow parameter; ConfigError naming each bad field (``policy.f1_margin: ...``)."""
+    from pydantic import ValidationError
+
+    from .errors import ConfigError, config_error
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"policy: expected a mapping of Policy fields, found {values!r}")
+    try:
+        return Policy(**(values or {}))
+    except ValidationError as exc:
+        raise config_error(exc, where="policy.") from None
+
+
 @dataclass(frozen=True)
 class Scored:
     """One model's class probabilities on a list of windows; ``y`` indexes ``classes``."""

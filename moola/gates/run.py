@@ -8,9 +8,11 @@ from pathlib import Path
 
 import shutil
 import tempfile
+from contextlib import nullcontext
 
 from ..atomic import check_replaceable, replace_folder
 from ..config import GateConfig, resolve_budget
+from ..cores import claimed_cores
 from ..data.validate import DataConfig
 from ..errors import DataError
 from ..train import pick_device
@@ -70,7 +72,12 @@ def _run_into(gate: str, data: Path, out: Path, cfg: GateConfig, dcfg: DataConfi
     ctx = prepare(data, unlabeled, dcfg, cfg, dev, out)
     log.info("gate %s (%d) on %s: %d train / %d val, device %s", gate, GATES[gate], data,
              len(ctx.last.y_train), len(ctx.last.y_val), dev)
-    result = GATE_FUNCTIONS[gate](ctx, {"baseline": baseline, "encoder": encoder})
+    # on the CPU the gate holds its cores, so a second gate on this machine queues or shares
+    # instead of oversubscribing them (moola/cores.py); on a GPU the device does the work
+    with claimed_cores() if dev.type == "cpu" else nullcontext() as n:
+        if n:
+            log.info("gate %s trains on %d core(s)", gate, n)
+        result = GATE_FUNCTIONS[gate](ctx, {"baseline": baseline, "encoder": encoder})
     result.total_seconds = time.perf_counter() - t0
     result.environment = environment(dev)
     finish(ctx, result)

@@ -89,6 +89,9 @@ def test_a_parameter_typo_fails_at_once_and_records_nothing(prefect_server, samp
     assert state.is_failed() and "runner: expected one of here, local, ssh, runpod, found 'runpd'" in state.message
     assert main(["--data", str(sample_dir / "train.parquet"), "--preset", "fast", "--artifacts", str(art)]) == 1
     assert "--preset: expected one of default, seed-smoke, found 'fast'" in capsys.readouterr().err
+    state = gates(data=str(sample_dir / "train.parquet"), policy={"f1_margn": 0.1}, artifacts=str(art),
+                  return_state=True)
+    assert state.is_failed() and "policy.f1_margn: Extra inputs are not permitted" in state.message
     assert not art.exists()  # no gate ran, nothing was written
 
 

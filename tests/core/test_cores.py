@@ -1,0 +1,57 @@
+"""Gates claim the cores they train on (moola/cores.py): a second process sees them taken,
+a killed holder frees them, and thread pools and affinity are put back afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import torch
+
+from moola.cores import _try_claim, claimed_cores
+
+HOLD = """
+import sys, time
+from moola.cores import claimed_cores
+with claimed_cores() as n:
+    print(n, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_gate_holds_every_free_core_and_puts_threads_and_affinity_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOOLA_CORES_DIR", str(tmp_path))
+    cores = sorted(os.sched_getaffinity(0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with claimed_cores() as n:
+            assert n == len(cores) and torch.get_num_threads() == n
+            assert _try_claim(tmp_path, cores) == []  # another claimant (another descriptor) gets none
+        assert torch.get_num_threads() == 1 and sorted(os.sched_getaffinity(0)) == cores
+        held = _try_claim(tmp_path, cores)  # released on the way out
+        assert [c for c, _ in held] == cores
+        for _, fd in held:
+            os.close(fd)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_another_process_holding_the_cores_blocks_a_claim_until_it_dies(tmp_path):
+    env = {**os.environ, "MOOLA_CORES_DIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert int(proc.stdout.readline()) == len(os.sched_getaffinity(0))
+        cores = sorted(os.sched_getaffinity(0))
+        assert _try_claim(tmp_path, cores) == []
+        proc.send_signal(signal.SIGKILL)  # a crashed gate leaves nothing held: the kernel drops its locks
+        proc.wait(30)
+        held = _try_claim(tmp_path, cores)
+        assert len(held) == len(cores)
+        for _, fd in held:
+            os.close(fd)
+    finally:
+        proc.kill()
+        proc.wait(30)
