@@ -9,24 +9,10 @@ from .errors import ConfigError, DataError
 MIN_BOOT = 100
 
 
-def read_predictions(path: Path):
-    """A gate's predictions.parquet (or its folder) as a DataFrame; one clear error otherwise."""
-    import pandas as pd
-    p = path / "predictions.parquet" if path.is_dir() else path
-    try:
-        df = pd.read_parquet(p)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{p}: cannot read predictions ({exc})") from exc
-    missing = [c for c in ("window_id", "label", "predicted") if c not in df.columns]
-    if missing:
-        raise DataError(f"{p}: missing column(s) {', '.join(missing)}; expected a gate's predictions.parquet")
-    return df
-
-
 def compare_predictions(a_path: Path, b_path: Path, n_boot: int = 2000, seed: int = 0) -> dict:
     """moola.stats.paired_evidence of B against A (weighted F1, Brier, McNemar) over the same
     windows: the statistics the decision uses."""
-    from .evidence import gate_scored
+    from .evidence import gate_scored, read_predictions
     from .stats import paired_evidence
     if n_boot < MIN_BOOT:
         raise ConfigError(f"--n-boot {n_boot}: need at least {MIN_BOOT} resamples for a confidence interval")

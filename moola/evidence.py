@@ -11,17 +11,34 @@ import numpy as np
 import pandas as pd
 
 from .decision import Evidence, Scored
-from .errors import MoolaError
+from .errors import DataError, MoolaError
+
+
+def read_predictions(path: Path) -> pd.DataFrame:
+    """A gate's predictions.parquet (or its folder) as a DataFrame; one clear error otherwise."""
+    p = path / "predictions.parquet" if path.is_dir() else path
+    try:
+        df = pd.read_parquet(p)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{p}: cannot read predictions ({exc})") from exc
+    missing = [c for c in ("window_id", "label", "predicted") if c not in df.columns]
+    if missing:
+        raise DataError(f"{p}: missing column(s) {', '.join(missing)}; expected a gate's predictions.parquet")
+    return df
 
 
 def gate_scored(folder: Path, result: dict) -> Scored:
     """A gate's predictions.parquet (every fold's validation windows) as Scored."""
-    from .compare import read_predictions
     df = read_predictions(Path(folder))
     classes = tuple((result.get("metrics") or {}).get("classes") or
                     sorted(c[len("proba_"):] for c in df.columns if c.startswith("proba_")))
     positive = (result.get("data") or {}).get("positive_class")
     index = {c: i for i, c in enumerate(classes)}
+    missing = [f"proba_{c}" for c in classes if f"proba_{c}" not in df.columns]
+    unknown = sorted(set(df["label"].astype(str)) - set(classes))
+    if missing or unknown or not classes:
+        raise DataError(f"{folder}: predictions lack column(s) {', '.join(missing) or 'proba_*'}" if missing or not classes
+                        else f"{folder}: label(s) {', '.join(unknown)} have no probability column")
     return Scored(tuple(df["window_id"].astype(str)), np.array([index[c] for c in df["label"]]),
                   df[[f"proba_{c}" for c in classes]].to_numpy(dtype=np.float64), classes,
                   index.get(positive))

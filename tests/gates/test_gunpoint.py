@@ -1,6 +1,8 @@
 """Real data shipped with sktime: GunPoint, its official 50/150 train/test split reproduced
 through timestamps and --val-size 150. MiniRocket must come within 2 pp of the published
-0.992; the baseline LSTM must be far above the majority class."""
+0.992; the baseline LSTM, at the seed's width (128 units: the GPU budget's), must be far above
+the majority class. The CPU budget's 32 units reach 0.68 here (bench/RESULTS.md): the price of
+keeping the embedded demo within its time goal."""
 
 from __future__ import annotations
 
@@ -29,7 +31,9 @@ def gunpoint(tmp_path_factory):
 
 def test_gunpoint_minirocket_and_baseline(gunpoint, tmp_path, capsys):
     common = ["--data", str(gunpoint), "--val-size", "150", "--device", "cpu", "--bar-seconds", "1"]
-    base_code = main(["gate", "run", "baseline", *common, "--out", str(tmp_path / "b")])
+    wide = tmp_path / "wide.json"
+    wide.write_text('{"model": {"hidden": 128}}')
+    base_code = main(["gate", "run", "baseline", *common, "--config", str(wide), "--out", str(tmp_path / "b")])
     code = main(["gate", "run", "minirocket", *common, "--out", str(tmp_path / "m")])
     mr, base = read_result(tmp_path / "m"), read_result(tmp_path / "b")
     assert mr.data["train"] == 50 and mr.data["val"] == 150
