@@ -51,7 +51,7 @@ def test_production_is_rescored_on_the_candidates_new_windows(prefect_server, ga
     new_path = tmp_path / "new.parquet"
     new = new_data(old)
     new.to_parquet(new_path, index=False)
-    cfg = load_gate_config(config=None).model_copy(update={"seed": 3})
+    cfg = load_gate_config(seed=3)
     cand = run_gate("baseline", new_path, tmp_path / "cand", cfg, DataConfig(folds=3), "cpu")
     res = json.loads((tmp_path / "cand" / "result.json").read_text())
     state = decide_flow({"validate": {"status": "passed"}, "baseline": res}, {"baseline": str(tmp_path / "cand")},
