@@ -104,6 +104,11 @@ def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, re
             evidence = rescored[key]
         d = decide(results, prod_card, policy, evidence)
         d.reasons = notes + d.reasons
+        if d.action == "ship" and not dirs.get(d.candidate):
+            why = f"{d.candidate}: no gate folder given to ship from"
+            notes.append(why)
+            results = refuse(results, d.candidate, why)
+            continue
         if d.action == "ship" and data is not None:
             served = serving_check(d.candidate, dirs[d.candidate], data, assume_row_order)
             if not served["ok"]:

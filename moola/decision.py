@@ -174,7 +174,13 @@ def control_check(results: dict, best: str, evidence: Evidence, policy: Policy) 
                     f"(F1 {pooled_f1(base):.3f}) (point rule): check labels and splits"), [], {}
         return None, [], {}
     if CONTROL_GATE not in evidence.gates or best not in evidence.gates:
-        return None, ["no control predictions: the control rule was not applied"], {}
+        # no predictions to pair: Gate 2's own verdict (the same statistics, against the baseline)
+        cmp = control.get("comparison") or {}
+        if cmp.get("verdict") == "control_wins":
+            return (f"the MiniRocket control beats the baseline (Gate 2: F1 {cmp['f1']:.3f} vs "
+                    f"{cmp['baseline_f1']:.3f}): check labels and splits"), [], {}
+        return None, ["no control predictions: the control rule was applied from Gate 2's verdict only"
+                      if cmp.get("verdict") else "no control result: the control rule was not applied"], {}
     b = evidence.gates[best]
     c = evidence.gates[CONTROL_GATE].subset(b.ids)
     e = paired_evidence(b.y, b.proba, c.proba, b.positive, 0.0, policy.n_boot, 0, policy.alpha)

@@ -159,3 +159,14 @@ def test_approval_answers_become_decisions():
     assert rejected.action == "revert" and rejected.reasons[-1] == "ship rejected by a person: not on a Friday"
     silent = apply_approval(d, None, 60)
     assert silent.action == "revert" and "not approved within 60 s" in silent.reasons[-1]
+
+
+def test_without_control_predictions_gate_2s_own_verdict_is_used():
+    results = healthy_set()
+    results["minirocket"] = {**result(f1=0.9), "comparison": {"verdict": "control_wins", "f1": 0.9,
+                                                              "baseline_f1": 0.75}}
+    d = decide(results, evidence=Evidence({"transfer": scored(48)}))
+    assert d.action == "investigate" and "Gate 2: F1 0.900 vs 0.750" in d.reasons[0]
+    results["minirocket"]["comparison"]["verdict"] = "within_noise"
+    d = decide(results, evidence=Evidence({"transfer": scored(48)}))
+    assert d.action == "ship" and "from Gate 2's verdict only" in d.notes[0]
