@@ -97,8 +97,9 @@ class GateConfig(_Frozen):
 
     preset: str = "default"
     seed: int = 17
-    normalize: Literal["auto", "ohlc", "zscore", "none"] = Field(
-        "auto", description="auto: log-price relative to the first open for OHLC, else z-score")
+    normalize: Literal["auto", "ohlc_window", "ohlc", "zscore", "none"] = Field(
+        "auto", description="auto: for OHLC, log-price relative to the first open standardised per window "
+        "(ohlc_window), else a per-window z-score (moola/preprocess.py)")
     positive_class: str | None = Field(None, description="for binary PR-AUC; None: train minority")
     model: ModelConfig = ModelConfig()
     fit: FitConfig = FitConfig()

@@ -45,7 +45,7 @@ def test_baseline_trains_for_real(gate_dirs):
     assert len(res.metrics.predicted_classes) == 2
     assert (gate_dirs["baseline"] / "model.safetensors").is_file()
     cfg = json.loads((gate_dirs["baseline"] / "model.json").read_text())
-    assert cfg["classes"] == ["consolidation", "retracement"] and cfg["normalizer"]["method"] == "ohlc"
+    assert cfg["classes"] == ["consolidation", "retracement"] and cfg["normalizer"]["method"] == "ohlc_window"
 
 
 def test_minirocket_control_records_both_f1_and_a_verdict(gate_dirs):
