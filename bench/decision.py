@@ -111,6 +111,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=7, help="clean model seeds per data seed")
     ap.add_argument("--flipped", type=int, default=5, help="models with flipped labels per data seed")
     ap.add_argument("--folds", type=int, default=DECISION_FOLDS)
+    ap.add_argument("--n-labeled", type=int, default=98, help="labelled windows per data seed (the seed's 98)")
     ap.add_argument("--epochs", type=int, help="override the CPU budget (a quick smoke run)")
     ap.add_argument("--recipe", choices=("baseline", "minirocket"), default="baseline",
                     help="the model whose seeds and flipped labels make the scenarios (the control is "
@@ -122,7 +123,7 @@ def main() -> None:
     t0 = time.perf_counter()
     for ds in args.data_seeds:
         with tempfile.TemporaryDirectory() as d:
-            write_sample(d, seed=ds, n_labeled=98, n_unlabeled=0)
+            write_sample(d, seed=ds, n_labeled=args.n_labeled, n_unlabeled=0)
             cfg = resolve_budget(load_gate_config(), "cpu")
             if args.epochs:
                 cfg = cfg.model_copy(update={"fit": cfg.fit.model_copy(update={"epochs": args.epochs})})
@@ -157,7 +158,8 @@ def main() -> None:
             old_power.append(old_rule(clean[c], flipped[f]))
         ctrl_mr += [halts(ctx, clean[s], mr, policy) for s in clean]
     n_models = len(args.data_seeds) * (args.seeds + args.flipped)
-    print(f"\n{n_models} {args.recipe} models, data seeds {args.data_seeds}, {args.folds} folds, "
+    print(f"\n{n_models} {args.recipe} models, data seeds {args.data_seeds}, {args.n_labeled} labelled windows, "
+          f"{args.folds} folds ({sum(len(f.y_val) for f in ctx.folds)} pooled windows), "
           f"{time.perf_counter() - t0:.0f} s")
     print(f"pooled F1 clean {np.mean(f1_clean):.3f} (sd {np.std(f1_clean):.3f}, {len(f1_clean)} models), "
           f"{FLIP:.0%} flipped {np.mean(f1_flipped):.3f} (sd {np.std(f1_flipped):.3f}, {len(f1_flipped)} models): "
