@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"decision: {last['action'].upper()}" + (f" ({last['candidate']})" if last.get("candidate") else ""))
     for r in last["reasons"]:
         print(f"  - {r}")
+    for n in last.get("notes") or []:
+        print(f"  note: {n}")
     p = registry.read()["production"]
     print("registry: production = " + (f"{p['name']} v{p['version']} ({registry.folder(p)})" if p else "none")
           + f"; {len(registry.read()['history'])} change(s) in history")
