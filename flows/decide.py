@@ -12,7 +12,7 @@ from prefect.input import RunInput
 from prefect.states import Completed, Failed
 
 from flows.report import STATE_NAMES, publish_decision
-from moola.decision import Decision, Evidence, Policy, apply_approval, decide, load_policy
+from moola.decision import CANDIDATE_GATES, Decision, Evidence, Policy, apply_approval, decide, load_policy
 from moola.errors import ConfigError
 from moola.evidence import gather, rescore_production
 from moola.registry import Registry
@@ -66,7 +66,7 @@ def rescore(version: int, folder: str, expected_sha256: str | None, card: dict, 
             assume_row_order: bool = False, bar_seconds: int | None = None) -> Evidence:
     """``evidence`` with production's probabilities on the candidates' pooled windows that start
     after its training data (moola.evidence.rescore_production)."""
-    on = next((evidence.gates[g] for g in ("baseline", "transfer", "augment") if g in evidence.gates), None)
+    on = next((evidence.gates[g] for g in CANDIDATE_GATES if g in evidence.gates), None)
     if on is None:
         return Evidence(evidence.gates, None, "no candidate predictions to compare on", list(evidence.notes))
     scored, what, notes = rescore_production(Path(folder), card, Path(data), on, assume_row_order, bar_seconds,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .decision import Evidence, Scored
+from .decision import CANDIDATE_GATES, CONTROL_GATE, Evidence, Scored
 from .errors import DataError, MoolaError
 
 
@@ -45,18 +45,23 @@ def gate_scored(folder: Path, result: dict) -> Scored:
 
 
 def gather(results: dict[str, dict], dirs: dict[str, str | None]) -> Evidence:
-    """Scored predictions of every gate that passed or failed with predictions in its folder."""
+    """Scored predictions of the candidates and the control that left predictions in their folder."""
     ev = Evidence()
     for gate, res in results.items():
         folder = dirs.get(gate)
-        if folder and (Path(folder) / "predictions.parquet").is_file() and gate not in ("validate", "pretrain"):
+        if gate in (*CANDIDATE_GATES, CONTROL_GATE) and folder and (Path(folder) / "predictions.parquet").is_file():
             ev.gates[gate] = gate_scored(Path(folder), res)
     return ev
 
 
+def _card_data(card: dict) -> dict:
+    """The ``data`` summary of a result.json, or of a card that holds one."""
+    return card.get("data") or (card.get("result") or {}).get("data") or {}
+
+
 def train_end_ns(card: dict) -> tuple[int | None, str]:
     """(end of production's training data in ns, basis) from its card; None when unknown."""
-    data = card.get("data") or (card.get("result") or {}).get("data") or {}  # result.json, or a card with it
+    data = _card_data(card)
     end, basis = data.get("train_end"), data.get("train_end_basis", "timestamps")
     if end is None or basis != "timestamps":
         return None, basis if end is not None else "not recorded"
@@ -88,7 +93,7 @@ def rescore_production(folder: Path, card: dict, data: Path, on: Scored, assume_
         keep = w.starts[rows] >= end
     if not keep.any():
         return None, (f"none of the {len(rows)} validation windows starts after production's training data "
-                      f"(which ends {_end(card)})"), notes
+                      f"(which ends {_card_data(card).get('train_end')})"), notes
     ids = tuple(np.array(on.ids)[keep])
     try:
         proba, classes = predict_windows(Path(folder), w.X[rows[keep]], str(data), device, expected_manifest_sha256)
@@ -100,9 +105,6 @@ def rescore_production(folder: Path, card: dict, data: Path, on: Scored, assume_
     sub = on.subset(ids)
     skipped = len(rows) - len(ids)
     what = (f"production re-scored on {len(ids)} of the {len(rows)} pooled validation windows"
-            + (f" ({skipped} start before its training data ends, {_end(card)})" if skipped else ""))
+            + (f" ({skipped} start before its training data ends, {_card_data(card).get('train_end')})" if skipped else ""))
     return Scored(ids, sub.y, proba, on.classes, on.positive), what, notes
 
-
-def _end(card: dict) -> str | None:
-    return (card.get("data") or (card.get("result") or {}).get("data") or {}).get("train_end")
