@@ -10,6 +10,8 @@ import numpy as np
 from .errors import ConfigError, DataError, ModelFileError
 
 MODEL_KEYS = ("model", "classes", "n_channels", "T", "normalizer")
+# what a model saved before these settings existed did: every step, the input as it came
+LEGACY_MODEL = {"stride": 1, "input_gain": 1.0}
 
 
 def load_classifier(folder: Path, expected_manifest_sha256: str | None = None):
@@ -38,7 +40,7 @@ def load_classifier(folder: Path, expected_manifest_sha256: str | None = None):
     if missing:
         raise ModelFileError(f"{cfg_path}: missing key(s) {', '.join(missing)}; not a classifier written by moola")
     try:
-        model = EnhancedSimpleLSTM(cfg["n_channels"], len(cfg["classes"]), ModelConfig(**cfg["model"]))
+        model = EnhancedSimpleLSTM(cfg["n_channels"], len(cfg["classes"]), ModelConfig(**{**LEGACY_MODEL, **cfg["model"]}))
         model.load_state_dict(load_weights(folder / "model.safetensors"))
     except (ValidationError, TypeError, RuntimeError) as exc:
         raise ModelFileError(f"{cfg_path}: does not describe the weights in model.safetensors "

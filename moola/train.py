@@ -2,9 +2,10 @@
 
 ``fit`` knows nothing about LSTMs or autoencoders: a model, a tensor of inputs, optional
 targets, and a ``loss_fn(model, xb, yb) -> scalar``. It owns the device, bf16 autocast,
-AdamW with warm-up + cosine decay, gradient clipping, early stopping on an inner
-*forward-chaining* split (the latest share of train; never random or stratified), seeding,
-and per-epoch progress in the log. Train inputs are expected in time order.
+AdamW with warm-up + cosine decay, gradient clipping, optional early stopping on an inner
+*forward-chaining* split (the latest share of train; never random or stratified; off by
+default), optional averaging of the last epochs' weights, seeding, and per-epoch progress in
+the log. Train inputs are expected in time order.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class FitPlan:
     inner_val_frac: float = _FIT.inner_val_frac
     min_epochs_frac: float = _FIT.min_epochs_frac
     amp: str = _FIT.amp
+    average_last_frac: float = _FIT.average_last_frac
     seed: int = 17
 
 
@@ -119,6 +121,9 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None, loss_fn: Loss
     t0 = time.perf_counter()
     epoch = 0
     min_epochs = int(plan.min_epochs_frac * plan.epochs)
+    # weight averaging over the last epochs (no inner split to pick an epoch by)
+    avg_from = plan.epochs - int(round(plan.average_last_frac * plan.epochs)) + 1 if not n_inner else None
+    avg, n_avg = None, 0
     for epoch in range(1, plan.epochs + 1):
         if on_epoch_start:
             on_epoch_start(epoch, model)
@@ -151,6 +156,8 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None, loss_fn: Loss
         if not math.isfinite(record["train_loss"]):
             log.warning("%s: training loss is not finite at epoch %d; stopping", name, epoch)
             break
+        if avg_from is not None and plan.average_last_frac > 0 and epoch >= avg_from:
+            avg, n_avg = _running_average(avg, model.state_dict(), n_avg), n_avg + 1
         if n_inner and epoch >= min_epochs:
             if record["val_loss"] < best[0] - 1e-6:
                 best, stale = (record["val_loss"], epoch, copy.deepcopy(model.state_dict())), 0
@@ -160,10 +167,23 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None, loss_fn: Loss
                     break
     if best[2] is not None:
         model.load_state_dict(best[2])
+    elif avg is not None:
+        model.load_state_dict(avg)
     seconds = time.perf_counter() - t0
     return FitResult(epochs_run=epoch, best_epoch=best[1] if n_inner else epoch, steps=step,
                      seconds=seconds, stopped_early=epoch < plan.epochs, amp=amp, device=str(device),
                      history=history, inner_val_size=n_inner)
+
+
+@torch.no_grad()
+def _running_average(avg: dict | None, state: dict, n: int) -> dict:
+    """The mean of n + 1 state dicts, given the mean of the first n."""
+    if avg is None:
+        return {k: v.detach().clone() for k, v in state.items()}
+    for k, v in state.items():
+        if v.is_floating_point():
+            avg[k] += (v.detach() - avg[k]) / (n + 1)
+    return avg
 
 
 @torch.no_grad()

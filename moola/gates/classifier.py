@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..augment import Augmenter
-from ..config import ModelConfig
+from ..config import ModelConfig, auto_stride
 from ..models.lstm import EnhancedSimpleLSTM
 from ..models.transfer import EncoderMatchReport, load_encoder
 from ..modelfile import save_torch
@@ -33,7 +33,8 @@ def fit_plan(ctx: Context) -> FitPlan:
     f = ctx.cfg.fit
     return FitPlan(epochs=f.epochs, batch_size=f.batch_size, lr=f.lr, weight_decay=f.weight_decay,
                    warmup_frac=f.warmup_frac, schedule=f.schedule, clip=f.clip, patience=f.patience,
-                   inner_val_frac=f.inner_val_frac, min_epochs_frac=f.min_epochs_frac, amp=f.amp, seed=ctx.cfg.seed)
+                   inner_val_frac=f.inner_val_frac, min_epochs_frac=f.min_epochs_frac, amp=f.amp,
+                   average_last_frac=f.average_last_frac, seed=ctx.cfg.seed)
 
 
 def class_weights(y: np.ndarray, k: int) -> torch.Tensor:
@@ -71,7 +72,7 @@ def train_classifier(ctx: Context, fold: FoldData, model_cfg: ModelConfig, name:
 
     def loss_fn(m, xb, yb):
         w = None if weights is None else weights.to(xb.device)
-        return F.cross_entropy(m(xb).float(), yb, weight=w)
+        return F.cross_entropy(m(xb).float(), yb, weight=w, label_smoothing=ctx.cfg.fit.label_smoothing)
 
     result = fit(model, torch.from_numpy(fold.X_train), torch.from_numpy(y_idx), loss_fn, plan,
                  ctx.device, augment=augmenter, on_epoch_start=on_epoch_start, name=name)
@@ -86,7 +87,7 @@ def save_classifier(ctx: Context, trained: Trained, model_cfg: ModelConfig, stem
     from ..modelfile import sha256_file
     cfg = {"kind": "EnhancedSimpleLSTM", "model": model_cfg.model_dump(), "n_channels": ctx.n_channels,
            "classes": ctx.classes, "normalizer": ctx.last.normalizer.to_dict(),
-           "T": int(ctx.last.X_train.shape[1]), "seed": ctx.cfg.seed}
+           "T": ctx.T, "seed": ctx.cfg.seed}
     path = save_torch(trained.model, ctx.out, stem, cfg)
     return {path.name: sha256_file(path)}
 
@@ -103,6 +104,7 @@ def classifier_gate(ctx: Context, gate: str, model_cfg: ModelConfig, baseline: P
                     encoder: dict[str, torch.Tensor] | None = None, augment: bool = False) -> GateResult:
     """Train and evaluate the classifier on every fold; the last fold's model is the gate's model."""
     baseline_f1, info = baseline_info(baseline)
+    model_cfg = model_cfg.model_copy(update={"stride": auto_stride(ctx.T, model_cfg.stride)})
     evals, fit_s, details = [], 0.0, {}
     trained = None
     for fold in ctx.folds:

@@ -58,6 +58,10 @@ class Context:
     def n_channels(self) -> int:
         return self.last.X_train.shape[2]
 
+    @property
+    def T(self) -> int:
+        return self.last.X_train.shape[1]
+
 
 def prepare(data: Path, unlabeled: Path | None, dcfg: DataConfig, cfg: GateConfig,
             device: torch.device, out: Path) -> Context:

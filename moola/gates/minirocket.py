@@ -1,4 +1,4 @@
-"""Gate 2: the MiniRocket control (sktime MiniRocket + StandardScaler + RidgeClassifierCV).
+"""Gate 2: the MiniRocket control (sktime MiniRocket + RidgeClassifierCV).
 
 With --baseline it is compared with the baseline on the same pooled validation windows (paired
 bootstrap); when its F1 lead has a 95% CI above 0 the gate fails with "investigate labels and
@@ -13,6 +13,8 @@ from ..models.minirocket import fit_minirocket
 from .context import Context, against_baseline, baseline_info, evaluate, gate_result, pooled_metrics, write_predictions
 from .result import GateResult
 from .verdicts import comparison, control_verdict, degenerate_reasons
+
+PROBABILITIES = "softmax of the ridge scores at one temperature fitted to leave-one-out scores on train"
 
 
 def gate_minirocket(ctx: Context, folders: dict) -> GateResult:
@@ -33,5 +35,5 @@ def gate_minirocket(ctx: Context, folders: dict) -> GateResult:
         cmp["verdict"], why = control_verdict(cmp["evidence"])
         reasons += [why] if why else []
     return gate_result(ctx, "minirocket", ev, evals, reasons, comparison=cmp, model_files={"minirocket.pkl": sha},
-                       fit_seconds=fit_s, details={"alpha": float(model.ridge.alpha_),
-                                                   "probabilities": "Platt scaling of leave-one-out ridge scores on train"})
+                       fit_seconds=fit_s, details={"alpha": float(model.ridge.alpha_), "temperature": model.temperature,
+                                                   "probabilities": PROBABILITIES})

@@ -10,9 +10,11 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from ..config import auto_stride
 from ..errors import ConfigError
 from ..modelfile import save_torch, sha256_file
 from ..models.autoencoder import MaskedAutoencoder, masked_mse, patch_mask
+from ..models.lstm import lstm_input
 from ..train import FitPlan, fit
 from .classifier import fit_details
 from .context import Context, evaluate, gate_result, write_predictions
@@ -22,11 +24,16 @@ from .verdicts import degenerate_reasons
 log = logging.getLogger("moola.gates.pretrain")
 
 
+def steps(X: np.ndarray, stride: int, gain: float) -> torch.Tensor:
+    return lstm_input(torch.from_numpy(X), stride, gain).contiguous()
+
+
 @torch.no_grad()
-def encode(model: MaskedAutoencoder, X: np.ndarray, device: torch.device, batch: int = 512) -> np.ndarray:
+def encode(model: MaskedAutoencoder, X: np.ndarray, stride: int, gain: float, device: torch.device,
+           batch: int = 512) -> np.ndarray:
     """(N, T, C) -> (N, 2H): encoder outputs averaged over time."""
     model.eval().to(device)
-    out = [model.encode(torch.from_numpy(X[i: i + batch]).to(device)).float().mean(dim=1).cpu()
+    out = [model.encode(steps(X[i: i + batch], stride, gain).to(device)).float().mean(dim=1).cpu()
            for i in range(0, len(X), batch)]
     return torch.cat(out).numpy()
 
@@ -41,6 +48,9 @@ def gate_pretrain(ctx: Context, folders: dict) -> GateResult:
     if pcfg.max_windows_cpu and len(keep) > pcfg.max_windows_cpu:
         keep = keep[-pcfg.max_windows_cpu:]  # the most recent windows, closest to the labelled period
     Xu = ctx.last.normalizer.transform(un.X[keep])
+    # the encoder sees the steps the transfer classifier will see
+    stride = pcfg.stride or auto_stride(ctx.T, ctx.cfg.model.stride)
+    gain = ctx.cfg.model.input_gain
     log.info("pretraining on %d unlabelled windows (%d excluded for reaching into validation)",
              len(keep), int((~rep.pretrain_keep).sum()))
 
@@ -57,11 +67,12 @@ def gate_pretrain(ctx: Context, folders: dict) -> GateResult:
                    warmup_frac=pcfg.warmup_frac, schedule=pcfg.schedule, clip=pcfg.clip, patience=pcfg.patience,
                    inner_val_frac=pcfg.inner_val_frac if len(Xu) >= 20 else 0.0,
                    min_epochs_frac=pcfg.min_epochs_frac, amp=pcfg.amp, seed=seed)
-    res = fit(model, torch.from_numpy(Xu), None, loss_fn, plan, ctx.device, name="pretrain")
+    res = fit(model, steps(Xu, stride, gain), None, loss_fn, plan, ctx.device, name="pretrain")
 
     evals = []
     for fold in ctx.folds:
-        z_train, z_val = encode(model, fold.X_train, ctx.device), encode(model, fold.X_val, ctx.device)
+        z_train, z_val = (encode(model, fold.X_train, stride, gain, ctx.device),
+                          encode(model, fold.X_val, stride, gain, ctx.device))
         scaler = StandardScaler().fit(z_train)
         probe = LogisticRegression(max_iter=2000, class_weight="balanced").fit(
             scaler.transform(z_train), [ctx.classes.index(c) for c in fold.y_train])
@@ -73,7 +84,8 @@ def gate_pretrain(ctx: Context, folders: dict) -> GateResult:
     write_predictions(ctx, evals)
 
     state = {f"lstm.{k}": v for k, v in model.lstm.state_dict().items()}
-    enc_cfg = {"kind": "BiLSTMEncoder", "hidden": pcfg.hidden, "num_layers": pcfg.num_layers,
+    enc_cfg = {"kind": "BiLSTMEncoder", "hidden": pcfg.hidden, "num_layers": pcfg.num_layers, "stride": stride,
+               "input_gain": gain,
                "n_channels": ctx.n_channels, "normalizer": ctx.last.normalizer.to_dict(),
                "pretrain": pcfg.model_dump(), "windows": int(len(keep)), "seed": seed}
     path = save_torch(model, ctx.out, "encoder", enc_cfg, state=state)

@@ -1,4 +1,5 @@
-"""Gate 4: a classifier layer-matched to the pretrained encoder (depth and width taken from it),
+"""Gate 4: a classifier layer-matched to the pretrained encoder (depth, width, input stride
+and gain taken from it),
 the encoder loaded under the load proof, frozen first, then fine-tuned."""
 
 from __future__ import annotations
@@ -22,5 +23,7 @@ def gate_transfer(ctx: Context, folders: dict) -> GateResult:
         verify_folder(enc_dir)
     enc_cfg = json.loads((enc_dir / "encoder.json").read_text())
     state = load_weights(enc_dir / "encoder.safetensors")
-    model_cfg = ctx.cfg.model.model_copy(update={"num_layers": enc_cfg["num_layers"], "hidden": enc_cfg["hidden"]})
+    model_cfg = ctx.cfg.model.model_copy(update={"num_layers": enc_cfg["num_layers"], "hidden": enc_cfg["hidden"],
+                                                  "stride": enc_cfg.get("stride", 1),
+                                                  "input_gain": enc_cfg.get("input_gain", 1.0)})
     return classifier_gate(ctx, "transfer", model_cfg, baseline=folders.get("baseline"), encoder=state)

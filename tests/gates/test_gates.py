@@ -78,7 +78,7 @@ def test_pretrain_writes_an_encoder_and_an_honest_probe(gate_dirs):
     assert (gate_dirs["pretrain"] / "encoder.safetensors").is_file()
     enc = json.loads((gate_dirs["pretrain"] / "encoder.json").read_text())
     # pretrained at the classifier's width (the CPU budget's 32 units), so transfer is layer-matched
-    assert enc["num_layers"] == 2 and enc["hidden"] == res.config["model"]["hidden"] == 32 and enc["windows"] == 300
+    assert enc["num_layers"] == 1 and enc["hidden"] == res.config["model"]["hidden"] == 32 and enc["windows"] == 300
     assert res.details["windows"] == 300 and res.details["excluded_windows"] == 0
     assert res.status == ("failed" if res.degenerate else "passed")
 
@@ -86,10 +86,15 @@ def test_pretrain_writes_an_encoder_and_an_honest_probe(gate_dirs):
 def test_transfer_is_layer_matched_with_a_full_encoder_proof(gate_dirs):
     res = read_result(gate_dirs["transfer"])
     proof = res.details["load_proof"]
-    assert proof["encoder_tensors"] == 16 and proof["matched"] == 16 and proof["ratio"] == 1.0
+    assert proof["encoder_tensors"] == 8 and proof["matched"] == 8 and proof["ratio"] == 1.0  # 4 tensors x 2 directions
     assert proof["unexpected_keys"] == [] and proof["shape_mismatches"] == [] and proof["passed"]
-    assert res.details["model"]["num_layers"] == 2
+    assert res.details["model"]["num_layers"] == 1  # the encoder's depth (PretrainConfig.num_layers)
     assert res.comparison["baseline_f1"] == read_result(gate_dirs["baseline"]).metrics.f1_weighted
+    # the classifier sees the input steps the encoder was pretrained on (105 bars -> stride 2, gain 3)
+    enc = json.loads((gate_dirs["pretrain"] / "encoder.json").read_text())
+    assert (enc["stride"], enc["input_gain"]) == (2, 3.0)
+    assert (res.details["model"]["stride"], res.details["model"]["input_gain"]) == (2, 3.0)
+    assert res.degenerate is False and res.metrics.f1_weighted > res.majority_baseline.f1_weighted
 
 
 def test_augment_is_train_only_and_counted(gate_dirs):

@@ -128,3 +128,57 @@ def test_masked_mse_counts_only_masked_positions():
     recon = torch.tensor([[[1.0], [2.0], [0.0], [0.0]]])
     mask = torch.tensor([[True, False, False, False]])
     assert float(masked_mse(recon, x, mask)) == 1.0
+
+
+def test_lstm_input_averages_groups_of_stride_steps_and_applies_the_gain():
+    from moola.models.lstm import lstm_input
+    x = torch.arange(10.0).reshape(1, 10, 1)
+    assert lstm_input(x, 3, 1.0).flatten().tolist() == [1.0, 4.0, 7.0, 9.0]  # the last group holds one step
+    assert lstm_input(x, 1, 2.0).flatten().tolist() == (2 * x).flatten().tolist()
+
+
+def test_auto_stride_leaves_at_most_max_lstm_steps():
+    from moola.config import MAX_LSTM_STEPS, auto_stride
+    assert auto_stride(24) == 1 and auto_stride(MAX_LSTM_STEPS) == 1
+    assert auto_stride(105) == 2 and auto_stride(150) == 3 and auto_stride(251) == 4
+    assert auto_stride(150, stride=1) == 1
+    assert all(-(-t // auto_stride(t)) <= MAX_LSTM_STEPS for t in range(1, 2000))
+
+
+def test_a_model_saved_before_stride_and_gain_loads_as_it_was_trained(tmp_path):
+    """model.json written before these settings existed: every step, no gain (LEGACY_MODEL)."""
+    from moola.inference import load_classifier
+    from moola.modelfile import save_torch, write_manifest
+    old = EnhancedSimpleLSTM(4, 2, ModelConfig(hidden=8, stride=1, input_gain=1.0))
+    cfg = {"kind": "EnhancedSimpleLSTM", "model": {"hidden": 8, "num_layers": 1, "heads": 2, "dropout": 0.1,
+                                                   "pooling": "mean"},
+           "n_channels": 4, "classes": ["a", "b"], "normalizer": {"method": "ohlc", "scale": 1.0}, "T": 20}
+    save_torch(old, tmp_path, "model", cfg)
+    write_manifest(tmp_path)
+    model, _ = load_classifier(tmp_path)
+    x = torch.randn(3, 20, 4)
+    old.eval()
+    assert model.stride == 1 and model.cfg.input_gain == 1.0
+    assert torch.allclose(model.eval()(x), old(x))
+
+
+def test_average_last_frac_ends_on_the_mean_of_the_last_epochs_weights():
+    X, y = toy_set(n=40)
+    loss = lambda m, xb, yb: F.cross_entropy(m(xb), yb)  # noqa: E731
+    ends: dict[int, dict] = {}
+
+    def keep(epoch, m):  # the weights at the start of an epoch are the previous epoch's end
+        ends[epoch - 1] = {k: v.clone() for k, v in m.state_dict().items()}
+
+    def run(frac, hook=None):
+        torch.manual_seed(0)
+        model = EnhancedSimpleLSTM(2, 2, ModelConfig(hidden=8))
+        fit(model, X, y, loss, FitPlan(epochs=4, batch_size=8, lr=1e-3, average_last_frac=frac, seed=3),
+            torch.device("cpu"), on_epoch_start=hook)
+        return model.state_dict()
+
+    last = run(0.0, keep)
+    averaged = run(0.5)
+    for k, v in averaged.items():
+        assert torch.allclose(v, (ends[3][k] + last[k]) / 2, atol=1e-6), k
+    assert not torch.allclose(averaged["head.3.weight"], last["head.3.weight"])
