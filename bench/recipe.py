@@ -1,7 +1,8 @@
 """The baseline recipe measured on more than one dataset: gates 1-5 per dataset and seed.
 
     .venv/bin/python bench/recipe.py [--datasets sample GunPoint ArrowHead ItalyPowerDemand]
-        [--seeds 1 2 3] [--device cpu|cuda] [--config JSON] [--n-unlabeled 1000]
+        [--seeds 1 2 3] [--device cpu|cuda] [--budget device|gpu] [--gates ...] [--config JSON]
+        [--n-unlabeled 1000]
 
 Datasets:
 - ``sample``: ``moola sample-data`` with data seed 17 + i for model seed i (so three seeds vary
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from moola.config import GateConfig, _merge
+from moola.config import GateConfig, _merge, resolve_budget
 from moola.data.sample import write_sample, write_windows
 from moola.data.validate import DataConfig
 from moola.decision import DECISION_FOLDS
@@ -90,6 +91,9 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--config", default="{}", help="JSON merged over the default preset")
+    ap.add_argument("--budget", choices=["device", "gpu"], default="device",
+                    help="gpu: the GPU budget's settings (width, epochs) on whatever device runs it; the "
+                         "math is the same on a CPU (no bf16 at batch 16), only slower")
     ap.add_argument("--gates", nargs="+", default=list(GATES), choices=GATES,
                     help="a subset, in pipeline order (transfer needs pretrain, all but pretrain need baseline)")
     ap.add_argument("--n-unlabeled", type=int, default=1000, help="sample data's unlabelled pool")
@@ -108,11 +112,13 @@ def main() -> None:
                     data, unl = write_sample(root / f"sample{seed}", seed=16 + seed, n_unlabeled=args.n_unlabeled)
                     dcfg = DataConfig(folds=DECISION_FOLDS)
                 cfg = GateConfig.model_validate(_merge({"seed": seed}, over))
+                if args.budget == "gpu":
+                    cfg = resolve_budget(cfg, "cuda")
                 rows = run_seed(data, unl, dcfg, cfg, root / name / f"seed{seed}", args.device, tuple(args.gates))
                 results[name].append(rows)
                 print(f"{name} seed {seed}: " + ", ".join(f"{g} {r['f1']:.3f} ({r['wall']:.1f} s)"
                                                        for g, r in rows.items()), flush=True)
-    print(f"\ndevice {args.device}, config {json.dumps(over)}, seeds {args.seeds}")
+    print(f"\ndevice {args.device}, budget {args.budget}, config {json.dumps(over)}, seeds {args.seeds}")
     print("| dataset | gate | accuracy | weighted F1 | majority acc | degenerate | wall per run |")
     print("|---|---|---|---|---|---|---|")
     for name, runs in results.items():

@@ -149,7 +149,7 @@ def test_a_model_saved_before_stride_and_gain_loads_as_it_was_trained(tmp_path):
     """model.json written before these settings existed: every step, no gain (LEGACY_MODEL)."""
     from moola.inference import load_classifier
     from moola.modelfile import save_torch, write_manifest
-    old = EnhancedSimpleLSTM(4, 2, ModelConfig(hidden=8, stride=1, input_gain=1.0))
+    old = EnhancedSimpleLSTM(4, 2, ModelConfig(hidden=8, pooling="mean", stride=1, input_gain=1.0))
     cfg = {"kind": "EnhancedSimpleLSTM", "model": {"hidden": 8, "num_layers": 1, "heads": 2, "dropout": 0.1,
                                                    "pooling": "mean"},
            "n_channels": 4, "classes": ["a", "b"], "normalizer": {"method": "ohlc", "scale": 1.0}, "T": 20}
