@@ -76,7 +76,7 @@ def run_seed(data: Path, unl: Path, dcfg: DataConfig, cfg: GateConfig, out: Path
         m = r.pooled or r.metrics
         rows[g] = {"acc": m.accuracy, "f1": m.f1_weighted, "wall": time.perf_counter() - t0,
                    "degenerate": bool(r.degenerate), "majority": r.majority_baseline.accuracy,
-                   "status": r.status}
+                   "status": r.status, "verdict": (r.comparison or {}).get("verdict")}
     return rows
 
 
@@ -135,6 +135,10 @@ def main() -> None:
         if name in PUBLISHED_MINIROCKET and "minirocket" in args.gates:
             print(f"- {name}: MiniRocket accuracy {mean('minirocket', 'acc'):.3f} vs published "
                   f"{PUBLISHED_MINIROCKET[name]:.2f} (within 0.02: {abs(mean('minirocket', 'acc') - PUBLISHED_MINIROCKET[name]) <= 0.02})")
+        if "minirocket" in args.gates:
+            verdicts = [run["minirocket"]["verdict"] for run in runs]
+            print(f"- {name}: Gate 2's verdict on the same windows (control vs baseline, paired bootstrap): "
+                  + ", ".join(f"{v} {verdicts.count(v)}/{len(verdicts)}" for v in sorted(set(verdicts), key=str)))
         if name == "GunPoint":
             print(f"- GunPoint: baseline accuracy {mean('baseline', 'acc'):.3f} (goal >= 0.90 CPU, >= 0.95 GPU)")
         if name == "sample" and "minirocket" in args.gates:
