@@ -121,8 +121,8 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None, loss_fn: Loss
     t0 = time.perf_counter()
     epoch = 0
     min_epochs = int(plan.min_epochs_frac * plan.epochs)
-    # weight averaging over the last epochs (no inner split to pick an epoch by)
-    avg_from = plan.epochs - int(round(plan.average_last_frac * plan.epochs)) + 1 if not n_inner else None
+    # without an inner split to pick an epoch by, the last n_last epochs' weights may be averaged
+    n_last = 0 if n_inner else int(round(plan.average_last_frac * plan.epochs))
     avg, n_avg = None, 0
     for epoch in range(1, plan.epochs + 1):
         if on_epoch_start:
@@ -156,7 +156,7 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None, loss_fn: Loss
         if not math.isfinite(record["train_loss"]):
             log.warning("%s: training loss is not finite at epoch %d; stopping", name, epoch)
             break
-        if avg_from is not None and plan.average_last_frac > 0 and epoch >= avg_from:
+        if n_last and epoch > plan.epochs - n_last:
             avg, n_avg = _running_average(avg, model.state_dict(), n_avg), n_avg + 1
         if n_inner and epoch >= min_epochs:
             if record["val_loss"] < best[0] - 1e-6:
