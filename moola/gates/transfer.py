@@ -1,6 +1,6 @@
 """Gate 4: a classifier layer-matched to the pretrained encoder (depth, width, input stride
-and gain taken from it),
-the encoder loaded under the load proof, frozen first, then fine-tuned."""
+and gain taken from it), the encoder loaded under the load proof, then fine-tuned with the
+baseline's recipe (frozen first for ``transfer.freeze_frac`` of the epochs; default none)."""
 
 from __future__ import annotations
 
