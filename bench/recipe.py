@@ -5,7 +5,7 @@
         [--n-unlabeled 1000]
 
 Datasets:
-- ``sample``: ``moola sample-data`` with data seed 17 + i for model seed i (so three seeds vary
+- ``sample``: ``moola sample-data`` with data seed 16 + i for model seed i (17, 18, 19: three seeds vary
   both the data and the model), 3 walk-forward folds of 20 windows as the `gates` flow runs them;
   metrics are pooled over the 60 validation windows.
 - UCR sets that sktime ships (GunPoint, ArrowHead, ItalyPowerDemand): the official train/test

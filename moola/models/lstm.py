@@ -39,7 +39,7 @@ class EnhancedSimpleLSTM(nn.Module):
         super().__init__()
         self.cfg = cfg
         width = 2 * cfg.hidden
-        self.stride = cfg.stride or 1  # models saved before the stride existed saw every step
+        self.stride = cfg.stride or 1  # None: not resolved for a T (a model built directly): every step
         self.lstm = nn.LSTM(n_channels, cfg.hidden, num_layers=cfg.num_layers, batch_first=True,
                             bidirectional=True, dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
         self.attn = nn.MultiheadAttention(width, cfg.heads, dropout=cfg.dropout, batch_first=True)
