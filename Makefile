@@ -10,11 +10,14 @@ TORCH_PIN ?= torch==2.13.0
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The gates' packages at the pins a pod gets (moola/remote/pod.lock), so here and there agree.
+LOCK := moola/remote/pod.lock
+
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_PIN)"
-	$(PY) -m pip install -q -e ".[orchestrate,dev]"
+	$(PY) -m pip install -q -c $(LOCK) -e ".[orchestrate,dev]"
 	touch $(STAMP)
 
 # The full gates flow (Prefect, gates in this process on the CPU) on the built-in sample data; prints the

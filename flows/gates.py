@@ -19,13 +19,15 @@ from prefect.states import Failed
 
 from flows.decide import decide_flow, decision_state
 from flows.report import publish_decision
-from flows.pod import acquire_pod, release_pod, stop_pod_hook
+from flows.pod import acquire_pod, prepare_pod, release_pod, stop_pod_hook, worker_pods
 from flows.tasks import run_gate
 from moola.config import load_gate_config
 from moola.data.validate import DEFAULT_DATA, DataConfig
 from moola.decision import DECISION_FOLDS, load_policy
 from moola.errors import DataError
 from moola.remote.call import GateCall
+from moola.remote.fleet import pods_usage
+from moola.remote.pods import POD_DEADLINE_S
 from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RUNNER_KINDS, check_runner
 from moola.settings import registry_from_settings
 
@@ -35,7 +37,7 @@ from moola.settings import registry_from_settings
 def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DATA.val_size,
           folds: int = DECISION_FOLDS, runner: str = DEFAULT_RUNNER, preset: str = "default", seed: int = 17,
           config: str | None = None, artifacts: str | None = None, require_approval: bool = False,
-          approval_timeout_s: int = 3600, pod_deadline_s: int = 1800, policy: dict | None = None):
+          approval_timeout_s: int = 3600, pod_deadline_s: int = POD_DEADLINE_S, policy: dict | None = None):
     """``artifacts`` defaults to MOOLA_ARTIFACTS (environment or .env), else ./artifacts.
     ``policy``: fields of moola.decision.Policy (thresholds of the decision), e.g. {"f1_margin": 0.02}."""
     check_runner(runner)  # a typo fails the run at once, before any gate
@@ -59,22 +61,26 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
         failed = {"validate": {"status": "failed", "reasons": reasons}}
         return outcome(decide_flow(failed, {}, return_state=True, **decide_opts), failed, artifacts)
     results = {"validate": v.result()}
-    endpoint = None
+    endpoint, handed, leased = None, worker_pods() if runner == "runpod" else None, []
     try:
-        if runner == "runpod":  # one pod for the whole run, stopped in finally (and by the hooks)
-            endpoint = acquire_pod(artifacts, str(flow_run.id), pod_deadline_s)
+        if runner == "runpod":
+            # the `runpod` worker acquired the pods and stops them when this process exits; without
+            # it, one pod for the whole run, stopped in finally (and by the hooks)
+            leased = handed or [acquire_pod(artifacts, str(flow_run.id), pod_deadline_s)]
+            endpoint = prepare_pod(leased[0])
         results.update(train_gates(base, run_dir, runner, endpoint))
     finally:
-        if runner == "runpod":
+        if runner == "runpod" and not handed:
             release_pod(artifacts, flow_run.id)
     walls = {name: r["result"]["total_seconds"] for name, r in results.items()}
     plain = {k: r["result"] for k, r in results.items()}
+    used = pods_usage(leased) if leased else None
     return outcome(decide_flow(plain, {k: r["dir"] for k, r in results.items()},
                                timing={"flow_wall_s": time.perf_counter() - t0, "gate_walls_s": walls},
-                               return_state=True, **decide_opts), plain, artifacts)
+                               pods=used, return_state=True, **decide_opts), plain, artifacts, used)
 
 
-def outcome(decided, results: dict, artifacts: str):
+def outcome(decided, results: dict, artifacts: str, pods: list[dict] | None = None):
     """The flow ends in the decision's named state (Shipped, Reverted, Investigate, Blocked) with its
     reasons as the message, and the decision artifact is published on this run, not the subflow's."""
     record = decided.result(raise_on_failure=False)
@@ -85,11 +91,11 @@ def outcome(decided, results: dict, artifacts: str):
                  [Rule(**r) for r in record.get("rules") or []], record.get("evidence") or {},
                  record.get("notes") or [])
     publish_decision(d, record.get("production_before"), record.get("production_after"), results,
-                     registry_from_settings(root=artifacts).records("decision"))
+                     registry_from_settings(root=artifacts).records("decision"), pods)
     return decision_state(record)
 
 
-def train_gates(base: GateCall, run_dir: Path, runner: str, endpoint: list | None) -> dict:
+def train_gates(base: GateCall, run_dir: Path, runner: str, endpoint: dict | None) -> dict:
     """Gates 1-5, written once: baseline, then control | pretrain -> transfer | augment.
 
     On this machine (here, local) the gates run one after another: concurrent torch processes
@@ -132,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--artifacts", help="registry root (default: MOOLA_ARTIFACTS, else ./artifacts)")
     ap.add_argument("--require-approval", action="store_true")
     ap.add_argument("--approval-timeout-s", type=int, default=3600)
-    ap.add_argument("--pod-deadline-s", type=int, default=1800)
+    ap.add_argument("--pod-deadline-s", type=int, default=POD_DEADLINE_S)
     ap.add_argument("--policy", type=json.loads, help='decision thresholds as JSON, e.g. \'{"f1_margin": 0.02}\'')
     args = ap.parse_args(argv)
     state = gates(data=args.data, unlabeled=args.unlabeled, val_size=args.val_size, folds=args.folds,

@@ -42,12 +42,17 @@ _attached = 0
 _attach_lock = threading.Lock()
 
 
-@contextmanager
 def moola_logs_in_task():
     """Route ``moola.*`` records into the task's log (and only there, not twice on the console)."""
+    return moola_logs_to(run_logger())
+
+
+@contextmanager
+def moola_logs_to(target):
+    """Route this thread's ``moola.*`` records to ``target`` (a run's logger) while inside."""
     global _attached
     moola = logging.getLogger("moola")
-    handler = _ToRunLogger(run_logger())
+    handler = _ToRunLogger(target)
     with _attach_lock:
         if _attached == 0:
             moola.setLevel(logging.INFO)
@@ -78,10 +83,12 @@ def transient_only(task, task_run, state) -> bool:
 
 @task(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_jitter_factor=0.2,
       retry_condition_fn=transient_only, task_run_name="gate {call.gate}")
-def run_gate(call: GateCall, runner: str, endpoint: list | None = None) -> dict:
-    """One gate over the Runner; ``endpoint`` ([host, port]) points the ssh runner at a leased pod."""
+def run_gate(call: GateCall, runner: str, endpoint: dict | None = None) -> dict:
+    """One gate over the Runner; ``endpoint`` (a ready pod: host, port, site; flows/pod.py) points
+    the ssh runner at it."""
     with moola_logs_in_task():
-        folder = make_runner(runner, endpoint=tuple(endpoint) if endpoint else None).run_gate(call)
+        where = (endpoint["host"], int(endpoint["port"])) if endpoint else None
+        folder = make_runner(runner, endpoint=where, site=(endpoint or {}).get("site")).run_gate(call)
     res = read_result(folder)
     publish_gate(call.gate, res, folder)
     return {"dir": str(folder), "result": res.model_dump(mode="json")}

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .remote.kinds import DEFAULT_RUNNER, RunnerKind
+from .remote.runpod import DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB
 
 
 class Settings(BaseSettings):
@@ -30,18 +31,20 @@ class Settings(BaseSettings):
     moola_remote_workdir: str = "/workspace/moola"
     moola_remote_python: str = "python3"
     moola_ssh_key_passphrase: SecretStr | None = Field(None, description="passphrase of an encrypted MOOLA_SSH_KEY")
+    moola_pod_wheelhouse: Path | None = Field(None, description="local folder of wheels pods install from "
+                                              "(no index needed); unset: pods install from PyPI")
     moola_artifacts: Path = Field(Path("artifacts"), description="registry root: models, registry.json, JSONL")
     moola_registry_lock_timeout: float = Field(60.0, gt=0, description="seconds to wait for the registry lock")
     runpod_api_key: SecretStr | None = None
     runpod_pod_id: str | None = None
-    runpod_gpu_types: str = "NVIDIA H100 80GB HBM3,NVIDIA H200"
-    runpod_image: str = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
-    runpod_cloud_type: str = "SECURE"
-    runpod_volume_gb: int = 20
+    runpod_gpu_types: str = ",".join(DEFAULT_GPU_TYPES)
+    runpod_image: str = DEFAULT_IMAGE
+    runpod_cloud_type: str = DEFAULT_CLOUD_TYPE
+    runpod_volume_gb: int = DEFAULT_VOLUME_GB
     runpod_keep_alive: bool = False
     runpod_wait_timeout: float = 600.0
 
-    @field_validator("moola_ssh_key", "moola_ssh_known_hosts", "moola_artifacts")
+    @field_validator("moola_ssh_key", "moola_ssh_known_hosts", "moola_artifacts", "moola_pod_wheelhouse")
     @classmethod
     def _expand_home(cls, v: Path | None) -> Path | None:
         return None if v is None else v.expanduser()  # `~/.ssh/id_ed25519` as written in .env

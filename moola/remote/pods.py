@@ -27,18 +27,19 @@ from .runpod import PodAPI, PodLease, PodSpec
 log = logging.getLogger("moola.remote.pods")
 
 STOP_ATTEMPTS, STOP_RETRY_S = 3, 5.0
+POD_DEADLINE_S = 1800  # how long a run waits for capacity (retrying) before it fails without a pod
 
 
-def acquire(lease: PodLease, record: Path, deadline_s: float = 0.0) -> tuple[str, int]:
+def acquire(lease: PodLease, record: Path, deadline_s: float = 0.0, extra: dict | None = None) -> tuple[str, int]:
     """(host, port) of the pod's SSH once it is up. Transient failures (no capacity for any GPU
     type, pod not up yet) are retried with capped backoff until ``deadline_s``; a pod created by
-    a failed attempt is reused, never created twice."""
+    a failed attempt is reused, never created twice. ``extra`` goes into the record (its owner)."""
     try:
         return call_with_retry(lease.acquire, retry_for=deadline_s)
     finally:
         if lease.pod_id:  # written even when waiting failed: the pod may exist and cost money
             record.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(record, lease.record())
+            write_json_atomic(record, {**lease.record(), **(extra or {})})
 
 
 def release(lease: PodLease, record: Path, attempts: int = STOP_ATTEMPTS, retry_s: float = STOP_RETRY_S,

@@ -62,8 +62,9 @@ class InProcessRunner:
         return call.out
 
 
-def make_runner(kind: str, settings=None, endpoint: tuple[str, int] | None = None) -> Runner:
-    """The runner of ``kind``; ``endpoint`` (host, port) points an ssh runner at a leased pod."""
+def make_runner(kind: str, settings=None, endpoint: tuple[str, int] | None = None, site: str | None = None) -> Runner:
+    """The runner of ``kind``; ``endpoint`` (host, port) points an ssh runner at a leased pod, whose
+    pinned packages are in ``site`` (moola.remote.podenv)."""
     check_runner(kind)
     if kind == "here":
         return InProcessRunner()
@@ -75,7 +76,9 @@ def make_runner(kind: str, settings=None, endpoint: tuple[str, int] | None = Non
     if endpoint is not None or kind == "ssh":
         if endpoint is not None:
             s = s.model_copy(update={"moola_ssh_host": endpoint[0], "moola_ssh_port": int(endpoint[1])})
-        return SSHRunner.from_settings(s)
+        runner = SSHRunner.from_settings(s)
+        runner.site = site
+        return runner
     import uuid
 
     from .pods import RunPodRunner

@@ -19,6 +19,12 @@ from ..errors import RemotePermanent, RemoteUnavailable
 
 log = logging.getLogger("moola.remote.runpod")
 
+# The pod's shape when nothing else says (the worker's job variables, RUNPOD_* settings): one owner.
+DEFAULT_GPU_TYPES = ("NVIDIA H100 80GB HBM3", "NVIDIA H200")
+DEFAULT_IMAGE = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
+DEFAULT_CLOUD_TYPE = "SECURE"
+DEFAULT_VOLUME_GB = 20
+
 CAPACITY_HINTS = ("no longer any instances available", "not enough free gpus", "no instances available",
                   "insufficient capacity")
 
@@ -104,9 +110,9 @@ def ssh_endpoint(pod: dict | None) -> tuple[str, int] | None:
 @dataclass
 class PodSpec:
     gpu_types: list[str]
-    image: str = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
-    cloud_type: str = "SECURE"
-    volume_gb: int = 20
+    image: str = DEFAULT_IMAGE
+    cloud_type: str = DEFAULT_CLOUD_TYPE
+    volume_gb: int = DEFAULT_VOLUME_GB
     container_disk_gb: int = 20
     gpu_count: int = 1
     name: str = "moola-gates"
@@ -127,6 +133,7 @@ class PodLease:
     started_at: float | None = None
     started_wall: float | None = None   # time.time() at acquire: lets another process release and cost it
     cost_per_hr: float = 0.0
+    gpu_type: str | None = None         # the type the pod was created with (None: resumed)
     events: list[str] = field(default_factory=list)
 
     def acquire(self) -> tuple[str, int]:
@@ -145,12 +152,12 @@ class PodLease:
     def record(self) -> dict:
         """What a later process needs to stop this pod and cost it (a flow's failure hook)."""
         return {"pod_id": self.pod_id, "started_wall": self.started_wall, "cost_per_hr": self.cost_per_hr,
-                "keep_alive": self.keep_alive}
+                "keep_alive": self.keep_alive, "gpu_type": self.gpu_type}
 
     @classmethod
     def from_record(cls, api: PodAPI, spec: PodSpec, record: dict) -> "PodLease":
         lease = cls(api, spec, pod_id=record["pod_id"], keep_alive=bool(record.get("keep_alive")),
-                    cost_per_hr=float(record.get("cost_per_hr") or 0.0))
+                    cost_per_hr=float(record.get("cost_per_hr") or 0.0), gpu_type=record.get("gpu_type"))
         if record.get("started_wall") is not None:
             lease.started_at = lease.clock() - max(0.0, time.time() - record["started_wall"])
         return lease
@@ -164,6 +171,7 @@ class PodLease:
                                           volume_in_gb=self.spec.volume_gb,
                                           container_disk_in_gb=self.spec.container_disk_gb, ports="22/tcp")
                 self.events.append(f"create {gpu} -> {pod['id']}")
+                self.gpu_type = gpu
                 return pod["id"]
             except RemoteUnavailable as exc:
                 self.events.append(f"no capacity for {gpu}")

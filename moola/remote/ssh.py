@@ -58,7 +58,7 @@ class SSHRunner:
     def __init__(self, host: str, port: int = 22, user: str = "root", key: Path | None = None,
                  known_hosts: Path | None = None, pinned_sha256: str | None = None,
                  workdir: str = "/workspace/moola", python: str = "python3", timeout: float = 15.0,
-                 limit_kbit: int | None = None, passphrase: str | None = None):
+                 limit_kbit: int | None = None, passphrase: str | None = None, site: str | None = None):
         if not known_hosts and not pinned_sha256:
             raise RemotePermanent("ssh: set MOOLA_SSH_KNOWN_HOSTS or MOOLA_SSH_HOST_KEY_SHA256; "
                                   "host keys are never trusted blindly")
@@ -67,6 +67,7 @@ class SSHRunner:
         self.workdir, self.python, self.timeout = PurePosixPath(workdir), python, timeout
         self.limit_kbit = limit_kbit  # cap on big fetches (scp -l), e.g. to spare a shared link
         self._passphrase = passphrase  # of an encrypted key; never logged
+        self.site = site  # the pod's pinned packages (moola.remote.podenv), after the code on PYTHONPATH
 
     @classmethod
     def from_settings(cls, s) -> "SSHRunner":
@@ -212,7 +213,7 @@ class SSHRunner:
                     paths[role] = self.ship_folder(client, sftp, getattr(call, role))
             remote_out = self.workdir / "runs" / f"{call.gate}-{uuid.uuid4().hex[:12]}"
             argv = [self.python, "-m", "moola.cli", *call.argv(paths, str(remote_out))]
-            env = {"PYTHONPATH": str(code_dir), "PYTHONUNBUFFERED": "1"}
+            env = {"PYTHONPATH": str(code_dir) + (f":{self.site}" if self.site else ""), "PYTHONUNBUFFERED": "1"}
             commit = git_commit()
             if commit:
                 env["MOOLA_GIT_COMMIT"] = commit

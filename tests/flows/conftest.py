@@ -1,14 +1,24 @@
-"""One Prefect test server for the whole session (starting one costs ~10 s)."""
+"""Prefect servers shared by the flow tests: the in-process test harness (``prefect_server``) and
+one real `prefect server start` (``server``) for the tests that deploy and run workers. Starting
+either costs ~10-20 s, so each starts once per session."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "flows_test_config.json")
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +32,61 @@ def prefect_server(tmp_path_factory):
 def jsonl(root: Path) -> list[dict]:
     p = root / "experiment_results.jsonl"
     return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A real `prefect server start` on a loopback port; yields the environment that points at it."""
+    home = tmp_path_factory.mktemp("prefect_real_home")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PREFECT_UI_ENABLED="false")
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("prefect server did not start:\n" + (home / "server.log").read_text()[-3000:])
+        time.sleep(0.5)
+    yield env
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+def prefect(env, *args, timeout=120) -> str:
+    r = subprocess.run([PREFECT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"prefect {' '.join(args)} exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r.stdout + r.stderr
+
+
+def deploy(env) -> None:
+    """README's steps: the `runpod` work pool (moola's worker type) and `prefect deploy --all`; idempotent."""
+    prefect(env, "work-pool", "create", "runpod", "--type", "runpod", "--overwrite")
+    prefect(env, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
+
+
+def client_call(env, fn):
+    """Run ``fn(client)`` against the real server (not the session's test harness)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
+        with get_client(sync_client=True) as client:
+            return fn(client)

@@ -1,82 +1,19 @@
 """The README's "Run it for real" path, step by step, against a real `prefect server start`:
-work pool, `prefect deploy`, `prefect deployment run gates/full`, a process worker with --run-once."""
+work pool of type `runpod`, `prefect deploy`, `prefect deployment run gates/full`, a `runpod` worker with
+--run-once."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
-
-from tests.flows.conftest import CONFIG, jsonl
-
-ROOT = Path(__file__).resolve().parents[2]
-PREFECT = str(Path(sys.executable).with_name("prefect"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect_real_home")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PREFECT_UI_ENABLED="false")
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail("prefect server did not start:\n" + (home / "server.log").read_text()[-3000:])
-        time.sleep(0.5)
-    yield env
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
-
-
-def prefect(env, *args, timeout=120) -> str:
-    r = subprocess.run([PREFECT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, f"prefect {' '.join(args)} exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    return r.stdout + r.stderr
-
-
-def client_call(env, fn):
-    """Run ``fn(client)`` against the real server (not the session's test harness)."""
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
-        with get_client(sync_client=True) as client:
-            return fn(client)
+from tests.flows.conftest import CONFIG, ROOT, client_call, deploy, jsonl, prefect
 
 
 def test_deploy_run_and_a_worker_reach_the_decision(server, sample_dir, tmp_path):
     env = server
-    prefect(env, "work-pool", "create", "runpod", "--type", "process")
-    prefect(env, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
+    deploy(env)  # the work pool of moola's `runpod` worker type, and both deployments
 
     full = client_call(env, lambda c: c.read_deployment_by_name("gates/full"))
     revalidate = client_call(env, lambda c: c.read_deployment_by_name("gates/revalidate"))
@@ -92,7 +29,8 @@ def test_deploy_run_and_a_worker_reach_the_decision(server, sample_dir, tmp_path
     params = {"data": str(sample_dir / "train.parquet"), "unlabeled": str(sample_dir / "unlabeled.parquet"),
               "config": CONFIG, "artifacts": str(art), "runner": "local"}
     prefect(env, "deployment", "run", "gates/full", "--params", json.dumps(params))
-    out = prefect(env, "worker", "start", "--pool", "runpod", "--run-once", timeout=420)
+    # a run whose runner is not `runpod` gets no pod from the `runpod` worker: no API key needed
+    out = prefect(env, "worker", "start", "--pool", "runpod", "--type", "runpod", "--run-once", timeout=420)
 
     runs = client_call(env, lambda c: c.read_flow_runs())
     top = [r for r in runs if r.deployment_id == full.id and not r.auto_scheduled]  # not the nightly ones
@@ -115,7 +53,7 @@ def test_deploy_run_and_a_worker_reach_the_decision(server, sample_dir, tmp_path
     # the nightly re-validation deployment runs through the same worker
     prefect(env, "deployment", "run", "gates/revalidate", "--params",
             json.dumps({"data": params["data"], "artifacts": str(art)}))
-    prefect(env, "worker", "start", "--pool", "runpod", "--run-once", timeout=300)
+    prefect(env, "worker", "start", "--pool", "runpod", "--type", "runpod", "--run-once", timeout=300)
     runs = client_call(env, lambda c: c.read_flow_runs())
     reval = [r for r in runs if r.deployment_id == revalidate.id and not r.auto_scheduled]
     assert len(reval) == 1 and reval[0].state.is_completed() and reval[0].name == "revalidate"

@@ -80,7 +80,8 @@ def test_the_hook_stops_a_pod_the_flow_could_not(prefect_server, pod, tmp_path):
     """Crash or cancellation skip the flow's finally: the hook finds the lease on disk and stops it."""
     from flows.pod import acquire_pod, lease_file, stop_pod_hook
     art = str(tmp_path / "art")
-    assert acquire_pod.fn(art, "run-1") == ["127.0.0.1", pod.ssh_port]
+    got = acquire_pod.fn(art, "run-1")
+    assert (got["host"], got["port"], got["pod_id"]) == ("127.0.0.1", pod.ssh_port, "existing")
     assert lease_file(art, "run-1").is_file()
     run = SimpleNamespace(id="run-1", parameters={"runner": "runpod", "artifacts": art})
     stop_pod_hook(None, run, None)
@@ -96,7 +97,8 @@ def test_no_capacity_is_retried_until_capacity_appears(prefect_server, pod, tmp_
     monkeypatch.delenv("RUNPOD_POD_ID")  # create, not resume
     pod.capacity = set()
     threading.Timer(2.0, lambda: pod.capacity.add("NVIDIA H200")).start()
-    assert acquire_pod.fn(str(tmp_path), "run-3", deadline_s=60) == ["127.0.0.1", pod.ssh_port]
+    got = acquire_pod.fn(str(tmp_path), "run-3", deadline_s=60)
+    assert (got["host"], got["port"], got["gpu_type"]) == ("127.0.0.1", pod.ssh_port, "NVIDIA H200")
     creates = [c for c in pod.calls if c.startswith("create")]
     assert len(creates) >= 4 and creates[-1] == "create NVIDIA H200"  # both types tried per round
     assert len([c for c in creates if c == "create NVIDIA H200"]) >= 2

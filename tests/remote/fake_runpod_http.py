@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.remote.fake_runpod import NO_CAPACITY
@@ -21,6 +22,7 @@ class FakeRunPodHTTP:
         self.api_key, self.capacity, self.ssh_port, self.boot_polls = api_key, set(capacity), ssh_port, boot_polls
         self.pods: dict[str, dict] = {}
         self.ops: list[str] = []
+        self.times: list[float] = []  # time.time() of each op
         self.polls: dict[str, int] = {}
         fake = self
 
@@ -49,6 +51,15 @@ class FakeRunPodHTTP:
         self.server.shutdown()
         self.server.server_close()
 
+    def op(self, text: str) -> None:
+        self.ops.append(text)
+        self.times.append(time.time())
+
+    def when(self, text: str) -> float | None:
+        """time.time() of the last op ``text``, or None."""
+        hits = [t for o, t in zip(self.ops, self.times) if o == text]
+        return hits[-1] if hits else None
+
     def answer(self, query: str) -> dict:
         def field(name):
             m = re.search(name + r':\s*"([^"]*)"', query)
@@ -58,7 +69,7 @@ class FakeRunPodHTTP:
             return {"data": {"gpuTypes": [{"id": gpu, "displayName": gpu}] if gpu in KNOWN_GPUS else []}}
         if "podFindAndDeployOnDemand" in query:
             gpu = field("gpuTypeId")
-            self.ops.append(f"create {gpu}")
+            self.op(f"create {gpu}")
             if gpu not in self.capacity:
                 return {"errors": [{"message": NO_CAPACITY}]}
             pod = {"id": f"pod{len(self.pods) + 1}", "desiredStatus": "RUNNING", "costPerHr": 3.99,
@@ -67,11 +78,11 @@ class FakeRunPodHTTP:
             return {"data": {"podFindAndDeployOnDemand": pod}}
         pod_id = field("podId")
         if "podResume" in query:
-            self.ops.append(f"resume {pod_id}")
+            self.op(f"resume {pod_id}")
             self.pods[pod_id]["desiredStatus"] = "RUNNING"
             return {"data": {"podResume": {"id": pod_id, "desiredStatus": "RUNNING", "costPerHr": 3.99}}}
         if "podStop" in query:
-            self.ops.append(f"stop {pod_id}")
+            self.op(f"stop {pod_id}")
             self.pods[pod_id].update(desiredStatus="EXITED", runtime=None)
             return {"data": {"podStop": {"id": pod_id, "desiredStatus": "EXITED"}}}
         if re.search(r"query\s+pod\b", query):

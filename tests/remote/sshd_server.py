@@ -66,8 +66,9 @@ class SSHD:
 
 
 
-def make_sshd(root: Path) -> SSHD:
-    """Keys, config and known_hosts under ``root``; call .start() to run it."""
+def make_sshd(root: Path, env: dict[str, str] | None = None) -> SSHD:
+    """Keys, config and known_hosts under ``root``; call .start() to run it. ``env``: variables every
+    session on it sees (sshd's SetEnv), as RunPod sets RUNPOD_POD_ID and RUNPOD_API_KEY in a pod."""
     _keygen(root / "host_key")
     _keygen(root / "client_key")
     shutil.copy(root / "client_key.pub", root / "authorized_keys")
@@ -86,7 +87,7 @@ StrictModes no
 UsePAM no
 Subsystem sftp internal-sftp
 LogLevel ERROR
-""")
+""" + "".join(f"SetEnv {k}={v}\n" for k, v in (env or {}).items()))
     host_key = paramiko.Ed25519Key.from_private_key_file(str(root / "host_key"))
     known = root / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {host_key.get_name()} {host_key.get_base64()}\n")

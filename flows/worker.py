@@ -1,0 +1,313 @@
+"""The `runpod` Prefect worker type: the worker owns the pods of each flow run.
+
+    prefect work-pool create runpod --type runpod
+    prefect worker start --pool runpod --type runpod
+
+For each flow run whose ``runner`` parameter is ``runpod`` it acquires ``pods`` pods (GPU types tried in order, capacity retried until
+``pod_deadline_s``; no-capacity, a refused key and a bad spec told apart: moola.remote.runpod),
+starts each pod's watchdog (it stops the pod when the heartbeats this worker sends stop for
+``idle_stop_s``), then starts the flow run as a local process, exactly as Prefect's process worker
+does, with the pods handed over in ``MOOLA_PODS``. While the process runs the worker sends
+heartbeats and checks the run's estimated spend against ``max_usd`` (over it: the process is
+stopped and the run ends Failed with the figure). When the process exits, however it exits
+(SIGKILL, a cancellation from the UI, a crash), and when the worker itself is stopped, every pod
+is stopped. Each pod's lease is recorded under ``<MOOLA_ARTIFACTS>/pods/worker/`` so a restarted
+worker stops the pods of runs that ended while it was away.
+
+The RunPod API key: RUNPOD_API_KEY (environment or .env), else the Prefect Secret block named by
+the ``api_key_secret`` job variable. It is never a job variable itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Optional
+from uuid import UUID
+
+import anyio
+from pydantic import Field
+
+from flows.tasks import moola_logs_to
+from moola.errors import ConfigError, MoolaError
+from moola.remote.fleet import HANDOVER_ENV, IDLE_STOP_S, Fleet, release_run, run_records
+from moola.remote.pods import POD_DEADLINE_S
+from moola.remote.runner import make_runner
+from moola.remote.runpod import (DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB, PodSpec,
+                                 RunPodSDK)
+from moola.settings import load_settings, registry_from_settings
+from prefect.workers.process import ProcessJobConfiguration, ProcessVariables, ProcessWorker, ProcessWorkerResult
+
+API_KEY_BLOCK = "runpod-api-key"
+WATCH_S = 1.0        # how often the budget is checked while the flow runs
+KILL_GRACE_S = 10.0  # SIGTERM, then SIGKILL after this long
+
+
+class RunPodJobConfiguration(ProcessJobConfiguration):
+    gpu_types: list[str] = Field(default_factory=lambda: list(DEFAULT_GPU_TYPES))
+    cloud_type: str = DEFAULT_CLOUD_TYPE
+    pod_image: str = DEFAULT_IMAGE
+    volume_gb: int = DEFAULT_VOLUME_GB
+    pods: int = 1
+    pod_deadline_s: float = POD_DEADLINE_S
+    max_usd: Optional[float] = None
+    idle_stop_s: float = IDLE_STOP_S
+    keep_alive: bool = False
+    api_key_secret: str = API_KEY_BLOCK
+
+
+class RunPodVariables(ProcessVariables):
+    gpu_types: list[str] = Field(default_factory=lambda: list(DEFAULT_GPU_TYPES), min_length=1,
+                                 title="GPU types", description="RunPod GPU type ids, tried in this order "
+                                 "(the first with capacity wins).")
+    cloud_type: str = Field(DEFAULT_CLOUD_TYPE, description="SECURE or COMMUNITY.")
+    # not `image`: `prefect deploy` takes a work pool's `image` job variable for a container image and
+    # points the run's working directory into it (/opt/prefect), away from this checkout
+    pod_image: str = Field(DEFAULT_IMAGE, description="Container image of the pods (Python and a CUDA torch; "
+                           "moola installs the rest, pinned, on first use).")
+    volume_gb: int = Field(DEFAULT_VOLUME_GB, ge=1, description="Persistent /workspace volume per pod, GB.")
+    pods: int = Field(1, ge=1, le=16, description="Pods per flow run.")
+    pod_deadline_s: float = Field(POD_DEADLINE_S, gt=0, description="Give up (run Failed, no pod left) when "
+                                  "no GPU type had capacity for this long.")
+    max_usd: Optional[float] = Field(None, gt=0, title="Budget (USD)", description="Estimated spend per run "
+                                     "(cost/hour x uptime, all pods) at which the pods are stopped and the run "
+                                     "fails. Empty: no cap.")
+    idle_stop_s: float = Field(IDLE_STOP_S, ge=10, description="A pod stops itself when this worker's "
+                               "heartbeats stopped for this long (the worker's machine died).")
+    keep_alive: bool = Field(False, description="Leave the pods running after the run (billed).")
+    api_key_secret: str = Field(API_KEY_BLOCK, description="Prefect Secret block with the RunPod API key, "
+                                "used when RUNPOD_API_KEY is not set on the worker's machine.")
+
+
+class RunPodWorkerResult(ProcessWorkerResult):
+    """The flow process's exit, after every pod was stopped."""
+
+
+class _Started:
+    """Forwards the process id to Prefect as ``host:pid`` (the run's infrastructure_pid) and keeps it."""
+
+    def __init__(self, task_status):
+        self.task_status, self.pid = task_status, None
+
+    def started(self, value=None):
+        self.pid = value
+        self.task_status.started(f"{socket.gethostname()}:{value}")
+
+
+def leases_dir(settings) -> Path:
+    return Path(settings.moola_artifacts) / "pods" / "worker"
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (an exited child that was not reaped yet counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+
+def _kill(pid: int | None, grace_s: float = KILL_GRACE_S) -> None:
+    """SIGTERM, then SIGKILL after ``grace_s``; a process that is gone is fine."""
+    if not pid:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+        t_end = time.monotonic() + grace_s
+        while time.monotonic() < t_end:
+            os.kill(pid, 0)
+            time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class RunPodWorker(ProcessWorker):
+    type = "runpod"
+    job_configuration = RunPodJobConfiguration
+    job_configuration_variables = RunPodVariables
+    _description = ("Runs each flow run as a local process with RunPod GPU pods it acquires first and stops "
+                    "when the process exits, however it exits (moola).")
+    _display_name = "RunPod (moola)"
+    _documentation_url = "https://github.com/moola/moola#run-it-for-real"
+
+    async def setup(self) -> None:
+        await super().setup()
+        await self._stop_orphans()
+
+    async def _api(self, settings, secret_block: str):
+        if settings.runpod_api_key is not None:
+            return RunPodSDK(settings.runpod_api_key.get_secret_value())
+        from prefect.blocks.system import Secret
+        try:
+            secret = await Secret.aload(secret_block)
+        except (ValueError, Exception) as exc:  # the block does not exist, or the API said no
+            raise ConfigError(f"RunPod API key: RUNPOD_API_KEY is not set on the worker's machine and the Prefect "
+                              f"Secret block {secret_block!r} could not be loaded ({type(exc).__name__})") from None
+        return RunPodSDK(str(secret.get()))
+
+    def _fleet(self, api, settings, cfg: RunPodJobConfiguration, run_id: str) -> Fleet:
+        spec = PodSpec(gpu_types=list(cfg.gpu_types), image=cfg.pod_image, cloud_type=cfg.cloud_type,
+                       volume_gb=cfg.volume_gb, name=f"moola-{run_id[:8]}")
+        return Fleet(api, spec, cfg.pods, leases_dir(settings), run_id, cfg.pod_deadline_s, cfg.keep_alive,
+                     cfg.idle_stop_s, make_ssh=lambda host, port: make_runner("ssh", settings, (host, port)))
+
+    async def run(self, flow_run, configuration: RunPodJobConfiguration, task_status=None) -> RunPodWorkerResult:
+        task_status = task_status or anyio.TASK_STATUS_IGNORED
+        log = self.get_flow_run_logger(flow_run)
+        runner = (flow_run.parameters or {}).get("runner")
+        if runner != "runpod":  # a run on this machine (or a fixed ssh host) is a plain process run
+            log.info("runner %r: this run needs no pod", runner)
+            return await ProcessWorker.run(self, flow_run, configuration, _Started(task_status))
+
+        def logged(fn):  # moola's own lines (capacity retries, pod events) in the run's log
+            def call():
+                with moola_logs_to(log):
+                    return fn()
+            return call
+
+        fleet = None
+        try:
+            settings = load_settings()
+            fleet = self._fleet(await self._api(settings, configuration.api_key_secret), settings, configuration,
+                                str(flow_run.id))
+            log.info("acquiring %d pod(s): %s, %s cloud, deadline %.0f s%s", configuration.pods,
+                     " > ".join(configuration.gpu_types), configuration.cloud_type, configuration.pod_deadline_s,
+                     f", budget ${configuration.max_usd:.2f}" if configuration.max_usd else "")
+            await anyio.to_thread.run_sync(logged(fleet.acquire))
+            await anyio.to_thread.run_sync(logged(fleet.guard))
+        except MoolaError as exc:
+            with anyio.CancelScope(shield=True):
+                if fleet is not None:
+                    await anyio.to_thread.run_sync(logged(fleet.release))
+                message = f"no pods: {exc}"
+                log.error(message)
+                await self._fail(flow_run, message)
+            task_status.started(exc)  # nothing started: no infrastructure id to record
+            return RunPodWorkerResult(status_code=0, identifier="")
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                if fleet is not None:
+                    await anyio.to_thread.run_sync(logged(fleet.release))
+            raise
+
+        configuration.env[HANDOVER_ENV] = json.dumps(fleet.handover())
+        started, over = _Started(task_status), {}
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watch, fleet, configuration, started, over, log)
+                result = await ProcessWorker.run(self, flow_run, configuration, started)
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):  # also when the worker itself is being stopped
+                released = await anyio.to_thread.run_sync(logged(fleet.release))
+                spent = sum(r["cost_usd"] for r in released)
+                log.info("pods stopped: %s; $%.4f in all", ", ".join(
+                    f"{r['pod_id']} ({r.get('gpu_type') or '?'}) {r['uptime_s']:.0f} s "
+                    + ("stopped" if r["stopped"] else "LEFT RUNNING") for r in released) or "none", spent)
+                self._record(flow_run, settings, released, over.get("message"))
+                if over:
+                    await self._fail(flow_run, over["message"], force=True)
+        return RunPodWorkerResult(status_code=result.status_code, identifier=result.identifier)
+
+    async def _watch(self, fleet: Fleet, cfg: RunPodJobConfiguration, started: _Started, over: dict, log) -> None:
+        """Heartbeats to every pod, and the budget, while the flow's process runs."""
+        beat_every = max(1.0, min(60.0, cfg.idle_stop_s / 4))
+        next_beat = time.monotonic() + beat_every
+        while True:
+            await anyio.sleep(WATCH_S)
+            try:
+                state = (await self.client.read_flow_run(fleet.run_id)).state
+            except Exception:  # the API is briefly unreachable: the other checks still run
+                state = None
+            if state is not None and state.is_cancelling():
+                # cancelled from the UI: Prefect stops the process; the pods stop now, not after it
+                log.info("the run is being cancelled: stopping its pods")
+                await anyio.to_thread.run_sync(fleet.release)
+                return
+            spent = fleet.cost_usd()
+            if cfg.max_usd is not None and spent > cfg.max_usd and not over:
+                over["message"] = (f"budget: ${spent:.4f} spent on {len(fleet.leases)} pod(s) passed max_usd "
+                                   f"${cfg.max_usd:.4f}; the run was stopped and its pods with it")
+                log.error(over["message"])
+            if over and started.pid and not over.get("killed"):  # the process may not have started yet
+                over["killed"] = True
+                await anyio.to_thread.run_sync(_kill, started.pid)
+            if started.pid and not _alive(int(started.pid)):
+                # the process is gone (SIGKILL, OOM, cancelled, done): stop the pods now, not when
+                # Prefect has finished reporting on it
+                await anyio.to_thread.run_sync(fleet.release)
+                return
+            if time.monotonic() >= next_beat:
+                await anyio.to_thread.run_sync(fleet.heartbeat)
+                next_beat = time.monotonic() + beat_every
+
+    async def _fail(self, flow_run, message: str, force: bool = False) -> None:
+        from prefect.states import Failed
+        try:
+            await self.client.set_flow_run_state(flow_run.id, Failed(message=message), force=force)
+        except Exception as exc:  # the pods are already stopped; the state is the lesser loss
+            self._logger.error("could not mark flow run %s Failed (%s): %s", flow_run.id, exc, message)
+
+    def _record(self, flow_run, settings, released: list[dict], over: str | None) -> None:
+        """The run's pods, GPU types, uptime and cost in experiment_results.jsonl of the run's registry."""
+        try:
+            reg = registry_from_settings(settings, root=(flow_run.parameters or {}).get("artifacts"))
+            reg.append({"kind": "pods", "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "flow_run_id": str(flow_run.id), "flow_run": flow_run.name, "pods": released,
+                        "cost_usd": round(sum(r["cost_usd"] for r in released), 6), "budget_stop": over})
+        except MoolaError as exc:
+            self._logger.error("could not record the pods of flow run %s: %s", flow_run.id, exc)
+
+    async def kill_infrastructure(self, infrastructure_pid: str, configuration: RunPodJobConfiguration,
+                                  grace_seconds: int = 30) -> None:
+        """Cancelling a run this worker did not start (or no longer tracks): its process, if on this
+        machine, and its pods, from their lease records."""
+        host, _, pid = str(infrastructure_pid).rpartition(":")
+        if host == socket.gethostname() and pid.isdigit():
+            await anyio.to_thread.run_sync(_kill, int(pid), float(grace_seconds))
+        run_id = (configuration.env or {}).get("PREFECT__FLOW_RUN_ID")
+        if run_id:
+            await self._release_records(run_id)
+
+    async def _release_records(self, run_id: str) -> list[dict]:
+        settings = load_settings()
+        paths = run_records(leases_dir(settings)).get(run_id)
+        if not paths:
+            return []
+        api = await self._api(settings, API_KEY_BLOCK)
+        return await anyio.to_thread.run_sync(release_run, api, PodSpec(gpu_types=list(DEFAULT_GPU_TYPES)), paths)
+
+    async def _stop_orphans(self) -> None:
+        """At start: stop the pods of runs that ended (or were cancelled) while no worker watched them."""
+        try:
+            runs = run_records(leases_dir(load_settings()))
+        except MoolaError as exc:
+            self._logger.error("cannot look for pods left by an earlier worker: %s", exc)
+            return
+        for run_id, _ in runs.items():
+            try:
+                fr = await self.client.read_flow_run(UUID(run_id))
+                state = fr.state
+            except Exception:
+                state = None  # the run is gone: nothing will ever stop its pods but us
+            if state is not None and not (state.is_final() or state.is_cancelling()):
+                self._logger.warning("flow run %s is %s without its worker; its pods stop themselves after their "
+                                     "idle time unless it ends first", run_id, state.name)
+                continue
+            try:
+                stopped = await self._release_records(run_id)
+                self._logger.warning("stopped %d pod(s) left by flow run %s (%s)", len(stopped), run_id,
+                                     state.name if state else "gone")
+            except MoolaError as exc:
+                self._logger.error("pods of flow run %s could not be stopped: %s", run_id, exc)

@@ -1,0 +1,189 @@
+"""The pods of one run, owned by whoever starts the run (the `runpod` worker type, flows/worker.py):
+
+    fleet = Fleet(api, spec, count, records, run_id, ...)
+    fleet.acquire()        N pods, each under the same deadline and GPU-type failover; a lease
+                           record per pod in ``records`` as soon as its id exists
+    fleet.guard()          start each pod's watchdog (moola/remote/watchdog.py) and the first heartbeat
+    fleet.handover()       what the run's process needs: host, port, pod id, GPU type, price
+    fleet.heartbeat()      touch each pod's heartbeat file (the watchdog stops a pod left alone)
+    fleet.cost_usd()       estimated spend so far (cost/hour x uptime, per pod)
+    fleet.release()        stop every pod (retried), records removed once stopped; idempotent
+
+``release_run(records, run_id)`` does the last step from the records alone, for a worker that
+restarted after the run's own worker died.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from ..errors import RemoteError, RemoteUnavailable
+from . import pods
+from .runpod import PodAPI, PodLease, PodSpec
+
+log = logging.getLogger("moola.remote.fleet")
+
+IDLE_STOP_S = 900  # a pod without a heartbeat for this long stops itself (its watchdog)
+HANDOVER_ENV = "MOOLA_PODS"  # the run's process finds its pods here (JSON list, see Fleet.handover)
+
+
+@dataclass
+class Fleet:
+    api: PodAPI
+    spec: PodSpec
+    count: int
+    records: Path
+    run_id: str
+    deadline_s: float = pods.POD_DEADLINE_S
+    keep_alive: bool = False
+    idle_stop_s: float = IDLE_STOP_S
+    make_ssh: Callable[[str, int], object] | None = None   # (host, port) -> SSHRunner
+    poll_s: float = 5.0
+    leases: list[PodLease] = field(default_factory=list)
+    endpoints: list[tuple[str, int]] = field(default_factory=list)
+    heartbeats: list[str | None] = field(default_factory=list)
+    released: list[dict] = field(default_factory=list)
+
+    def record(self, i: int) -> Path:
+        return self.records / f"{self.run_id}.{i}.json"
+
+    def acquire(self) -> list[tuple[str, int]]:
+        """Every pod up with SSH, or none: a failure releases the pods already acquired."""
+        t_end = time.monotonic() + self.deadline_s
+        try:
+            for i in range(self.count):
+                lease = PodLease(self.api, self.spec, keep_alive=self.keep_alive, poll=self.poll_s,
+                                 wait_timeout=min(600.0, self.deadline_s))
+                self.leases.append(lease)
+                left = max(0.0, t_end - time.monotonic())
+                self.endpoints.append(pods.acquire(lease, self.record(i), left, extra={"run_id": self.run_id}))
+                log.info("pod %d/%d: %s (%s) at $%.2f/h; %s", i + 1, self.count, lease.pod_id, lease.gpu_type or "?",
+                         lease.cost_per_hr, "; ".join(lease.events))
+        except BaseException:
+            self.release()
+            raise
+        return self.endpoints
+
+    def _ssh(self, i: int):
+        return self.make_ssh(*self.endpoints[i])
+
+    def guard(self) -> None:
+        """Start each pod's watchdog; a pod whose watchdog cannot start is a failed acquisition."""
+        if self.make_ssh is None:
+            return
+        self.heartbeats = [start_watchdog(self._ssh(i), lease.pod_id, self.idle_stop_s)
+                           for i, lease in enumerate(self.leases)]
+
+    def heartbeat(self) -> None:
+        for i, path in enumerate(self.heartbeats):
+            if path is None:
+                continue
+            try:
+                touch(self._ssh(i), path)
+            except RemoteError as exc:  # a missed beat is not fatal; many are, by design
+                log.warning("heartbeat to pod %s failed: %s", self.leases[i].pod_id, exc)
+
+    def handover(self) -> list[dict]:
+        return [{"pod_id": ls.pod_id, "host": h, "port": p, "gpu_type": ls.gpu_type, "cost_per_hr": ls.cost_per_hr,
+                 "started_wall": ls.started_wall} for ls, (h, p) in zip(self.leases, self.endpoints)]
+
+    def cost_usd(self, now: float | None = None) -> float:
+        return sum(usage(ls, now)["cost_usd"] for ls in self.leases)
+
+    def release(self) -> list[dict]:
+        """Stop every pod (unless keep-alive: then its watchdog stands down). Idempotent: returns
+        every pod released so far, with its uptime and cost."""
+        out = self.released
+        for i, lease in enumerate(self.leases):
+            if not self.record(i).is_file():
+                continue
+            if self.keep_alive and i < len(self.heartbeats) and self.heartbeats[i]:
+                try:
+                    stand_down(self._ssh(i), self.heartbeats[i])
+                except RemoteError as exc:
+                    log.warning("pod %s: could not stand its watchdog down (%s); it will stop the pod after "
+                                "%.0f s", lease.pod_id, exc, self.idle_stop_s)
+            got = pods.release(lease, self.record(i))
+            out.append({**got, "gpu_type": lease.gpu_type, "cost_per_hr": lease.cost_per_hr})
+        return out
+
+
+def usage(lease: PodLease, now: float | None = None) -> dict:
+    """Uptime and estimated cost of one pod so far."""
+    up = 0.0 if lease.started_wall is None else max(0.0, (now or time.time()) - lease.started_wall)
+    return {"pod_id": lease.pod_id, "gpu_type": lease.gpu_type, "uptime_s": up, "cost_per_hr": lease.cost_per_hr,
+            "cost_usd": lease.cost_per_hr * up / 3600}
+
+
+def pods_usage(handed: list[dict], now: float | None = None) -> list[dict]:
+    """Uptime and cost so far of handed-over pods (Fleet.handover), for the run's own records."""
+    now = now or time.time()
+    out = []
+    for p in handed:
+        up = max(0.0, now - p["started_wall"]) if p.get("started_wall") else 0.0
+        out.append({"pod_id": p.get("pod_id"), "gpu_type": p.get("gpu_type"), "uptime_s": round(up, 1),
+                    "cost_per_hr": p.get("cost_per_hr") or 0.0,
+                    "cost_usd": round((p.get("cost_per_hr") or 0.0) * up / 3600, 4)})
+    return out
+
+
+def run_records(records: Path) -> dict[str, list[Path]]:
+    """{run id: its lease record files} for the pods moola's worker leased and has not stopped."""
+    out: dict[str, list[Path]] = {}
+    for p in sorted(Path(records).glob("*.json")):
+        try:
+            run_id = json.loads(p.read_text()).get("run_id")
+        except (OSError, ValueError):
+            continue
+        if run_id:
+            out.setdefault(run_id, []).append(p)
+    return out
+
+
+def release_run(api: PodAPI, spec: PodSpec, paths: list[Path]) -> list[dict]:
+    """Stop the pods of these records (a restarted worker cleaning up after a dead one)."""
+    return [r for r in (pods.release_recorded(api, spec, p) for p in paths) if r is not None]
+
+
+# -- the watchdog, driven over ssh -------------------------------------------------------------
+def start_watchdog(runner, pod_id: str, idle_stop_s: float) -> str:
+    """Ship the code, write the first heartbeat and start the watchdog detached; its heartbeat path."""
+    hb = runner.workdir / "heartbeat" / pod_id
+    client = runner.connect()
+    try:
+        sftp = client.open_sftp()
+        code_dir = runner.ship_code(client, sftp)
+        runner._exec(client, ["sh", "-c", 'mkdir -p "$(dirname "$1")" && touch "$1"', "sh", str(hb)])
+        log_file = PurePosixPath(f"{hb}.log")
+        argv = [runner.python, "-m", "moola.remote.watchdog", "--heartbeat", str(hb), "--idle-stop-s",
+                str(idle_stop_s), "--pod-id", pod_id]
+        # setsid + redirects: the watchdog outlives this ssh session and holds none of its pipes
+        code, tail = runner._exec(client, ["sh", "-c", 'cd "$1" && shift && log="$1" && shift && '
+                                           '{ PYTHONPATH="$PWD" setsid "$@" > "$log" 2>&1 < /dev/null & }',
+                                           "sh", str(code_dir), str(log_file), *argv])
+        if code != 0:
+            raise RemoteUnavailable(f"could not start the watchdog on pod {pod_id}: {tail}")
+    finally:
+        client.close()
+    return str(hb)
+
+
+def touch(runner, path: str) -> None:
+    client = runner.connect()
+    try:
+        runner._exec(client, ["touch", path])
+    finally:
+        client.close()
+
+
+def stand_down(runner, path: str) -> None:
+    client = runner.connect()
+    try:
+        runner._exec(client, ["rm", "-f", path])
+    finally:
+        client.close()
