@@ -183,7 +183,7 @@ class RunPodWorker(ProcessWorker):
                                 str(flow_run.id))
             log.info("acquiring %d pod(s): %s, %s cloud, deadline %.0f s%s", configuration.pods,
                      " > ".join(configuration.gpu_types), configuration.cloud_type, configuration.pod_deadline_s,
-                     f", budget ${configuration.max_usd:.2f}" if configuration.max_usd else "")
+                     f", budget ${configuration.max_usd:g}" if configuration.max_usd else "")
             await anyio.to_thread.run_sync(logged(fleet.acquire))
             await anyio.to_thread.run_sync(logged(fleet.guard))
         except MoolaError as exc:
@@ -192,7 +192,7 @@ class RunPodWorker(ProcessWorker):
                     await anyio.to_thread.run_sync(logged(fleet.release))
                 message = f"no pods: {exc}"
                 log.error(message)
-                await self._fail(flow_run, message)
+                await self._fail(flow_run.id, message)
             task_status.started(exc)  # nothing started: no infrastructure id to record
             return RunPodWorkerResult(status_code=0, identifier="")
         except BaseException:
@@ -216,8 +216,8 @@ class RunPodWorker(ProcessWorker):
                     f"{r['pod_id']} ({r.get('gpu_type') or '?'}) {r['uptime_s']:.0f} s "
                     + ("stopped" if r["stopped"] else "LEFT RUNNING") for r in released) or "none", spent)
                 self._record(flow_run, settings, released, over.get("message"))
-                if over:
-                    await self._fail(flow_run, over["message"], force=True)
+                if over:  # again: the executor may have reported the killed process as crashed meanwhile
+                    await self._fail(flow_run.id, over["message"], force=True)
         return RunPodWorkerResult(status_code=result.status_code, identifier=result.identifier)
 
     async def _watch(self, fleet: Fleet, cfg: RunPodJobConfiguration, started: _Started, over: dict, log) -> None:
@@ -240,6 +240,8 @@ class RunPodWorker(ProcessWorker):
                 over["message"] = (f"budget: ${spent:.4f} spent on {len(fleet.leases)} pod(s) passed max_usd "
                                    f"${cfg.max_usd:.4f}; the run was stopped and its pods with it")
                 log.error(over["message"])
+                # the run is Failed before its process dies, so it never reads as a crash
+                await self._fail(fleet.run_id, over["message"], force=True)
             if over and started.pid and not over.get("killed"):  # the process may not have started yet
                 over["killed"] = True
                 await anyio.to_thread.run_sync(_kill, started.pid)
@@ -252,12 +254,12 @@ class RunPodWorker(ProcessWorker):
                 await anyio.to_thread.run_sync(fleet.heartbeat)
                 next_beat = time.monotonic() + beat_every
 
-    async def _fail(self, flow_run, message: str, force: bool = False) -> None:
+    async def _fail(self, flow_run_id, message: str, force: bool = False) -> None:
         from prefect.states import Failed
         try:
-            await self.client.set_flow_run_state(flow_run.id, Failed(message=message), force=force)
+            await self.client.set_flow_run_state(flow_run_id, Failed(message=message), force=force)
         except Exception as exc:  # the pods are already stopped; the state is the lesser loss
-            self._logger.error("could not mark flow run %s Failed (%s): %s", flow_run.id, exc, message)
+            self._logger.error("could not mark flow run %s Failed (%s): %s", flow_run_id, exc, message)
 
     def _record(self, flow_run, settings, released: list[dict], over: str | None) -> None:
         """The run's pods, GPU types, uptime and cost in experiment_results.jsonl of the run's registry."""

@@ -129,7 +129,7 @@ def ensure_env(runner, wheelhouse: Path | None = None, lock: Path = LOCK) -> Env
                    "--disable-pip-version-check", "--target", str(tmp)]
             if wheelhouse is not None:
                 pip += ["--no-index", "--find-links", str(_ship_wheels(runner, client, sftp, wheelhouse, need))]
-            code, tail = runner._exec(client, ["mkdir", "-p", str(root)])
+            runner._exec(client, ["mkdir", "-p", str(root)])
             # the packages already in site stay valid: copy them over, then add what is missing
             code, tail = runner._exec(client, ["sh", "-c", 'if [ -d "$1" ]; then cp -a "$1" "$2"; fi', "sh",
                                                str(site), str(tmp)])
@@ -149,6 +149,7 @@ def ensure_env(runner, wheelhouse: Path | None = None, lock: Path = LOCK) -> Env
             raise RemotePermanent(f"{runner.host}: the pod's environment is not usable after installing: "
                                   + "; ".join([f"{r} missing" for r in still]
                                               + [f"import {m}: {e}" for m, e in seen["broken"].items()]))
+        runner._exec(client, ["mkdir", "-p", str(root)])  # also when the image had every pin
         with sftp.open(str(ready), "w") as f:
             f.write(json.dumps({"pins": pins, "installed": need, "python": seen["python"]}))
         return EnvReport(str(site), False, need, time.perf_counter() - t0, seen["python"])

@@ -40,14 +40,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """A real `prefect server start` on a loopback port; yields the environment that points at it."""
-    home = tmp_path_factory.mktemp("prefect_real_home")
+def start_server(home: Path) -> tuple[dict, subprocess.Popen]:
+    """A real `prefect server start` on a loopback port (also used by bench/pod.py): the environment
+    that points at it, and its process (a session leader: stop it with stop_server)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(home), PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PREFECT_UI_ENABLED="false")
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PREFECT_UI_ENABLED="false",
+               # the scheduler queues a new deployment's runs within seconds, not after its 60 s loop
+               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5")
     log = open(home / "server.log", "w")
     proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -56,19 +57,31 @@ def server(tmp_path_factory):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
                 if r.status == 200:
-                    break
+                    return env, proc
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail("prefect server did not start:\n" + (home / "server.log").read_text()[-3000:])
+            raise RuntimeError("prefect server did not start:\n" + (home / "server.log").read_text()[-3000:])
         time.sleep(0.5)
-    yield env
+
+
+def stop_server(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A real `prefect server start`; yields the environment that points at it."""
+    try:
+        env, proc = start_server(tmp_path_factory.mktemp("prefect_real_home"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield env
+    stop_server(proc)
 
 
 def prefect(env, *args, timeout=120) -> str:

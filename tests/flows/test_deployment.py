@@ -24,9 +24,19 @@ def test_deploy_run_and_a_worker_reach_the_decision(server, sample_dir, tmp_path
         assert d.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
     assert full.entrypoint == "flows/gates.py:gates" and revalidate.entrypoint == "flows/revalidate.py:revalidate"
     assert full.global_concurrency_limit.limit == 1
+    # the pool is of moola's worker type; its template carries the pod's variables, the deployment sets them
+    pool = client_call(env, lambda c: c.read_work_pool("runpod"))
+    variables = pool.base_job_template["variables"]["properties"]
+    assert pool.type == "runpod" and {"gpu_types", "cloud_type", "pod_image", "volume_gb", "pods", "pod_deadline_s",
+                                      "max_usd", "idle_stop_s", "keep_alive", "api_key_secret"} <= set(variables)
+    assert not [v for v in variables if "key" in v and v != "api_key_secret"]  # never the key itself
+    assert full.job_variables["gpu_types"] == ["NVIDIA H100 80GB HBM3", "NVIDIA H200"]
+    assert (full.job_variables["max_usd"], full.job_variables["pods"]) == (5, 1) and revalidate.job_variables == {}
 
     art = tmp_path / "art"
-    params = {"data": str(sample_dir / "train.parquet"), "unlabeled": str(sample_dir / "unlabeled.parquet"),
+    # no unlabelled data (gates 3-4 skipped, still recorded): the path under test is the deployment's,
+    # and pretraining runs end to end in tests/flows/test_ssh_flow.py and test_gates_flow.py
+    params = {"data": str(sample_dir / "train.parquet"), "unlabeled": None,
               "config": CONFIG, "artifacts": str(art), "runner": "local"}
     prefect(env, "deployment", "run", "gates/full", "--params", json.dumps(params))
     # a run whose runner is not `runpod` gets no pod from the `runpod` worker: no API key needed

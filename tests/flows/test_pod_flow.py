@@ -1,5 +1,7 @@
-"""The gates flow with the runpod runner: one pod per run (a fake of the RunPod API whose pod is the
-loopback sshd), Gate 0 before any pod, and the pod stopped on every exit path."""
+"""The gates flow with the runpod runner and no worker: the flow leases one pod per run itself (a fake
+of the RunPod API whose pod is the loopback sshd), Gate 0 before any pod, and the pod stopped on every
+exit path. A whole run with its gates over ssh on a pod is in tests/flows/test_worker.py (the
+`runpod` worker owns the pod there; the gates and the pod's preparation are the same tasks)."""
 
 from __future__ import annotations
 
@@ -28,31 +30,6 @@ def pod(sshd, tmp_path, monkeypatch):  # noqa: F811
     import flows.pod
     monkeypatch.setattr(flows.pod, "make_api", lambda settings: fake)
     return fake
-
-
-def test_one_pod_for_the_whole_run_stopped_at_the_end(prefect_server, pod, sample_dir, tmp_path):
-    from flows.gates import gates
-    art = tmp_path / "art"
-    state = gates(data=str(sample_dir / "train.parquet"), unlabeled=str(sample_dir / "unlabeled.parquet"),
-                  runner="runpod", config=CONFIG, artifacts=str(art), return_state=True)
-    decision = [x for x in jsonl(art) if x["kind"] == "decision"][-1]["decision"]
-    assert state.is_completed() == (decision["action"] in ("ship", "revert"))
-    # resumed once, stopped once, after every gate; five gates ran on the "pod", Gate 0 here
-    assert pod.calls.count("resume existing") == 1 and pod.calls[-1] == "stop existing"
-    assert pod.calls.count("stop existing") == 1
-    assert len(list((tmp_path / "remote" / "runs").iterdir())) == 5
-    assert not list((art / "pods").glob("*.json"))
-    # the pod's own log lines are in the gate tasks' logs, each in its own task
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.logging.handlers import APILogHandler
-    APILogHandler().flush()
-    with get_client(sync_client=True) as client:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
-        names = {t.id: t.name for t in client.read_task_runs()}
-    remote = [(names.get(x.task_run_id), x.message) for x in logs if "@127.0.0.1]" in x.message]
-    assert {n for n, _ in remote} == {f"gate {g}" for g in ("baseline", "minirocket", "pretrain", "transfer", "augment")}
-    assert all(m.startswith(f"[{n.split()[1]}@127.0.0.1]") for n, m in remote)
 
 
 def test_a_permanent_failure_still_stops_the_pod(prefect_server, pod, sample_dir, tmp_path, monkeypatch):

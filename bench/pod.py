@@ -1,0 +1,120 @@
+"""From "run scheduled" to "first gate starts" through the `runpod` worker, on a loopback pod.
+
+    .venv/bin/python bench/pod.py [--boot-polls 0]
+
+Starts what tests/flows/test_worker.py starts (a real `prefect server start`, the deployments,
+`prefect worker start --type runpod`, the RunPod API faked over HTTP, a loopback sshd as the pod,
+whose Python lacks sktime, pydantic, numba and safetensors, installed from a local wheelhouse),
+then runs `gates/full` twice on the same pod volume: the first run finds no environment (cold),
+the second finds it installed (warm). Each run is cancelled once its first remote gate started.
+
+Times come from the Prefect API (run created, log lines of the worker, task run start and end):
+    pickup      run created (scheduled to start now) -> the worker starts acquiring
+    acquire     the RunPod API calls until SSH answers (here no boot: a real pod takes minutes)
+    start       pods acquired -> the flow's process runs (pull step, Python and Prefect start-up)
+    gate 0      Gate 0 on this machine (invalid data never costs a pod)
+    env         "make pod ... ready": probe, install what the image lacks, probe again
+    to gate     env ready -> the first remote gate task starts
+    total       run created -> first remote gate starts
+and the code upload, which happens inside the first gate, measured on its own: the code bundle
+shipped with the ssh runner to a fresh folder on the same pod (cold), then again (warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from moola.data.sample import write_sample  # noqa: E402
+from tests.flows.conftest import CONFIG, client_call, start_server, stop_server  # noqa: E402
+from tests.flows.worker_rig import start_rig  # noqa: E402
+
+
+def run_once(env, deployment_id, data: Path, art: Path) -> dict:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+    from prefect.states import Cancelling
+    params = {"data": str(data), "unlabeled": None, "config": CONFIG, "artifacts": str(art), "runner": "runpod"}
+    run_id = client_call(env, lambda c: c.create_flow_run_from_deployment(
+        deployment_id, parameters=params, job_variables={"idle_stop_s": 30})).id
+    t_end = time.monotonic() + 600
+    while time.monotonic() < t_end:
+        tasks = client_call(env, lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[run_id]))))
+        first = [t for t in tasks if t.name == "gate baseline" and t.start_time]
+        if first:
+            break
+        time.sleep(0.5)
+    else:
+        raise SystemExit("the first gate never started")
+    client_call(env, lambda c: c.set_flow_run_state(run_id, Cancelling(), force=True))
+    run = client_call(env, lambda c: c.read_flow_run(run_id))
+    logs = client_call(env, lambda c: c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))))
+    by_name = {t.name: t for t in tasks}
+
+    def log_at(prefix: str) -> float:
+        return next(x.timestamp.timestamp() for x in logs if x.message.startswith(prefix))
+
+    ready = next(t for n, t in by_name.items() if n.startswith("make pod"))
+    created, acq0, acq1 = run.created.timestamp(), log_at("acquiring "), log_at("pod 1/1:")
+    return {"pickup": acq0 - created, "acquire": acq1 - acq0, "start": run.start_time.timestamp() - acq1,
+            "gate 0": by_name["gate validate"].end_time.timestamp() - by_name["gate validate"].start_time.timestamp(),
+            "env": ready.end_time.timestamp() - ready.start_time.timestamp(),
+            "to gate": first[0].start_time.timestamp() - ready.end_time.timestamp(),
+            "total": first[0].start_time.timestamp() - created,
+            "env warm": any("environment warm" in x.message for x in logs)}
+
+
+def code_upload(rig) -> tuple[float, float]:
+    runner = rig.sshd.runner(rig.root / "bundle-bench")
+    client = runner.connect()
+    try:
+        sftp = client.open_sftp()
+        t0 = time.perf_counter()
+        runner.ship_code(client, sftp)
+        t1 = time.perf_counter()
+        runner.ship_code(client, sftp)
+        return t1 - t0, time.perf_counter() - t1
+    finally:
+        client.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--boot-polls", type=int, default=0, help="status polls (5 s apart) before the fake pod's "
+                    "SSH port shows: a stand-in for a real pod's boot")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="moola-pod-bench-"))
+    t0 = time.perf_counter()
+    (root / "home").mkdir()
+    env, server = start_server(root / "home")
+    rig = None
+    try:
+        rig = start_rig(root / "rig", env, boot_polls=args.boot_polls)
+        data, _ = write_sample(root / "data")
+        deployment = client_call(env, lambda c: c.read_deployment_by_name("gates/full"))
+        print(f"set-up (server, deployments, worker, image, wheelhouse): {time.perf_counter() - t0:.1f} s")
+        rows = {}
+        for label in ("cold", "warm"):
+            rows[label] = run_once(env, deployment.id, data, root / f"art-{label}")
+            assert rows[label]["env warm"] == (label == "warm"), rows[label]
+            time.sleep(3)  # the cancelled run's pod stops before the next run asks for one
+        cold_up, warm_up = code_upload(rig)
+    finally:
+        if rig is not None:
+            rig.stop()
+        stop_server(server)
+    print(f"\n{'seconds':<10}" + "".join(f"{k:>9}" for k in rows))
+    for k in ("pickup", "acquire", "start", "gate 0", "env", "to gate", "total"):
+        print(f"{k:<10}" + "".join(f"{rows[r][k]:>9.1f}" for r in rows))
+    print(f"{'code up':<10}{cold_up:>9.2f}{warm_up:>9.2f}   (bundle to a fresh folder, then again)")
+    print(f"\nratio cold/warm total: {rows['cold']['total'] / rows['warm']['total']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

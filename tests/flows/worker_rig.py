@@ -1,0 +1,62 @@
+"""The `runpod` worker as a user starts it, against the fake RunPod API and a loopback sshd whose
+Python lacks what a fresh RunPod image lacks (tests/flows/test_worker.py, bench/pod.py)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.flows.conftest import PREFECT, ROOT, deploy
+from tests.remote.fake_runpod_http import FakeRunPodHTTP
+from tests.remote.pod_image import make_image_python, make_wheelhouse
+from tests.remote.sshd_server import SSHD, make_sshd
+
+KEY = "rp_worker_test_key"
+
+
+@dataclass
+class Rig:
+    root: Path
+    api: FakeRunPodHTTP
+    sshd: SSHD
+    worker: subprocess.Popen
+    log: Path
+
+    @property
+    def remote(self) -> Path:
+        return self.root / "remote"
+
+    def stop(self) -> None:
+        os.killpg(self.worker.pid, signal.SIGTERM)
+        try:
+            self.worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.worker.pid, signal.SIGKILL)
+        subprocess.run(["pkill", "-f", f"moola.remote.watchdog --heartbeat {self.root}"], check=False)
+        self.sshd.stop()
+        self.api.close()
+
+
+def start_rig(root: Path, server_env: dict, boot_polls: int = 0) -> Rig:
+    """Fake API, loopback pod (sshd, image Python, wheelhouse), the deployments, and a worker."""
+    api = FakeRunPodHTTP(api_key=KEY, ssh_port=0, boot_polls=boot_polls)
+    (root / "sshd").mkdir(parents=True)
+    # the pod's sessions see what RunPod sets in a pod: its API key (and, here, the fake's address)
+    sshd = make_sshd(root / "sshd", env={"RUNPOD_API_KEY": KEY, "RUNPOD_API_BASE_URL": api.url})
+    api.ssh_port = sshd.port
+    sshd.start()
+    env = dict(server_env, RUNPOD_API_KEY=KEY, RUNPOD_API_BASE_URL=api.url, MOOLA_SSH_USER=getpass.getuser(),
+               MOOLA_SSH_KEY=str(sshd.client_key), MOOLA_SSH_KNOWN_HOSTS=str(sshd.known_hosts),
+               MOOLA_REMOTE_WORKDIR=str(root / "remote"), MOOLA_REMOTE_PYTHON=str(make_image_python(root / "img")),
+               MOOLA_POD_WHEELHOUSE=str(make_wheelhouse(root / "wheelhouse")), MOOLA_SSH_TIMEOUT="3",
+               MOOLA_ARTIFACTS=str(root / "worker-art"), PREFECT_WORKER_QUERY_SECONDS="1")
+    deploy(server_env)
+    log = root / "worker.log"
+    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "runpod", "--type", "runpod", "--name", "w1"],
+                              cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    return Rig(root, api, sshd, worker, log)
