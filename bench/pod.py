@@ -9,7 +9,8 @@ then runs `gates/full` twice on the same pod volume: the first run finds no envi
 the second finds it installed (warm). Each run is cancelled once its first remote gate started.
 
 Times come from the Prefect API (run created, log lines of the worker, task run start and end):
-    pickup      run created (scheduled to start now) -> the worker starts acquiring
+    pickup      run created (scheduled to start now) -> the worker starts acquiring (the worker
+                polls every second here: PREFECT_WORKER_QUERY_SECONDS=1; its default is 10)
     acquire     the RunPod API calls until SSH answers (here no boot: a real pod takes minutes)
     start       pods acquired -> the flow's process runs (pull step, Python and Prefect start-up)
     gate 0      Gate 0 on this machine (invalid data never costs a pod)
@@ -23,6 +24,7 @@ shipped with the ssh runner to a fresh folder on the same pod (cold), then again
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import time
@@ -35,25 +37,35 @@ from tests.flows.conftest import CONFIG, client_call, start_server, stop_server 
 from tests.flows.worker_rig import start_rig  # noqa: E402
 
 
+def wait(what: str, check, timeout: float = 300):
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.5)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
 def run_once(env, deployment_id, data: Path, art: Path) -> dict:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
     from prefect.states import Cancelling
     params = {"data": str(data), "unlabeled": None, "config": CONFIG, "artifacts": str(art), "runner": "runpod"}
     run_id = client_call(env, lambda c: c.create_flow_run_from_deployment(
         deployment_id, parameters=params, job_variables={"idle_stop_s": 30})).id
-    t_end = time.monotonic() + 600
-    while time.monotonic() < t_end:
-        tasks = client_call(env, lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(
+    def first_gate():
+        found = client_call(env, lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(
             id=FlowRunFilterId(any_=[run_id]))))
-        first = [t for t in tasks if t.name == "gate baseline" and t.start_time]
-        if first:
-            break
-        time.sleep(0.5)
-    else:
-        raise SystemExit("the first gate never started")
+        return found if any(t.name == "gate baseline" and t.start_time for t in found) else None
+    tasks = wait("the first gate to start", first_gate, 600)
+    first = [t for t in tasks if t.name == "gate baseline"]
     client_call(env, lambda c: c.set_flow_run_state(run_id, Cancelling(), force=True))
     run = client_call(env, lambda c: c.read_flow_run(run_id))
-    logs = client_call(env, lambda c: c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))))
+    # the run's log lines reach the API in batches: wait for the pod-ready line
+    logs = wait("the run's logs", lambda: (lambda xs: xs if any("environment" in x.message for x in xs) else None)(
+        client_call(env, lambda c: c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))))))
+    # the deployment allows one run at a time: the next run starts once this one is over
+    wait("the cancelled run to end", lambda: client_call(env, lambda c: c.read_flow_run(run_id)).state.is_final())
     by_name = {t.name: t for t in tasks}
 
     def log_at(prefix: str) -> float:
@@ -88,6 +100,7 @@ def main() -> int:
     ap.add_argument("--boot-polls", type=int, default=0, help="status polls (5 s apart) before the fake pod's "
                     "SSH port shows: a stand-in for a real pod's boot")
     args = ap.parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     root = Path(tempfile.mkdtemp(prefix="moola-pod-bench-"))
     t0 = time.perf_counter()
     (root / "home").mkdir()
@@ -97,12 +110,13 @@ def main() -> int:
         rig = start_rig(root / "rig", env, boot_polls=args.boot_polls)
         data, _ = write_sample(root / "data")
         deployment = client_call(env, lambda c: c.read_deployment_by_name("gates/full"))
+        wait("the worker to poll", lambda: client_call(env, lambda c: c.read_workers_for_work_pool("runpod")), 120)
+        time.sleep(2)
         print(f"set-up (server, deployments, worker, image, wheelhouse): {time.perf_counter() - t0:.1f} s")
         rows = {}
         for label in ("cold", "warm"):
             rows[label] = run_once(env, deployment.id, data, root / f"art-{label}")
             assert rows[label]["env warm"] == (label == "warm"), rows[label]
-            time.sleep(3)  # the cancelled run's pod stops before the next run asks for one
         cold_up, warm_up = code_upload(rig)
     finally:
         if rig is not None:
