@@ -45,6 +45,7 @@ from prefect.workers.process import ProcessJobConfiguration, ProcessVariables, P
 API_KEY_BLOCK = "runpod-api-key"
 WATCH_S = 1.0        # how often the budget is checked while the flow runs
 KILL_GRACE_S = 10.0  # SIGTERM, then SIGKILL after this long
+CANCEL_GRACE_S = 15.0  # a cancelled run's process gets this long to be stopped by Prefect
 
 
 class RunPodJobConfiguration(ProcessJobConfiguration):
@@ -231,9 +232,15 @@ class RunPodWorker(ProcessWorker):
             except Exception:  # the API is briefly unreachable: the other checks still run
                 state = None
             if state is not None and state.is_cancelling():
-                # cancelled from the UI: Prefect stops the process; the pods stop now, not after it
+                # cancelled from the UI: the pods stop now; Prefect's runner stops the process, and
+                # if it has not after a grace period (it can miss the cancellation), we do
                 log.info("the run is being cancelled: stopping its pods")
                 await anyio.to_thread.run_sync(fleet.release)
+                await anyio.sleep(CANCEL_GRACE_S)
+                if started.pid and _alive(int(started.pid)):
+                    log.warning("the cancelled run's process still runs after %.0f s: stopping it", CANCEL_GRACE_S)
+                    await anyio.to_thread.run_sync(_kill, int(started.pid))
+                    await self._cancelled(fleet.run_id)
                 return
             spent = fleet.cost_usd()
             if cfg.max_usd is not None and spent > cfg.max_usd and not over:
@@ -253,6 +260,17 @@ class RunPodWorker(ProcessWorker):
             if time.monotonic() >= next_beat:
                 await anyio.to_thread.run_sync(fleet.heartbeat)
                 next_beat = time.monotonic() + beat_every
+
+    async def _cancelled(self, flow_run_id) -> None:
+        """Cancelled, if the run is still Cancelling (what Prefect's runner does once it stopped it)."""
+        from prefect.states import Cancelled
+        try:
+            fr = await self.client.read_flow_run(flow_run_id)
+            if fr.state is not None and fr.state.is_cancelling():
+                await self.client.set_flow_run_state(flow_run_id, Cancelled(message="cancelled; its pods were "
+                                                                            "stopped, then its process"), force=True)
+        except Exception as exc:
+            self._logger.error("could not mark flow run %s Cancelled: %s", flow_run_id, exc)
 
     async def _fail(self, flow_run_id, message: str, force: bool = False) -> None:
         from prefect.states import Failed

@@ -43,7 +43,8 @@ def test_deploy_run_and_a_worker_reach_the_decision(server, sample_dir, tmp_path
     out = prefect(env, "worker", "start", "--pool", "runpod", "--type", "runpod", "--run-once", timeout=420)
 
     runs = client_call(env, lambda c: c.read_flow_runs())
-    top = [r for r in runs if r.deployment_id == full.id and not r.auto_scheduled]  # not the nightly ones
+    # this test's run: not the nightly ones, nor other tests' runs on the session's server
+    top = [r for r in runs if r.deployment_id == full.id and (r.parameters or {}).get("artifacts") == str(art)]
     assert len(top) == 1 and top[0].state.is_final(), out[-3000:]
     state = top[0].state
     decision = [x for x in jsonl(art) if x["kind"] == "decision"][-1]["decision"]
@@ -65,7 +66,7 @@ def test_deploy_run_and_a_worker_reach_the_decision(server, sample_dir, tmp_path
             json.dumps({"data": params["data"], "artifacts": str(art)}))
     prefect(env, "worker", "start", "--pool", "runpod", "--type", "runpod", "--run-once", timeout=300)
     runs = client_call(env, lambda c: c.read_flow_runs())
-    reval = [r for r in runs if r.deployment_id == revalidate.id and not r.auto_scheduled]
+    reval = [r for r in runs if r.deployment_id == revalidate.id and (r.parameters or {}).get("artifacts") == str(art)]
     assert len(reval) == 1 and reval[0].state.is_completed() and reval[0].name == "revalidate"
     if registry is None:  # nothing in production: nothing to re-validate, nothing written
         assert not [x for x in jsonl(art) if x["kind"] == "revalidation"]

@@ -31,9 +31,11 @@ class Rig:
         return self.root / "remote"
 
     def stop(self) -> None:
-        os.killpg(self.worker.pid, signal.SIGTERM)
         try:
+            os.killpg(self.worker.pid, signal.SIGTERM)
             self.worker.wait(timeout=30)
+        except ProcessLookupError:  # stopped already (a test stops it on purpose)
+            pass
         except subprocess.TimeoutExpired:
             os.killpg(self.worker.pid, signal.SIGKILL)
         subprocess.run(["pkill", "-f", f"moola.remote.watchdog --heartbeat {self.root}"], check=False)
