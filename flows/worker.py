@@ -152,7 +152,7 @@ class RunPodWorker(ProcessWorker):
         from prefect.blocks.system import Secret
         try:
             secret = await Secret.aload(secret_block)
-        except (ValueError, Exception) as exc:  # the block does not exist, or the API said no
+        except Exception as exc:  # the block does not exist, or the API said no
             raise ConfigError(f"RunPod API key: RUNPOD_API_KEY is not set on the worker's machine and the Prefect "
                               f"Secret block {secret_block!r} could not be loaded ({type(exc).__name__})") from None
         return RunPodSDK(str(secret.get()))

@@ -24,11 +24,13 @@ from typing import Callable
 
 from ..errors import RemoteError, RemoteUnavailable
 from . import pods
+from .retry import call_with_retry
 from .runpod import PodAPI, PodLease, PodSpec
 
 log = logging.getLogger("moola.remote.fleet")
 
 IDLE_STOP_S = 900  # a pod without a heartbeat for this long stops itself (its watchdog)
+GUARD_RETRY_S = 120  # how long a pod's sshd may take to answer after the API shows its port
 HANDOVER_ENV = "MOOLA_PODS"  # the run's process finds its pods here (JSON list, see Fleet.handover)
 
 
@@ -76,8 +78,10 @@ class Fleet:
         """Start each pod's watchdog; a pod whose watchdog cannot start is a failed acquisition."""
         if self.make_ssh is None:
             return
-        self.heartbeats = [start_watchdog(self._ssh(i), lease.pod_id, self.idle_stop_s)
-                           for i, lease in enumerate(self.leases)]
+        # the API shows the SSH port before sshd answers on a booting pod: retried for a while
+        self.heartbeats = [call_with_retry(lambda i=i, lease=lease: start_watchdog(self._ssh(i), lease.pod_id,
+                                                                                   self.idle_stop_s),
+                                           retry_for=GUARD_RETRY_S) for i, lease in enumerate(self.leases)]
 
     def heartbeat(self) -> None:
         for i, path in enumerate(self.heartbeats):

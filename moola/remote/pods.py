@@ -34,12 +34,17 @@ def acquire(lease: PodLease, record: Path, deadline_s: float = 0.0, extra: dict 
     """(host, port) of the pod's SSH once it is up. Transient failures (no capacity for any GPU
     type, pod not up yet) are retried with capped backoff until ``deadline_s``; a pod created by
     a failed attempt is reused, never created twice. ``extra`` goes into the record (its owner)."""
+    def write(_=None):
+        record.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(record, {**lease.record(), **(extra or {})})
+    # written as soon as the pod exists, before a boot of minutes: a process killed while waiting
+    # still leaves what a hook or a restarted worker needs to stop it
+    lease.on_pod = write
     try:
         return call_with_retry(lease.acquire, retry_for=deadline_s)
     finally:
-        if lease.pod_id:  # written even when waiting failed: the pod may exist and cost money
-            record.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(record, {**lease.record(), **(extra or {})})
+        if lease.pod_id:  # again with the final price; also when waiting failed: the pod may cost money
+            write()
 
 
 def release(lease: PodLease, record: Path, attempts: int = STOP_ATTEMPTS, retry_s: float = STOP_RETRY_S,

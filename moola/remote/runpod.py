@@ -134,6 +134,7 @@ class PodLease:
     started_wall: float | None = None   # time.time() at acquire: lets another process release and cost it
     cost_per_hr: float = 0.0
     gpu_type: str | None = None         # the type the pod was created with (None: resumed)
+    on_pod: Callable[["PodLease"], None] | None = None  # called once the pod exists, before waiting for it
     events: list[str] = field(default_factory=list)
 
     def acquire(self) -> tuple[str, int]:
@@ -146,7 +147,10 @@ class PodLease:
                 self.api.resume_pod(self.pod_id, self.spec.gpu_count)
         else:
             self.pod_id = self._create()
-        self.started_at, self.started_wall = self.clock(), time.time()
+        if self.started_at is None:  # billing starts here; a retried acquire keeps the first start
+            self.started_at, self.started_wall = self.clock(), time.time()
+        if self.on_pod is not None:
+            self.on_pod(self)
         return self._wait_for_ssh()
 
     def record(self) -> dict:

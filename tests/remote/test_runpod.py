@@ -118,3 +118,21 @@ def test_the_api_key_never_reaches_a_message():
     with pytest.raises(RemotePermanent) as e:
         sdk._call(leaky)
     assert key not in str(e.value) and e.value.__cause__ is None and e.value.__suppress_context__
+
+
+def test_the_lease_record_exists_while_the_pod_boots(tmp_path):
+    """A process killed during a boot of minutes must still leave what stops the pod."""
+    import json
+
+    from moola.remote import pods
+    api, clock = FakeRunPod(boot_polls=3), Clock()
+    record = tmp_path / "pods" / "run.json"
+    seen = []
+
+    def sleep(s):  # each poll of a booting pod: the record is already on disk
+        seen.append(json.loads(record.read_text()) if record.exists() else None)
+        clock.sleep(s)
+    ls = PodLease(api, PodSpec(gpu_types=["NVIDIA H200"]), sleep=sleep, clock=clock, poll=5.0)
+    assert pods.acquire(ls, record, extra={"run_id": "r1"}) == ("127.0.0.1", 22022)
+    assert seen and all(r is not None and r["pod_id"] == "pod-1" and r["run_id"] == "r1" for r in seen)
+    assert json.loads(record.read_text())["cost_per_hr"] == 3.99  # rewritten with the price once up
