@@ -1,0 +1,61 @@
+"""The pods of one run (moola/remote/fleet.py) against the fake API: all or none, records, cost."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from moola.errors import RemoteUnavailable
+from moola.remote.fleet import Fleet, pods_usage, release_run, run_records
+from moola.remote.runpod import PodSpec
+
+from .fake_runpod import FakeRunPod
+
+
+def fleet(api, tmp_path, count=2, **kw) -> Fleet:
+    return Fleet(api, PodSpec(gpu_types=["NVIDIA H100 80GB HBM3", "NVIDIA H200"]), count, tmp_path / "leases",
+                 "run-1", deadline_s=0.0, poll_s=0.0, **kw)
+
+
+def test_every_pod_or_none(tmp_path):
+    api = FakeRunPod(boot_polls=0)
+    real_create = api.create_pod
+
+    def create_then_full(**kw):  # capacity for one pod only
+        pod = real_create(**kw)
+        api.capacity = set()
+        return pod
+    api.create_pod = create_then_full
+    f = fleet(api, tmp_path)
+    with pytest.raises(RemoteUnavailable, match="no capacity"):
+        f.acquire()
+    # the pod that was acquired is stopped, and nothing is left recorded
+    assert api.pods["pod-1"]["desiredStatus"] == "EXITED" and "stop pod-1" in api.calls
+    assert not list((tmp_path / "leases").glob("*.json"))
+
+
+def test_handover_records_cost_and_release(tmp_path):
+    api = FakeRunPod(boot_polls=0)
+    f = fleet(api, tmp_path)
+    assert f.acquire() == [("127.0.0.1", 22022), ("127.0.0.1", 22022)]
+    handed = f.handover()
+    assert [p["pod_id"] for p in handed] == ["pod-1", "pod-2"] and {p["gpu_type"] for p in handed} == {"NVIDIA H200"}
+    assert set(run_records(tmp_path / "leases")) == {"run-1"} and len(run_records(tmp_path / "leases")["run-1"]) == 2
+    now = handed[0]["started_wall"] + 3600
+    assert f.cost_usd(now) == pytest.approx(2 * 3.99, rel=1e-3)
+    assert [round(u["cost_usd"], 2) for u in pods_usage(handed, now)] == [3.99, 3.99]
+    out = f.release()
+    assert [r["stopped"] for r in out] == [True, True] and f.release() == out  # idempotent
+    assert api.calls.count("stop pod-1") == 1 and not list((tmp_path / "leases").glob("*.json"))
+
+
+def test_release_from_records_alone(tmp_path):
+    api = FakeRunPod(boot_polls=0)
+    f = fleet(api, tmp_path, count=1)
+    f.acquire()
+    paths = run_records(tmp_path / "leases")["run-1"]
+    assert json.loads(paths[0].read_text())["run_id"] == "run-1"
+    out = release_run(api, PodSpec(gpu_types=["NVIDIA H200"]), paths)
+    assert [r["pod_id"] for r in out] == ["pod-1"] and 0 <= out[0]["uptime_s"] < 60
+    assert not list((tmp_path / "leases").glob("*.json"))
