@@ -13,7 +13,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
@@ -67,6 +67,9 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
             # the `runpod` worker acquired the pods and stops them when this process exits; without
             # it, one pod for the whole run, stopped in finally (and by the hooks)
             leased = handed or [acquire_pod(artifacts, str(flow_run.id), pod_deadline_s)]
+            if len(leased) > 1:
+                get_run_logger().warning("%d pods were acquired for this run; the gates use the first (the "
+                                         "others idle until they are stopped with it)", len(leased))
             endpoint = prepare_pod(leased[0])
         results.update(train_gates(base, run_dir, runner, endpoint))
     finally:
