@@ -1,7 +1,7 @@
 """Settings of the orchestrating machine, from the environment and ``.env`` (pydantic-settings).
 
 Built once at an entry point, never at import. Secrets are SecretStr: never printed or logged.
-Every field is listed in ``.env.example``.
+Every field is listed in ``.env.example`` (the pod shape commented out: the worker takes it from job variables).
 """
 
 from __future__ import annotations
