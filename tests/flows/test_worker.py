@@ -1,7 +1,8 @@
 """The `runpod` worker type as a user runs it: `prefect worker start --pool runpod --type runpod`
 against a real Prefect server, the RunPod API faked over HTTP (the real `runpod` SDK talks to it),
-and a real loopback sshd as the pod. The pod's Python lacks sktime, pydantic, numba and
-safetensors, as a fresh RunPod image does; the flow installs them from a local wheelhouse.
+and a real loopback sshd as the pod. The pod's Python lacks pydantic (and pydantic-core,
+annotated-types, typing-inspection), safetensors and scikit-base (so `import sktime` fails there too),
+as a fresh RunPod image does; the flow installs them from a local wheelhouse.
 
 One worker serves every test of this module; each test starts a run of the deployment `gates/full`.
 """
@@ -96,7 +97,8 @@ def test_a_deployment_run_gets_its_pods_from_the_worker_and_they_stop_last(rig, 
     assert api.when(f"stop {pod}") >= run.end_time.timestamp() - 1
     # the pod was made ready by the run: the missing packages installed from the wheelhouse, probed
     ready = list(remote.glob("env/*/READY"))
-    assert len(ready) == 1 and "sktime==1.2.0" in json.loads(ready[0].read_text())["installed"]
+    assert len(ready) == 1 and {"pydantic==2.14.4", "scikit-base==1.1.1", "safetensors==0.8.0"} <= set(
+        json.loads(ready[0].read_text())["installed"])
     # its watchdog was started on the pod with the run's idle_stop_s, and heard from
     assert "stops itself after 20 s" in (remote / "heartbeat" / f"{pod}.log").read_text()
     # the pod in the decision record (uptime so far) and in the worker's record (final figures)
@@ -230,24 +232,3 @@ def test_a_restarted_worker_stops_the_pods_of_runs_that_ended_without_it(server,
         client_call(server, lambda c: c.delete_flow_run(live_run.id))
     assert api.ops == ["stop podgone"] and api.pods["podlive"]["desiredStatus"] == "RUNNING"
     assert [p.name for p in records.glob("*.json")] == [f"{live_run.id}.0.json"]
-
-
-def test_stopping_the_worker_stops_the_pods_of_its_runs(rig, tmp_path):
-    """Last: it stops the module's worker (Ctrl-C or SIGTERM, as a user or a service manager would)."""
-    n0 = len(rig["api"].ops)
-    run = gate_running(rig, start(rig, tmp_path / "art", idle_stop_s=20))
-    pod = pod_of(rig, n0)
-    t_stop = time.time()
-    os.kill(rig["worker"].pid, signal.SIGTERM)
-    wait_for_stop = time.monotonic() + 60
-    while not (rig["api"].when(f"stop {pod}") and not leases(rig)) and time.monotonic() < wait_for_stop:
-        time.sleep(0.5)
-    assert rig["api"].when(f"stop {pod}") and not leases(rig), rig["log"].read_text()[-3000:]
-    assert rig["api"].when(f"stop {pod}") - t_stop < 30
-    try:  # the flow's process, if the worker left it running, is ours to end, and its run with it
-        os.kill(int(run.infrastructure_pid.rpartition(":")[2]), signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    from prefect.states import Crashed  # frees the deployment's concurrency slot for later tests
-    client_call(rig["server"], lambda c: c.set_flow_run_state(run.id, Crashed(message="worker stopped"),
-                                                              force=True))
