@@ -90,10 +90,17 @@ def prefect(env, *args, timeout=120) -> str:
     return r.stdout + r.stderr
 
 
+_deployed: set[str] = set()
+
+
 def deploy(env) -> None:
-    """README's steps: the `runpod` work pool (moola's worker type) and `prefect deploy --all`; idempotent."""
+    """README's steps: the `runpod` work pool (moola's worker type) and `prefect deploy --all`; once per
+    server (each `prefect` command costs seconds on a 2-core machine)."""
+    if env["PREFECT_API_URL"] in _deployed:
+        return
     prefect(env, "work-pool", "create", "runpod", "--type", "runpod", "--overwrite")
     prefect(env, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
+    _deployed.add(env["PREFECT_API_URL"])
 
 
 def client_call(env, fn):
