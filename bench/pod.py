@@ -56,9 +56,9 @@ def run_once(env, deployment_id, data: Path, art: Path) -> dict:
     def first_gate():
         found = client_call(env, lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(
             id=FlowRunFilterId(any_=[run_id]))))
-        return found if any(t.name == "gate baseline" and t.start_time for t in found) else None
+        return found if any(t.name.startswith("gate baseline") and t.start_time for t in found) else None
     tasks = wait("the first gate to start", first_gate, 600)
-    first = [t for t in tasks if t.name == "gate baseline"]
+    first = [t for t in tasks if t.name.startswith("gate baseline")]
     client_call(env, lambda c: c.set_flow_run_state(run_id, Cancelling(), force=True))
     run = client_call(env, lambda c: c.read_flow_run(run_id))
     # the run's log lines reach the API in batches: wait for the pod-ready line

@@ -134,8 +134,9 @@ def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, re
 def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require_approval: bool = False,
                 policy: dict | None = None, timing: dict | None = None, approval_timeout_s: int = 3600,
                 data: str | None = None, assume_row_order: bool = False, bar_seconds: int | None = None,
-                publish: bool = True, pods: list[dict] | None = None):
-    """``pods``: the pods the run used (uptime and cost so far, moola.remote.fleet.pods_usage).
+                publish: bool = True, pods: list[dict] | None = None, moves: list[dict] | None = None):
+    """``pods``: the pods the run used (uptime and cost so far, the gates each ran, why one was lost);
+    ``moves``: the gates that moved to another pod, and why (moola.remote.spread).
     ``data``: the labelled file the gates ran on; with it, a candidate must serve before it ships.
     Production is re-scored on ``data`` (the candidates' pooled windows after its training end).
     ``publish``: put the decision artifact on this run (the `gates` flow puts it on its own run).
@@ -164,9 +165,9 @@ def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require
                          else "production is degraded and there is no earlier good version: investigate")
     record = {**d.to_dict(), "production_before": before, "production_after": after}
     reg.append({"kind": "decision", "at": _now(), "decision": record, "timing": timing,
-                **({"pods": pods} if pods else {})})
+                **({"pods": pods} if pods else {}), **({"moves": moves} if moves else {})})
     if publish:
-        publish_decision(d, before, after, results, reg.records("decision"), pods)
+        publish_decision(d, before, after, results, reg.records("decision"), pods, moves)
     log.info("decision %s: %s", d.action, "; ".join(d.reasons))
     for w in d.notes:
         log.info("note: %s", w)

@@ -13,13 +13,13 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from flows.decide import decide_flow, decision_state
 from flows.report import publish_decision
-from flows.pod import acquire_pod, prepare_pod, release_pod, stop_pod_hook, worker_pods
+from flows.pod import PodJudge, acquire_pod, prepare_pods, release_pod, stop_pod_hook, worker_pods
 from flows.tasks import run_gate
 from moola.config import load_gate_config
 from moola.data.validate import DEFAULT_DATA, DataConfig
@@ -28,6 +28,7 @@ from moola.errors import DataError
 from moola.remote.call import GateCall
 from moola.remote.fleet import pods_usage
 from moola.remote.pods import POD_DEADLINE_S
+from moola.remote.spread import MAX_ATTEMPTS, Spread, Unit, spread
 from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RUNNER_KINDS, check_runner
 from moola.settings import registry_from_settings
 
@@ -61,29 +62,29 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
         failed = {"validate": {"status": "failed", "reasons": reasons}}
         return outcome(decide_flow(failed, {}, return_state=True, **decide_opts), failed, artifacts)
     results = {"validate": v.result()}
-    endpoint, handed, leased = None, worker_pods() if runner == "runpod" else None, []
+    handed, leased, ready = worker_pods() if runner == "runpod" else None, [], None
+    judge = PodJudge(artifacts, flow_run.id)
     try:
         if runner == "runpod":
             # the `runpod` worker acquired the pods and stops them when this process exits; without
             # it, one pod for the whole run, stopped in finally (and by the hooks)
             leased = handed or [acquire_pod(artifacts, str(flow_run.id), pod_deadline_s)]
-            if len(leased) > 1:
-                get_run_logger().warning("%d pods were acquired for this run; the gates use the first (the "
-                                         "others idle until they are stopped with it)", len(leased))
-            endpoint = prepare_pod(leased[0])
-        results.update(train_gates(base, run_dir, runner, endpoint))
+            ready = prepare_pods(leased, judge)
+        placed = train_gates(base, run_dir, runner, ready, judge)
+        results.update(placed.results)
     finally:
         if runner == "runpod" and not handed:
             release_pod(artifacts, flow_run.id)
     walls = {name: r["result"]["total_seconds"] for name, r in results.items()}
     plain = {k: r["result"] for k, r in results.items()}
-    used = pods_usage(leased) if leased else None
+    used = pods_record(leased, placed, judge) if leased else None
     return outcome(decide_flow(plain, {k: r["dir"] for k, r in results.items()},
                                timing={"flow_wall_s": time.perf_counter() - t0, "gate_walls_s": walls},
-                               pods=used, return_state=True, **decide_opts), plain, artifacts, used)
+                               pods=used, moves=placed.moves or None, return_state=True, **decide_opts),
+                   plain, artifacts, used, placed.moves)
 
 
-def outcome(decided, results: dict, artifacts: str, pods: list[dict] | None = None):
+def outcome(decided, results: dict, artifacts: str, pods: list[dict] | None = None, moves: list[dict] | None = None):
     """The flow ends in the decision's named state (Shipped, Reverted, Investigate, Blocked) with its
     reasons as the message, and the decision artifact is published on this run, not the subflow's."""
     record = decided.result(raise_on_failure=False)
@@ -94,36 +95,61 @@ def outcome(decided, results: dict, artifacts: str, pods: list[dict] | None = No
                  [Rule(**r) for r in record.get("rules") or []], record.get("evidence") or {},
                  record.get("notes") or [])
     publish_decision(d, record.get("production_before"), record.get("production_after"), results,
-                     registry_from_settings(root=artifacts).records("decision"), pods)
+                     registry_from_settings(root=artifacts).records("decision"), pods, moves)
     return decision_state(record)
 
 
-def train_gates(base: GateCall, run_dir: Path, runner: str, endpoint: dict | None) -> dict:
-    """Gates 1-5, written once: baseline, then control | pretrain -> transfer | augment.
+# gate -> {its folder role: the gate whose folder fills it}; listed in priority order, each after
+# what it needs (pretrain needs nothing: it starts beside the baseline)
+GATE_INPUTS = {"baseline": {}, "pretrain": {}, "minirocket": {"baseline": "baseline"},
+               "augment": {"baseline": "baseline"}, "transfer": {"baseline": "baseline", "encoder": "pretrain"}}
+SKIPPED_WITHOUT_UNLABELED = ("pretrain", "transfer")
 
-    On this machine (here, local) the gates run one after another: concurrent torch processes
-    would only fight over its cores. Remote gates that do not depend on each other run at once."""
-    def submit(gate: str, **folders):
-        call = replace(base, gate=gate, out=run_dir / gate, **{k: Path(v) for k, v in folders.items()})
-        fut = run_gate.submit(call, runner, endpoint)
-        if runner in ON_THIS_MACHINE:
-            fut.wait()
-        return fut
 
-    futures = {"baseline": submit("baseline")}
-    base_dir = futures["baseline"].result()["dir"]
-    futures["minirocket"] = submit("minirocket", baseline=base_dir)
-    skipped = {}
-    if base.unlabeled is None:  # nothing to pretrain on: gates 3-4 are skipped, the decision still comes
-        why = "skipped: no unlabelled data given (the flow's `unlabeled` parameter), so no pretraining"
-        skipped = {g: {"dir": None, "result": {"gate": g, "status": "skipped", "reasons": [why], "metrics": None,
-                                               "total_seconds": 0.0}} for g in ("pretrain", "transfer")}
+def train_gates(base: GateCall, run_dir: Path, runner: str, pods: list[dict] | None = None,
+                judge: PodJudge | None = None) -> Spread:
+    """Gates 1-5, written once: baseline | pretrain, then control, augment, transfer as their
+    inputs are ready (moola.remote.spread).
+
+    Where they run: on this machine (here, local) one after another, as concurrent torch processes
+    would only fight over its cores; on one ssh host all at once; with pods, one gate per pod at a
+    time, spread over every pod, and the gate of a pod lost mid-way moved to a live one. Each gate is
+    a Prefect task ("gate X on pod Y"), so the UI shows which pod ran which gate."""
+    skip = SKIPPED_WITHOUT_UNLABELED if base.unlabeled is None else ()
+    units = [Unit(g, tuple(dict.fromkeys(needs.values()))) for g, needs in GATE_INPUTS.items() if g not in skip]
+    if pods:
+        slots = pods
     else:
-        futures["pretrain"] = submit("pretrain")
-    futures["augment"] = submit("augment", baseline=base_dir)  # before waiting on pretrain: remote gates overlap
-    if not skipped:
-        futures["transfer"] = submit("transfer", baseline=base_dir, encoder=futures["pretrain"].result()["dir"])
-    return {**{name: fut.result() for name, fut in futures.items()}, **skipped}
+        slots = [None] if runner in ON_THIS_MACHINE else [None] * len(units)
+
+    def start(unit: Unit, done: dict, pod: dict | None):
+        call = replace(base, gate=unit.name, out=run_dir / unit.name,
+                       **{role: Path(done[g]["dir"]) for role, g in GATE_INPUTS[unit.name].items()})
+        # on a pod, a lost connection moves the gate (spread); elsewhere the task's own retries wait it out
+        task = run_gate if pod is None else run_gate.with_options(
+            task_run_name=f"gate {unit.name} on {pod['pod_id']}", retries=0)
+        fut = task.submit(call, runner, pod)
+        return fut.wrapped_future, fut.result
+
+    placed = spread(units, slots, start, judge if pods else (lambda slot, exc: None),
+                    name=lambda pod: pod["pod_id"] if pod else "here", max_attempts=MAX_ATTEMPTS if pods else 1)
+    why = "skipped: no unlabelled data given (the flow's `unlabeled` parameter), so no pretraining"
+    for g in skip:  # nothing to pretrain on: gates 3-4 are skipped, the decision still comes
+        placed.results[g] = {"dir": None, "result": {"gate": g, "status": "skipped", "reasons": [why],
+                                                     "metrics": None, "total_seconds": 0.0}}
+    return placed
+
+
+def pods_record(leased: list[dict], placed: Spread | None, judge: PodJudge) -> list[dict]:
+    """Each pod's uptime and cost so far, the gates it ran, and why it was lost (if it was)."""
+    out = []
+    for p in pods_usage(leased):
+        pid = p["pod_id"]
+        gone = judge.released.get(pid)
+        if gone:  # stopped early: its final uptime and cost
+            p = {**p, "uptime_s": round(gone["uptime_s"], 1), "cost_usd": round(gone["cost_usd"], 4)}
+        out.append({**p, "units": placed.units_on(pid) if placed else [], "lost": judge.lost.get(pid)})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,17 +7,23 @@ the flow leases one pod itself: acquired once (retried while there is no capacit
 gate, and stopped on every exit path: the flow's ``finally`` and, for the paths that skip it
 (crash, cancellation from the UI), the state hooks. That lease is written to
 ``<artifacts>/pods/<flow run id>.json`` so a hook running in another process can still stop it.
+
+A pod whose work ended in a lost connection is judged (``PodJudge``): the API says it stopped, or
+its sshd stays unreachable, and it is lost: stopped at once (it is no use and still costs) and
+given no more work; its unit goes to another pod (moola.remote.spread).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from prefect import task
 
 from flows.tasks import moola_logs_in_task, run_logger
+from moola.errors import MoolaError, PodsLost, RemoteUnavailable
 from moola.remote import pods
 from moola.remote.fleet import HANDOVER_ENV
 from moola.remote.pods import POD_DEADLINE_S, STOP_ATTEMPTS, STOP_RETRY_S  # noqa: F401  (tests shorten the retry)
@@ -84,3 +90,76 @@ def stop_pod_hook(flow, flow_run, state) -> None:
     if params.get("runner") == "runpod":
         from moola.settings import registry_from_settings
         release_pod(str(registry_from_settings(root=params.get("artifacts")).root), flow_run.id)
+
+
+LOST_PROBES, LOST_PROBE_S = 3, 2.0  # ssh tries, and the pause between them, before a pod is called lost
+
+
+class PodJudge:
+    """Says whether a pod whose unit ended in RemoteUnavailable is lost, and releases it if so.
+
+    ``lost`` (pod id -> why) and ``released`` (the stop's uptime and cost) are the run's record."""
+
+    def __init__(self, artifacts: str, flow_run_id, probes: int = LOST_PROBES, pause_s: float = LOST_PROBE_S):
+        self.artifacts, self.flow_run_id, self.probes, self.pause_s = artifacts, flow_run_id, probes, pause_s
+        self.lost: dict[str, str] = {}
+        self.released: dict[str, dict] = {}
+
+    def __call__(self, pod: dict, exc: Exception) -> str | None:
+        why = self.why_lost(pod)
+        if why:
+            self.lost[pod["pod_id"]] = why
+            run_logger().warning("pod %s lost: %s (after: %s); stopping it", pod["pod_id"], why, exc)
+            self.release(pod)
+        return why
+
+    def why_lost(self, pod: dict) -> str | None:
+        s = load_settings()
+        try:
+            api = make_api(s) or sdk_from_settings(s)
+            status = (api.get_pod(pod["pod_id"]) or {}).get("desiredStatus", "gone")
+            if status != "RUNNING":
+                return f"RunPod reports it {status}"
+        except MoolaError as exc:  # the API's own trouble: judge by ssh alone
+            run_logger().warning("pod %s: RunPod API not answering (%s); judging by ssh", pod["pod_id"], exc)
+        last = None
+        for attempt in range(self.probes):
+            try:
+                make_runner("ssh", s, (pod["host"], int(pod["port"]))).connect().close()
+                return None
+            except RemoteUnavailable as exc:
+                last = exc
+                if attempt + 1 < self.probes:
+                    time.sleep(self.pause_s)
+        return f"ssh unreachable {self.probes} times in {self.pause_s * (self.probes - 1):.0f} s ({last})"
+
+    def release(self, pod: dict) -> None:
+        """Stop a lost pod now. A worker's pod through its lease record (the worker then skips it);
+        the flow's own pod through the flow's lease."""
+        with moola_logs_in_task():
+            if pod.get("record"):
+                s = Settings()
+                api = make_api(s)
+                got = pods.release_recorded(api if api is not None else sdk_from_settings(s), pod_spec(s),
+                                            Path(pod["record"]), STOP_ATTEMPTS, STOP_RETRY_S)
+            else:
+                got = release_pod(self.artifacts, self.flow_run_id)
+        if got:
+            self.released[pod["pod_id"]] = got
+
+
+def prepare_pods(leased: list[dict], judge: PodJudge) -> list[dict]:
+    """Every pod made ready at once ("make pod X ready" tasks); a pod lost on the way is released
+    and left out. PodsLost when none is left."""
+    futures = [prepare_pod.submit(p) for p in leased]
+    ready = []
+    for pod, fut in zip(leased, futures):
+        try:
+            ready.append(fut.result())
+        except RemoteUnavailable as exc:
+            if not judge(pod, exc):
+                raise
+    if not ready:
+        raise PodsLost("every pod of the run was lost before its first unit: "
+                       + "; ".join(f"{k}: {v}" for k, v in judge.lost.items()))
+    return ready

@@ -188,21 +188,24 @@ def decision_markdown(d, production: dict | None, results: dict | None = None) -
             + (evidence_table(d, results) if results else ""))
 
 
-def pods_markdown(pods: list[dict] | None) -> str:
-    """The pods a run used, with uptime and estimated cost at the time of the decision."""
+def pods_markdown(pods: list[dict] | None, moves: list[dict] | None = None) -> str:
+    """The pods a run used (uptime and estimated cost at the decision, the gates each ran, why a pod
+    was lost), and the gates that moved from a lost pod to another."""
     if not pods:
         return ""
     rows = "".join(f"| {p['pod_id']} | {p.get('gpu_type') or '?'} | {p['uptime_s']:.0f} s | ${p['cost_per_hr']:.2f}/h "
-                   f"| ${p['cost_usd']:.4f} |\n" for p in pods)
-    return ("\n\n## Pods (uptime and cost at the decision)\n\n| pod | GPU type | uptime | price | cost |\n"
-            "|---|---|---|---|---|\n" + rows)
+                   f"| ${p['cost_usd']:.4f} | {', '.join(p.get('units') or []) or '-'} | {p.get('lost') or '-'} |\n"
+                   for p in pods)
+    moved = "".join(f"- gate {m['unit']}: {m['from']} -> {m['to'] or 'nowhere'} ({m['why']})\n" for m in moves or [])
+    return ("\n\n## Pods (uptime and cost at the decision)\n\n| pod | GPU type | uptime | price | cost | gates | lost |\n"
+            "|---|---|---|---|---|---|---|\n" + rows + (f"\n### Moved gates\n\n{moved}" if moved else ""))
 
 
 def publish_decision(d, production_before: dict | None, production_after: dict | None, results: dict,
-                     history: list[dict], pods: list[dict] | None = None) -> None:
+                     history: list[dict], pods: list[dict] | None = None, moves: list[dict] | None = None) -> None:
     """On the run that calls it (the `gates` run): the decision, and the table of past decisions."""
     create_markdown_artifact(key="decision", markdown=decision_markdown(d, production_before, results)
-                             + pods_markdown(pods),
+                             + pods_markdown(pods, moves),
                              description=decision_description(d, production_before))
     rows = []
     for rec in history[-20:]:

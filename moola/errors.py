@@ -10,7 +10,8 @@
     └── RemoteError          anything on the way to or from a remote runner
         ├── RemoteUnavailable    transient: refused, reset, timeout, no capacity, pod not up yet
         └── RemotePermanent      not worth retrying: auth, host key, missing dependency, gate crash
-            └── HostKeyMismatch  the server's key is unknown or changed
+            ├── HostKeyMismatch  the server's key is unknown or changed
+            └── PodsLost         every pod of a run was lost before its units finished
 
 Third-party errors (pyarrow, paramiko, runpod) are converted at the boundary with
 ``raise ... from exc`` so callers only ever catch these.
@@ -75,6 +76,10 @@ class RemotePermanent(RemoteError):
 
 class HostKeyMismatch(RemotePermanent):
     """The server presented a host key that is not the pinned or known one."""
+
+
+class PodsLost(RemotePermanent):
+    """Every pod of the run was lost (unreachable or stopped) with units still to run."""
 
 
 def config_error(exc, where: str = "", flags: bool = False) -> ConfigError:

@@ -4,7 +4,8 @@
     fleet.acquire()        N pods, each under the same deadline and GPU-type failover; a lease
                            record per pod in ``records`` as soon as its id exists
     fleet.guard()          start each pod's watchdog (moola/remote/watchdog.py) and the first heartbeat
-    fleet.handover()       what the run's process needs: host, port, pod id, GPU type, price
+    fleet.handover()       what the run's process needs: host, port, pod id, GPU type, price, and
+                           the lease record (the run stops a pod it found lost through it)
     fleet.heartbeat()      touch each pod's heartbeat file (the watchdog stops a pod left alone)
     fleet.cost_usd()       estimated spend so far (cost/hour x uptime, per pod)
     fleet.release()        stop every pod (retried), records removed once stopped; idempotent
@@ -85,7 +86,7 @@ class Fleet:
 
     def heartbeat(self) -> None:
         for i, path in enumerate(self.heartbeats):
-            if path is None:
+            if path is None or not self.record(i).is_file():  # none, or the run released a lost pod
                 continue
             try:
                 touch(self._ssh(i), path)
@@ -93,8 +94,11 @@ class Fleet:
                 log.warning("heartbeat to pod %s failed: %s", self.leases[i].pod_id, exc)
 
     def handover(self) -> list[dict]:
+        # ``record``: the run stops a pod it found lost through it (pods.release_recorded), and
+        # release() then skips that pod
         return [{"pod_id": ls.pod_id, "host": h, "port": p, "gpu_type": ls.gpu_type, "cost_per_hr": ls.cost_per_hr,
-                 "started_wall": ls.started_wall} for ls, (h, p) in zip(self.leases, self.endpoints)]
+                 "started_wall": ls.started_wall, "record": str(self.record(i))}
+                for i, (ls, (h, p)) in enumerate(zip(self.leases, self.endpoints))]
 
     def cost_usd(self, now: float | None = None) -> float:
         return sum(usage(ls, now)["cost_usd"] for ls in self.leases)

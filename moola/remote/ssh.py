@@ -138,6 +138,10 @@ class SSHRunner:
             code = stdout.channel.recv_exit_status()
         except (socket.error, EOFError, paramiko.SSHException) as exc:
             raise RemoteUnavailable(f"connection to {self.host} lost while running a command: {exc}") from exc
+        if code == -1:  # paramiko's "the channel closed without an exit status": the sshd (pod) went away
+            raise RemoteUnavailable(f"connection to {self.host} lost while running a command (no exit status); "
+                                    f"last lines:\n{tail[-2000:]}" if tail else
+                                    f"connection to {self.host} lost while running a command (no exit status)")
         return code, "\n".join(tail)
 
     # -- shipping -------------------------------------------------------------------------------

@@ -22,9 +22,9 @@ from tests.flows.worker_rig import KEY, start_rig
 
 @pytest.fixture(scope="module")
 def rig(server, tmp_path_factory, sample_dir):
-    r = start_rig(tmp_path_factory.mktemp("worker"), server)
+    r = start_rig(tmp_path_factory.mktemp("worker"), server, pods=2)
     deployment = client_call(server, lambda c: c.read_deployment_by_name("gates/full"))
-    yield dict(server=server, api=r.api, sshd=r.sshd, root=r.root, worker=r.worker, log=r.log,
+    yield dict(server=server, api=r.api, sshd=r.sshd, sshd_of=r.sshd_of, root=r.root, worker=r.worker, log=r.log,
                deployment=deployment, data=str(sample_dir / "train.parquet"))
     r.stop()
 
@@ -62,7 +62,7 @@ def gate_running(rig, run_id, gate="baseline"):
     def running():
         tasks = client_call(rig["server"], lambda c: c.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))))
-        if any(t.name == f"gate {gate}" and t.state and t.state.is_running() for t in tasks):
+        if any(t.name.startswith(f"gate {gate} on ") and t.state and t.state.is_running() for t in tasks):
             return client_call(rig["server"], lambda c: c.read_flow_run(run_id))
     return wait_for(rig, running, 240, f"gate {gate} to run")
 
@@ -118,9 +118,59 @@ def test_a_deployment_run_gets_its_pods_from_the_worker_and_they_stop_last(rig, 
         flow_run_id=LogFilterFlowRunId(any_=[run.id]))))
     names = {t.id: t.name for t in client_call(rig["server"], lambda c: c.read_task_runs())}
     remote_lines = [(names.get(x.task_run_id), x.message) for x in logs if "@127.0.0.1]" in x.message]
-    assert {n for n, _ in remote_lines} == {f"gate {g}" for g in ("baseline", "minirocket", "augment")}
+    # each gate task is named after the pod it ran on (what the UI shows)
+    assert {n for n, _ in remote_lines} == {f"gate {g} on {pod}" for g in ("baseline", "minirocket", "augment")}
     assert all(m.startswith(f"[{n.split()[1]}@127.0.0.1]") for n, m in remote_lines)
     assert any(n == "make pod pod1 ready".replace("pod1", pod) for n in names.values())
+
+
+def task_runs(rig, run_id) -> list:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    return client_call(rig["server"], lambda c: c.read_task_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))))
+
+
+def test_two_pods_share_the_gates_and_a_pod_lost_mid_gate_hands_its_gate_to_the_other(rig, tmp_path):
+    """pods: 2. Baseline first; then minirocket and augment at once, one per pod. The sshd of the
+    pod running augment is killed (listener, sessions, the gate's process: the pod is gone) while it
+    runs: the run judges that pod lost, stops it, and augment runs again on the other pod."""
+    api, art = rig["api"], tmp_path / "art"
+    run_id = start(rig, art, pods=2, idle_stop_s=20)
+
+    def two_at_once():
+        on = {t.name.split(" on ")[0]: t.name.split(" on ")[1] for t in task_runs(rig, run_id)
+              if t.name.startswith("gate ") and " on " in t.name and t.state and t.state.is_running()}
+        return on if len(set(on.values())) == 2 else None
+    running = wait_for(rig, two_at_once, 240, "two gates running on two pods")
+    assert set(running) == {"gate minirocket", "gate augment"}, running
+    victim, other = running["gate augment"], running["gate minirocket"]
+    sshd = rig["sshd_of"](victim)
+    sshd.stop()
+    try:
+        run = final(rig, run_id)
+    finally:
+        sshd.start()  # the module's later runs may get this port again
+    decision = [x for x in jsonl(art) if x["kind"] == "decision"][-1]
+    assert run.state.name in ("Shipped", "Reverted", "Investigate", "Blocked"), run.state.message
+    assert {x["gate"] for x in jsonl(art) if x["kind"] == "gate_result"} >= {"validate", "baseline", "minirocket",
+                                                                              "augment"}
+    # the record says which gate moved, from where to where, and why
+    assert [(m["unit"], m["from"], m["to"]) for m in decision["moves"]] == [("augment", victim, other)]
+    assert decision["moves"][0]["why"].startswith("ssh unreachable 3 times")
+    pods = {p["pod_id"]: p for p in decision["pods"]}
+    assert set(pods) == {victim, other}
+    assert pods[victim]["lost"].startswith("ssh unreachable") and pods[other]["lost"] is None
+    assert pods[victim]["units"] == ["baseline"] and pods[other]["units"] == ["minirocket", "augment"]
+    # what the UI shows: each gate task named after its pod; the lost try failed, the moved one completed
+    states = {t.name: t.state.type.value for t in task_runs(rig, run_id) if t.name.startswith("gate ")}
+    assert states[f"gate augment on {victim}"] == "FAILED" and states[f"gate augment on {other}"] == "COMPLETED"
+    assert states[f"gate baseline on {victim}"] == "COMPLETED" and states[f"gate minirocket on {other}"] == "COMPLETED"
+    # every pod stopped, each once: the lost one by the run as soon as it was judged lost (before the
+    # decision), the other by the worker when the run's process exited
+    wait_for(rig, lambda: not leases(rig) and api.when(f"stop {other}"), 30, "both pods to stop")
+    assert api.ops.count(f"stop {victim}") == 1 and api.ops.count(f"stop {other}") == 1
+    assert api.when(f"stop {victim}") < run.end_time.timestamp() <= api.when(f"stop {other}") + 1
+    assert {api.pods[p]["desiredStatus"] for p in (victim, other)} == {"EXITED"}
 
 
 def test_sigkill_of_the_flow_process_mid_gate_stops_the_pod_within_seconds(rig, tmp_path):

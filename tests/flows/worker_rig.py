@@ -22,9 +22,16 @@ KEY = "rp_worker_test_key"
 class Rig:
     root: Path
     api: FakeRunPodHTTP
-    sshd: SSHD
+    sshds: list[SSHD]  # the loopback pods: the n-th pod the API creates is the n-th sshd (cycling)
     worker: subprocess.Popen
     log: Path
+
+    @property
+    def sshd(self) -> SSHD:
+        return self.sshds[0]
+
+    def sshd_of(self, pod_id: str) -> SSHD:
+        return next(s for s in self.sshds if s.port == self.api.port_of[pod_id])
 
     @property
     def remote(self) -> Path:
@@ -39,20 +46,27 @@ class Rig:
         except subprocess.TimeoutExpired:
             os.killpg(self.worker.pid, signal.SIGKILL)
         subprocess.run(["pkill", "-f", f"moola.remote.watchdog --heartbeat {self.root}"], check=False)
-        self.sshd.stop()
+        for sshd in self.sshds:
+            sshd.stop()
         self.api.close()
 
 
-def start_rig(root: Path, server_env: dict, boot_polls: int = 0) -> Rig:
-    """Fake API, loopback pod (sshd, image Python, wheelhouse), the deployments, and a worker."""
+def start_rig(root: Path, server_env: dict, boot_polls: int = 0, pods: int = 1) -> Rig:
+    """Fake API, ``pods`` loopback pods (sshds with their own host keys, one client identity, the
+    same image Python and disk), a wheelhouse, the deployments, and a worker."""
     api = FakeRunPodHTTP(api_key=KEY, ssh_port=0, boot_polls=boot_polls)
-    (root / "sshd").mkdir(parents=True)
-    # the pod's sessions see what RunPod sets in a pod: its API key (and, here, the fake's address)
-    sshd = make_sshd(root / "sshd", env={"RUNPOD_API_KEY": KEY, "RUNPOD_API_BASE_URL": api.url})
-    api.ssh_port = sshd.port
-    sshd.start()
+    sshds = []
+    for i in range(pods):
+        (root / f"sshd{i}").mkdir(parents=True)
+        # the pod's sessions see what RunPod sets in a pod: its API key (and, here, the fake's address)
+        sshds.append(make_sshd(root / f"sshd{i}", env={"RUNPOD_API_KEY": KEY, "RUNPOD_API_BASE_URL": api.url},
+                               client_key=sshds[0].client_key if sshds else None))
+        sshds[-1].start()
+    api.ssh_port, api.ssh_ports = sshds[0].port, [s.port for s in sshds]
+    known = root / "known_hosts"
+    known.write_text("".join(s.known_hosts.read_text() for s in sshds))
     env = dict(server_env, RUNPOD_API_KEY=KEY, RUNPOD_API_BASE_URL=api.url, MOOLA_SSH_USER=getpass.getuser(),
-               MOOLA_SSH_KEY=str(sshd.client_key), MOOLA_SSH_KNOWN_HOSTS=str(sshd.known_hosts),
+               MOOLA_SSH_KEY=str(sshds[0].client_key), MOOLA_SSH_KNOWN_HOSTS=str(known),
                MOOLA_REMOTE_WORKDIR=str(root / "remote"), MOOLA_REMOTE_PYTHON=str(make_image_python(root / "img")),
                MOOLA_POD_WHEELHOUSE=str(make_wheelhouse(root / "wheelhouse")), MOOLA_SSH_TIMEOUT="3",
                MOOLA_ARTIFACTS=str(root / "worker-art"), PREFECT_WORKER_QUERY_SECONDS="1")
@@ -61,4 +75,4 @@ def start_rig(root: Path, server_env: dict, boot_polls: int = 0) -> Rig:
     worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "runpod", "--type", "runpod", "--name", "w1"],
                               cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                               start_new_session=True)
-    return Rig(root, api, sshd, worker, log)
+    return Rig(root, api, sshds, worker, log)

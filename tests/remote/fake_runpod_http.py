@@ -20,6 +20,8 @@ KNOWN_GPUS = {"NVIDIA H100 80GB HBM3", "NVIDIA H200", "NVIDIA A100 80GB PCIe"}
 class FakeRunPodHTTP:
     def __init__(self, api_key="rp_test_key", capacity=("NVIDIA H200",), ssh_port=22022, boot_polls=1):
         self.api_key, self.capacity, self.ssh_port, self.boot_polls = api_key, set(capacity), ssh_port, boot_polls
+        self.ssh_ports: list[int] = []  # several loopback pods: the n-th pod created gets the n-th (cycling)
+        self.port_of: dict[str, int] = {}
         self.pods: dict[str, dict] = {}
         self.ops: list[str] = []
         self.times: list[float] = []  # time.time() of each op
@@ -75,6 +77,8 @@ class FakeRunPodHTTP:
             pod = {"id": f"pod{len(self.pods) + 1}", "desiredStatus": "RUNNING", "costPerHr": 3.99,
                    "imageName": field("imageName"), "machineId": "m1", "runtime": None}
             self.pods[pod["id"]] = pod
+            self.port_of[pod["id"]] = (self.ssh_ports[(len(self.pods) - 1) % len(self.ssh_ports)] if self.ssh_ports
+                                       else self.ssh_port)
             return {"data": {"podFindAndDeployOnDemand": pod}}
         pod_id = field("podId")
         if "podResume" in query:
@@ -92,7 +96,8 @@ class FakeRunPodHTTP:
                 if self.polls[pod_id] > self.boot_polls:
                     pod["runtime"] = {"uptimeInSeconds": 5, "ports": [
                         {"ip": "100.64.0.2", "isIpPublic": False, "privatePort": 22, "publicPort": 22, "type": "tcp"},
-                        {"ip": "127.0.0.1", "isIpPublic": True, "privatePort": 22, "publicPort": self.ssh_port,
+                        {"ip": "127.0.0.1", "isIpPublic": True, "privatePort": 22,
+                         "publicPort": self.port_of.get(pod_id, self.ssh_port),
                          "type": "tcp"}]}
             return {"data": {"pod": pod}}
         return {"errors": [{"message": f"fake: unexpected query {query[:80]!r}"}]}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +22,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, children first found first."""
+    ps = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in ps.splitlines():
+        p, pp = map(int, line.split())
+        children.setdefault(pp, []).append(p)
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
 
 
 def _keygen(path: Path) -> None:
@@ -51,10 +68,15 @@ class SSHD:
         raise RuntimeError(f"sshd did not start: {(self.root / 'sshd.log').read_text()[-2000:]}")
 
     def stop(self) -> None:
+        """Kill it as a pod that is gone: the listener, every session and what runs in them (a
+        session's process is named `sshd: user@notty`, so it is found by parentage, not by name)."""
         if self.proc and self.proc.poll() is None:
-            self.proc.kill()
+            for pid in [*_descendants(self.proc.pid), self.proc.pid]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             self.proc.wait()
-        # the per-connection children of a killed sshd go too
         subprocess.run(["pkill", "-f", f"sshd.*{self.config}"], check=False)
 
     def runner(self, workdir: Path, **kw) -> SSHRunner:
@@ -66,12 +88,15 @@ class SSHD:
 
 
 
-def make_sshd(root: Path, env: dict[str, str] | None = None) -> SSHD:
+def make_sshd(root: Path, env: dict[str, str] | None = None, client_key: Path | None = None) -> SSHD:
     """Keys, config and known_hosts under ``root``; call .start() to run it. ``env``: variables every
-    session on it sees (sshd's SetEnv), as RunPod sets RUNPOD_POD_ID and RUNPOD_API_KEY in a pod."""
+    session on it sees (sshd's SetEnv), as RunPod sets RUNPOD_POD_ID and RUNPOD_API_KEY in a pod.
+    ``client_key``: admit this key (several pods, one identity) instead of making one."""
     _keygen(root / "host_key")
-    _keygen(root / "client_key")
-    shutil.copy(root / "client_key.pub", root / "authorized_keys")
+    if client_key is None:
+        _keygen(root / "client_key")
+        client_key = root / "client_key"
+    shutil.copy(f"{client_key}.pub", root / "authorized_keys")
     port = _free_port()
     config = root / "sshd_config"
     config.write_text(f"""Port {port}
@@ -91,5 +116,5 @@ LogLevel ERROR
     host_key = paramiko.Ed25519Key.from_private_key_file(str(root / "host_key"))
     known = root / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {host_key.get_name()} {host_key.get_base64()}\n")
-    server = SSHD(root, port, config, root / "client_key", known, host_key.fingerprint)
+    server = SSHD(root, port, config, Path(client_key), known, host_key.fingerprint)
     return server

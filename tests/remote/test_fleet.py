@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,21 @@ def test_release_from_records_alone(tmp_path):
     out = release_run(api, PodSpec(gpu_types=["NVIDIA H200"]), paths)
     assert [r["pod_id"] for r in out] == ["pod-1"] and 0 <= out[0]["uptime_s"] < 60
     assert not list((tmp_path / "leases").glob("*.json"))
+
+
+def test_a_pod_the_run_released_through_its_record_is_not_stopped_again_nor_heartbeaten(tmp_path, monkeypatch):
+    import moola.remote.fleet as fleet_mod
+    from moola.remote.pods import release_recorded
+    api = FakeRunPod(boot_polls=0)
+    f = fleet(api, tmp_path)
+    f.acquire()
+    f.heartbeats, f.make_ssh = ["hb-1", "hb-2"], lambda host, port: None
+    touched = []
+    monkeypatch.setattr(fleet_mod, "touch", lambda runner, path: touched.append(path))
+    lost = f.handover()[1]  # the run found pod-2 lost and stopped it through its record
+    got = release_recorded(api, PodSpec(gpu_types=["NVIDIA H200"]), Path(lost["record"]))
+    assert got["pod_id"] == "pod-2" and got["stopped"]
+    f.heartbeat()
+    assert touched == ["hb-1"]
+    out = f.release()
+    assert [r["pod_id"] for r in out] == ["pod-1"] and api.calls.count("stop pod-2") == 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from moola.cli import main
-from moola.errors import ConfigError, RemotePermanent
+from moola.errors import ConfigError, RemotePermanent, RemoteUnavailable
 from moola.modelfile import verify_folder
 from moola.remote.retry import call_with_retry
 from moola.remote.call import GateCall
@@ -147,3 +147,32 @@ def test_an_encrypted_key_is_unlocked_by_its_passphrase(sshd, tmp_path):
         assert out.read().decode().strip() == "unlocked"
     finally:
         client.close()
+
+
+def test_a_connection_cut_mid_command_is_transient_not_a_gate_crash(tmp_path):
+    """The pod's sshd killed while a gate runs: paramiko sees the channel close without an exit
+    status; that is a lost connection (RemoteUnavailable: the unit can go to another pod), not exit
+    -1 read as a crashed gate."""
+    import threading
+    from .sshd_server import make_sshd
+    (tmp_path / "sshd-cut").mkdir()
+    server = make_sshd(tmp_path / "sshd-cut")
+    server.start()
+    runner = server.runner(tmp_path / "work")
+    client = runner.connect()
+    got = {}
+
+    def run():
+        try:
+            got["value"] = runner._exec(client, ["sleep", "30"])
+        except Exception as exc:  # noqa: BLE001 (the test inspects it)
+            got["error"] = exc
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(1.0)
+    server.stop()
+    t.join(20)
+    client.close()
+    assert not t.is_alive()
+    assert isinstance(got.get("error"), RemoteUnavailable), got
+    assert "connection to 127.0.0.1 lost" in str(got["error"])
