@@ -1,8 +1,8 @@
 """The pods of one run, owned by whoever starts the run (the `runpod` worker type, flows/worker.py):
 
     fleet = Fleet(api, spec, count, records, run_id, ...)
-    fleet.acquire()        N pods, each under the same deadline and GPU-type failover; a lease
-                           record per pod in ``records`` as soon as its id exists
+    fleet.acquire()        N pods side by side, each under the same deadline and GPU-type
+                           failover; a lease record per pod in ``records`` as soon as its id exists
     fleet.guard()          start each pod's watchdog (moola/remote/watchdog.py) and the first heartbeat
     fleet.handover()       what the run's process needs: host, port, pod id, GPU type, price, and
                            the lease record (the run stops a pod it found lost through it)
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -56,17 +57,20 @@ class Fleet:
         return self.records / f"{self.run_id}.{i}.json"
 
     def acquire(self) -> list[tuple[str, int]]:
-        """Every pod up with SSH, or none: a failure releases the pods already acquired."""
+        """Every pod up with SSH, or none: a failure releases the pods already acquired. The pods are
+        acquired side by side (a pod's boot takes minutes: N pods in a row would take N boots)."""
         t_end = time.monotonic() + self.deadline_s
+        self.leases = [PodLease(self.api, self.spec, keep_alive=self.keep_alive, poll=self.poll_s,
+                                wait_timeout=min(600.0, self.deadline_s)) for _ in range(self.count)]
+
+        def one(i: int) -> tuple[str, int]:
+            lease = self.leases[i]
+            got = pods.acquire(lease, self.record(i), max(0.0, t_end - time.monotonic()), extra={"run_id": self.run_id})
+            log.info("pod %d/%d: %s (%s) at $%.2f/h; %s", i + 1, self.count, lease.pod_id, lease.gpu_type or "?",
+                     lease.cost_per_hr, "; ".join(lease.events))
+            return got
         try:
-            for i in range(self.count):
-                lease = PodLease(self.api, self.spec, keep_alive=self.keep_alive, poll=self.poll_s,
-                                 wait_timeout=min(600.0, self.deadline_s))
-                self.leases.append(lease)
-                left = max(0.0, t_end - time.monotonic())
-                self.endpoints.append(pods.acquire(lease, self.record(i), left, extra={"run_id": self.run_id}))
-                log.info("pod %d/%d: %s (%s) at $%.2f/h; %s", i + 1, self.count, lease.pod_id, lease.gpu_type or "?",
-                         lease.cost_per_hr, "; ".join(lease.events))
+            self.endpoints = _each(one, self.count)
         except BaseException:
             self.release()
             raise
@@ -80,9 +84,9 @@ class Fleet:
         if self.make_ssh is None:
             return
         # the API shows the SSH port before sshd answers on a booting pod: retried for a while
-        self.heartbeats = [call_with_retry(lambda i=i, lease=lease: start_watchdog(self._ssh(i), lease.pod_id,
-                                                                                   self.idle_stop_s),
-                                           retry_for=GUARD_RETRY_S) for i, lease in enumerate(self.leases)]
+        self.heartbeats = _each(lambda i: call_with_retry(
+            lambda: start_watchdog(self._ssh(i), self.leases[i].pod_id, self.idle_stop_s), retry_for=GUARD_RETRY_S),
+            len(self.leases))
 
     def heartbeat(self) -> None:
         for i, path in enumerate(self.heartbeats):
@@ -119,6 +123,17 @@ class Fleet:
             got = pods.release(lease, self.record(i))
             out.append({**got, "gpu_type": lease.gpu_type, "cost_per_hr": lease.cost_per_hr})
         return out
+
+
+def _each(fn: Callable[[int], object], n: int) -> list:
+    """[fn(0), ..., fn(n-1)] run side by side; every call finishes before the first error is raised
+    (so nothing is still acquiring when the caller releases)."""
+    if n <= 1:
+        return [fn(i) for i in range(n)]
+    with ThreadPoolExecutor(n, thread_name_prefix="pod") as ex:
+        futures = [ex.submit(fn, i) for i in range(n)]
+        wait(futures)
+    return [f.result() for f in futures]
 
 
 def usage(lease: PodLease, now: float | None = None) -> dict:

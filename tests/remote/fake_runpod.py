@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from runpod import error as rp_error
 
 from moola.remote.runpod import classify
@@ -18,6 +20,7 @@ class FakeRunPod:
                                                    "runtime": None}}
         self.calls: list[str] = []
         self.polls = 0
+        self.lock = threading.Lock()  # a Fleet creates its pods side by side
 
     def _running(self, pod_id):
         self.polls += 1
@@ -40,12 +43,13 @@ class FakeRunPod:
 
     def create_pod(self, name, image_name, gpu_type_id, cloud_type, gpu_count, volume_in_gb,
                    container_disk_in_gb, ports):
-        self.calls.append(f"create {gpu_type_id}")
-        if gpu_type_id not in self.capacity:
-            raise classify(rp_error.QueryError(NO_CAPACITY))
-        pod = {"id": f"pod-{len(self.pods)}", "desiredStatus": "RUNNING", "costPerHr": 3.99, "runtime": None}
-        self.pods[pod["id"]] = pod
-        return pod
+        with self.lock:
+            self.calls.append(f"create {gpu_type_id}")
+            if gpu_type_id not in self.capacity:
+                raise classify(rp_error.QueryError(NO_CAPACITY))
+            pod = {"id": f"pod-{len(self.pods)}", "desiredStatus": "RUNNING", "costPerHr": 3.99, "runtime": None}
+            self.pods[pod["id"]] = pod
+            return pod
 
     def stop_pod(self, pod_id):
         self.calls.append(f"stop {pod_id}")

@@ -26,6 +26,7 @@ class FakeRunPodHTTP:
         self.ops: list[str] = []
         self.times: list[float] = []  # time.time() of each op
         self.polls: dict[str, int] = {}
+        self.lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,7 +39,8 @@ class FakeRunPodHTTP:
                     self.send_response(401)
                     self.end_headers()
                     return
-                out = json.dumps(fake.answer(body["query"])).encode()
+                with fake.lock:  # pods are created side by side (moola.remote.fleet)
+                    out = json.dumps(fake.answer(body["query"])).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out)))

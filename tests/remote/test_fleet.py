@@ -78,3 +78,21 @@ def test_a_pod_the_run_released_through_its_record_is_not_stopped_again_nor_hear
     assert touched == ["hb-1"]
     out = f.release()
     assert [r["pod_id"] for r in out] == ["pod-1"] and api.calls.count("stop pod-2") == 1
+
+
+def test_pods_are_acquired_side_by_side_not_one_boot_after_another(tmp_path):
+    """A pod here answers SSH only once every pod of the run was created: acquired one after the
+    other, the first would wait for a second that is never asked for (until the deadline)."""
+    api = FakeRunPod(boot_polls=0)
+    real_get = api.get_pod
+
+    def get_pod(pod_id):
+        pod = real_get(pod_id)
+        if len(api.pods) < 1 + 3:  # "existing" + this run's three
+            pod = {**pod, "runtime": None}
+        return pod
+    api.get_pod = get_pod
+    f = Fleet(api, PodSpec(gpu_types=["NVIDIA H200"]), 3, tmp_path / "leases", "run-1", deadline_s=3.0, poll_s=0.05)
+    assert f.acquire() == [("127.0.0.1", 22022)] * 3
+    assert sorted(p["pod_id"] for p in f.handover()) == ["pod-1", "pod-2", "pod-3"]
+    f.release()
