@@ -117,3 +117,43 @@ def test_a_failing_stop_is_retried_and_never_forgotten(prefect_server, pod, tmp_
     assert not release_pod(art, "run-5")["stopped"] and lease_file(art, "run-5").is_file()
     failures[0] = 0
     assert release_pod(art, "run-5")["stopped"] and not lease_file(art, "run-5").exists()
+
+
+def test_the_runs_only_pod_lost_mid_gate_fails_the_run_clean_with_the_pod_stopped(prefect_server, pod, sample_dir,
+                                                                                   tmp_path, monkeypatch):
+    """The pod's sshd (and the gate running under it) killed while the baseline trains: the run
+    judges the pod lost (API still says RUNNING, ssh refused 3 times), stops it, has no pod left for
+    the gate, and fails naming the pod and the gates that never ran; no decision is recorded."""
+    import threading
+    from tests.remote.sshd_server import make_sshd
+    (tmp_path / "pod").mkdir()
+    own = make_sshd(tmp_path / "pod")  # its own sshd: the session's stays up for the other tests
+    own.start()
+    monkeypatch.setenv("MOOLA_SSH_KEY", str(own.client_key))
+    monkeypatch.setenv("MOOLA_SSH_KNOWN_HOSTS", str(own.known_hosts))
+    pod.ssh_port = own.port
+    remote = tmp_path / "remote"
+    killed = threading.Event()
+
+    def kill_once_the_baseline_runs():
+        t_end = time.monotonic() + 240
+        while time.monotonic() < t_end and not killed.is_set():
+            if list((remote / "runs").glob(".baseline-*")) or list((remote / "runs").glob("baseline-*")):
+                own.stop()
+                killed.set()
+            time.sleep(0.1)
+    watcher = threading.Thread(target=kill_once_the_baseline_runs, daemon=True)
+    watcher.start()
+    from flows.gates import gates
+    art = tmp_path / "art"
+    try:
+        state = gates(data=str(sample_dir / "train.parquet"), unlabeled=None, runner="runpod", config=CONFIG,
+                      artifacts=str(art), return_state=True)
+    finally:
+        killed.set()
+        own.stop()
+    assert state.is_failed(), state.message
+    assert "every pod of the run was lost (existing: ssh unreachable 3 times" in state.message
+    assert "never finished: baseline, minirocket, augment" in state.message
+    assert pod.calls.count("stop existing") == 1 and pod.pods["existing"]["desiredStatus"] == "EXITED"
+    assert not [x for x in jsonl(art) if x["kind"] == "decision"]
