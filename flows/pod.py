@@ -25,7 +25,7 @@ from prefect import task
 from flows.tasks import moola_logs_in_task, run_logger
 from moola.errors import MoolaError, PodsLost, RemoteUnavailable
 from moola.remote import pods
-from moola.remote.fleet import HANDOVER_ENV
+from moola.remote.fleet import HANDOVER_ENV, release_handed
 from moola.remote.pods import POD_DEADLINE_S, STOP_ATTEMPTS, STOP_RETRY_S  # noqa: F401  (tests shorten the retry)
 from moola.remote.podenv import ensure_env
 from moola.remote.runner import make_runner
@@ -140,8 +140,8 @@ class PodJudge:
             if pod.get("record"):
                 s = Settings()
                 api = make_api(s)
-                got = pods.release_recorded(api if api is not None else sdk_from_settings(s), pod_spec(s),
-                                            Path(pod["record"]), STOP_ATTEMPTS, STOP_RETRY_S)
+                got = release_handed(api if api is not None else sdk_from_settings(s), pod_spec(s), pod,
+                                     STOP_ATTEMPTS, STOP_RETRY_S)
             else:
                 got = release_pod(self.artifacts, self.flow_run_id)
         if got:

@@ -11,7 +11,8 @@
     fleet.release()        stop every pod (retried), records removed once stopped; idempotent
 
 ``release_run(records, run_id)`` does the last step from the records alone, for a worker that
-restarted after the run's own worker died.
+restarted after the run's own worker died; ``release_handed(api, spec, pod)`` stops one pod from
+the run's process (found lost), leaving a receipt that ``release()`` reports with the others.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from ..atomic import write_json_atomic
 from ..errors import RemoteError, RemoteUnavailable
 from . import pods
 from .retry import call_with_retry
@@ -113,6 +115,10 @@ class Fleet:
         out = self.released
         for i, lease in enumerate(self.leases):
             if not self.record(i).is_file():
+                stopped = take_receipt(self.record(i))
+                if stopped is not None:  # the run stopped this pod itself (it was lost): its figures count
+                    out.append({**stopped, "gpu_type": lease.gpu_type, "cost_per_hr": lease.cost_per_hr,
+                                "released_by": "run"})
                 continue
             if self.keep_alive and i < len(self.heartbeats) and self.heartbeats[i]:
                 try:
@@ -153,6 +159,28 @@ def pods_usage(handed: list[dict], now: float | None = None) -> list[dict]:
                     "cost_per_hr": p.get("cost_per_hr") or 0.0,
                     "cost_usd": round((p.get("cost_per_hr") or 0.0) * up / 3600, 4)})
     return out
+
+
+def release_handed(api: PodAPI, spec: PodSpec, pod: dict, attempts: int = pods.STOP_ATTEMPTS,
+                   retry_s: float = pods.STOP_RETRY_S) -> dict | None:
+    """Stop a handed-over pod from the run's own process (the run found it lost), through its lease
+    record; a receipt beside the record gives the worker the pod's final uptime and cost."""
+    record = Path(pod["record"])
+    got = pods.release_recorded(api, spec, record, attempts, retry_s)
+    if got is not None and got["stopped"]:
+        write_json_atomic(record.with_suffix(".stopped"), got)
+    return got
+
+
+def take_receipt(record: Path) -> dict | None:
+    """The receipt release_handed left for ``record`` (read once, then removed), or None."""
+    path = record.with_suffix(".stopped")
+    try:
+        got = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    path.unlink(missing_ok=True)
+    return got
 
 
 def run_records(records: Path) -> dict[str, list[Path]]:

@@ -171,6 +171,10 @@ def test_two_pods_share_the_gates_and_a_pod_lost_mid_gate_hands_its_gate_to_the_
     assert api.ops.count(f"stop {victim}") == 1 and api.ops.count(f"stop {other}") == 1
     assert api.when(f"stop {victim}") < run.end_time.timestamp() <= api.when(f"stop {other}") + 1
     assert {api.pods[p]["desiredStatus"] for p in (victim, other)} == {"EXITED"}
+    # the worker's own record has both pods' final figures, the lost one as the run stopped it
+    usage = [x for x in jsonl(art) if x["kind"] == "pods"][-1]
+    assert {(p["pod_id"], p.get("released_by")) for p in usage["pods"]} == {(victim, "run"), (other, None)}
+    assert usage["cost_usd"] == pytest.approx(sum(p["cost_usd"] for p in usage["pods"]), abs=1e-5)
 
 
 def test_sigkill_of_the_flow_process_mid_gate_stops_the_pod_within_seconds(rig, tmp_path):

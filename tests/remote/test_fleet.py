@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -64,7 +63,7 @@ def test_release_from_records_alone(tmp_path):
 
 def test_a_pod_the_run_released_through_its_record_is_not_stopped_again_nor_heartbeaten(tmp_path, monkeypatch):
     import moola.remote.fleet as fleet_mod
-    from moola.remote.pods import release_recorded
+    from moola.remote.fleet import release_handed
     api = FakeRunPod(boot_polls=0)
     f = fleet(api, tmp_path)
     f.acquire()
@@ -72,12 +71,15 @@ def test_a_pod_the_run_released_through_its_record_is_not_stopped_again_nor_hear
     touched = []
     monkeypatch.setattr(fleet_mod, "touch", lambda runner, path: touched.append(path))
     lost = f.handover()[1]  # the run found pod-2 lost and stopped it through its record
-    got = release_recorded(api, PodSpec(gpu_types=["NVIDIA H200"]), Path(lost["record"]))
+    got = release_handed(api, PodSpec(gpu_types=["NVIDIA H200"]), lost)
     assert got["pod_id"] == "pod-2" and got["stopped"]
     f.heartbeat()
     assert touched == ["hb-1"]
     out = f.release()
-    assert [r["pod_id"] for r in out] == ["pod-1"] and api.calls.count("stop pod-2") == 1
+    # stopped once, by the run; the worker's release reports it (from the run's receipt) with the other
+    assert api.calls.count("stop pod-2") == 1 and api.calls.count("stop pod-1") == 1
+    assert [(r["pod_id"], r.get("released_by")) for r in out] == [("pod-1", None), ("pod-2", "run")]
+    assert out[1]["uptime_s"] == got["uptime_s"] and not list((tmp_path / "leases").iterdir())
 
 
 def test_pods_are_acquired_side_by_side_not_one_boot_after_another(tmp_path):
