@@ -114,7 +114,7 @@ def train_gates(base: GateCall, run_dir: Path, runner: str, pods: list[dict] | N
     Where they run: on this machine (here, local) one after another, as concurrent torch processes
     would only fight over its cores; on one ssh host all at once; with pods, one gate per pod at a
     time, spread over every pod, and the gate of a pod lost mid-way moved to a live one. Each gate is
-    a Prefect task ("gate X on pod Y"), so the UI shows which pod ran which gate."""
+    a Prefect task ("gate X on pod Y", tag "pod:Y"), so the UI shows which pod ran which gate."""
     skip = SKIPPED_WITHOUT_UNLABELED if base.unlabeled is None else ()
     units = [Unit(g, tuple(dict.fromkeys(needs.values()))) for g, needs in GATE_INPUTS.items() if g not in skip]
     if pods:
@@ -127,7 +127,7 @@ def train_gates(base: GateCall, run_dir: Path, runner: str, pods: list[dict] | N
                        **{role: Path(done[g]["dir"]) for role, g in GATE_INPUTS[unit.name].items()})
         # on a pod, a lost connection moves the gate (spread); elsewhere the task's own retries wait it out
         task = run_gate if pod is None else run_gate.with_options(
-            task_run_name=f"gate {unit.name} on {pod['pod_id']}", retries=0)
+            task_run_name=f"gate {unit.name} on {pod['pod_id']}", tags=[f"pod:{pod['pod_id']}"], retries=0)
         fut = task.submit(call, runner, pod)
         return fut.wrapped_future, fut.result
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from prefect import task
 
 from flows.tasks import moola_logs_in_task, run_logger
-from moola.errors import MoolaError, PodsLost, RemoteUnavailable
+from moola.errors import ConfigError, MoolaError, PodsLost, RemoteUnavailable
 from moola.remote import pods
 from moola.remote.fleet import HANDOVER_ENV, release_handed
 from moola.remote.pods import POD_DEADLINE_S, STOP_ATTEMPTS, STOP_RETRY_S  # noqa: F401  (tests shorten the retry)
@@ -36,6 +36,27 @@ from moola.settings import Settings, load_settings
 def make_api(settings: Settings) -> PodAPI | None:
     """The RunPod API (None: the real SDK, from the settings). Tests swap this for a fake."""
     return None
+
+
+KEY_SECRET_ENV = "MOOLA_RUNPOD_KEY_SECRET"  # the worker names its Secret block here (the name, never the key)
+
+
+def run_api(settings: Settings) -> PodAPI:
+    """The RunPod API for this run's process: the test fake, else RUNPOD_API_KEY (environment or
+    .env), else the Prefect Secret block the `runpod` worker took its key from."""
+    api = make_api(settings)
+    if api is not None:
+        return api
+    block = os.environ.get(KEY_SECRET_ENV)
+    if settings.runpod_api_key is None and block:
+        from prefect.blocks.system import Secret
+        from moola.remote.runpod import RunPodSDK
+        try:
+            return RunPodSDK(str(Secret.load(block).get()))
+        except Exception as exc:  # the block is gone, or the API said no
+            raise ConfigError(f"RunPod API key: RUNPOD_API_KEY is not set and the Prefect Secret block {block!r} "
+                              f"could not be loaded ({type(exc).__name__})") from None
+    return sdk_from_settings(settings)
 
 
 def lease_file(artifacts: str, flow_run_id) -> Path:
@@ -78,9 +99,8 @@ def release_pod(artifacts: str, flow_run_id) -> dict | None:
     if not path.is_file():
         return None
     s = Settings()
-    api = make_api(s)
     with moola_logs_in_task():
-        return pods.release_recorded(api if api is not None else sdk_from_settings(s), pod_spec(s), path,
+        return pods.release_recorded(run_api(s), pod_spec(s), path,
                                      STOP_ATTEMPTS, STOP_RETRY_S)
 
 
@@ -116,7 +136,7 @@ class PodJudge:
     def why_lost(self, pod: dict) -> str | None:
         s = load_settings()
         try:
-            api = make_api(s) or sdk_from_settings(s)
+            api = run_api(s)
             status = (api.get_pod(pod["pod_id"]) or {}).get("desiredStatus", "gone")
             if status != "RUNNING":
                 return f"RunPod reports it {status}"
@@ -139,9 +159,7 @@ class PodJudge:
         with moola_logs_in_task():
             if pod.get("record"):
                 s = Settings()
-                api = make_api(s)
-                got = release_handed(api if api is not None else sdk_from_settings(s), pod_spec(s), pod,
-                                     STOP_ATTEMPTS, STOP_RETRY_S)
+                got = release_handed(run_api(s), pod_spec(s), pod, STOP_ATTEMPTS, STOP_RETRY_S)
             else:
                 got = release_pod(self.artifacts, self.flow_run_id)
         if got:

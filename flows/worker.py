@@ -32,6 +32,7 @@ from uuid import UUID
 import anyio
 from pydantic import Field
 
+from flows.pod import KEY_SECRET_ENV
 from flows.tasks import moola_logs_to
 from moola.errors import ConfigError, MoolaError
 from moola.remote.fleet import HANDOVER_ENV, IDLE_STOP_S, Fleet, release_run, run_records
@@ -203,6 +204,8 @@ class RunPodWorker(ProcessWorker):
             raise
 
         configuration.env[HANDOVER_ENV] = json.dumps(fleet.handover())
+        # the run stops a pod it finds lost itself: it needs the API key from where the worker got it
+        configuration.env[KEY_SECRET_ENV] = configuration.api_key_secret
         started, over = _Started(task_status), {}
         try:
             async with anyio.create_task_group() as tg:

@@ -157,3 +157,23 @@ def test_the_runs_only_pod_lost_mid_gate_fails_the_run_clean_with_the_pod_stoppe
     assert "never finished: baseline, minirocket, augment" in state.message
     assert pod.calls.count("stop existing") == 1 and pod.pods["existing"]["desiredStatus"] == "EXITED"
     assert not [x for x in jsonl(art) if x["kind"] == "decision"]
+
+
+def test_a_runs_process_finds_the_api_key_in_the_workers_secret_block(prefect_server, monkeypatch):
+    """A worker that took its key from a Secret block hands the run the block's name (never the key);
+    the run needs the key to stop a pod it found lost."""
+    from prefect.blocks.system import Secret
+
+    from flows.pod import KEY_SECRET_ENV, run_api
+    from moola.errors import ConfigError
+    from moola.settings import Settings
+    Secret(value="rp_from_the_block").save("moola-test-runpod-key", overwrite=True)
+    monkeypatch.delenv("RUNPOD_API_KEY", raising=False)
+    monkeypatch.setenv(KEY_SECRET_ENV, "moola-test-runpod-key")
+    assert run_api(Settings(_env_file=None))._secret == "rp_from_the_block"
+    monkeypatch.setenv(KEY_SECRET_ENV, "no-such-block")
+    with pytest.raises(ConfigError, match="Secret block 'no-such-block' could not be loaded"):
+        run_api(Settings(_env_file=None))
+    monkeypatch.delenv(KEY_SECRET_ENV)
+    with pytest.raises(ConfigError, match="RUNPOD_API_KEY is not set"):
+        run_api(Settings(_env_file=None))

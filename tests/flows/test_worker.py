@@ -162,7 +162,9 @@ def test_two_pods_share_the_gates_and_a_pod_lost_mid_gate_hands_its_gate_to_the_
     assert pods[victim]["lost"].startswith("ssh unreachable") and pods[other]["lost"] is None
     assert pods[victim]["units"] == ["baseline"] and pods[other]["units"] == ["minirocket", "augment"]
     # what the UI shows: each gate task named after its pod; the lost try failed, the moved one completed
-    states = {t.name: t.state.type.value for t in task_runs(rig, run_id) if t.name.startswith("gate ")}
+    gate_tasks = [t for t in task_runs(rig, run_id) if t.name.startswith("gate ")]
+    states = {t.name: t.state.type.value for t in gate_tasks}
+    assert all(t.tags == [f"pod:{t.name.split(' on ')[1]}"] for t in gate_tasks if " on " in t.name)
     assert states[f"gate augment on {victim}"] == "FAILED" and states[f"gate augment on {other}"] == "COMPLETED"
     assert states[f"gate baseline on {victim}"] == "COMPLETED" and states[f"gate minirocket on {other}"] == "COMPLETED"
     # every pod stopped, each once: the lost one by the run as soon as it was judged lost (before the
