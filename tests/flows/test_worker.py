@@ -12,19 +12,22 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.flows.conftest import CONFIG, client_call, jsonl
 from tests.flows.worker_rig import KEY, start_rig
+from tests.remote.sshd_server import descendants
 
 
 @pytest.fixture(scope="module")
 def rig(server, tmp_path_factory, sample_dir):
     r = start_rig(tmp_path_factory.mktemp("worker"), server, pods=2)
     deployment = client_call(server, lambda c: c.read_deployment_by_name("gates/full"))
-    yield dict(server=server, api=r.api, sshd=r.sshd, sshd_of=r.sshd_of, root=r.root, worker=r.worker, log=r.log,
+    yield dict(server=server, api=r.api, sshd=r.sshd, sshds=r.sshds, root=r.root, worker=r.worker, log=r.log,
                deployment=deployment, data=str(sample_dir / "train.parquet"))
     r.stop()
 
@@ -36,7 +39,7 @@ def start(rig, art, **job_variables):
         rig["deployment"].id, parameters=params, job_variables=job_variables or None)).id
 
 
-def wait_for(rig, check, timeout, what):
+def wait_for(rig, check, timeout, what, poll_s=0.5):
     t_end = time.monotonic() + timeout
     while time.monotonic() < t_end:
         got = check()
@@ -44,7 +47,7 @@ def wait_for(rig, check, timeout, what):
             return got
         if rig["worker"].poll() is not None:
             pytest.fail(f"the worker exited:\n{rig['log'].read_text()[-3000:]}")
-        time.sleep(0.5)
+        time.sleep(poll_s)
     pytest.fail(f"timed out waiting for {what}; worker log:\n{rig['log'].read_text()[-4000:]}")
 
 
@@ -137,15 +140,22 @@ def test_two_pods_share_the_gates_and_a_pod_lost_mid_gate_hands_its_gate_to_the_
     api, art = rig["api"], tmp_path / "art"
     run_id = start(rig, art, pods=2, idle_stop_s=20)
 
-    def two_at_once():
-        on = {t.name.split(" on ")[0]: t.name.split(" on ")[1] for t in task_runs(rig, run_id)
-              if t.name.startswith("gate ") and " on " in t.name and t.state and t.state.is_running()}
-        return on if len(set(on.values())) == 2 else None
-    running = wait_for(rig, two_at_once, 240, "two gates running on two pods")
-    assert set(running) == {"gate minirocket", "gate augment"}, running
-    victim, other = running["gate augment"], running["gate minirocket"]
-    sshd = rig["sshd_of"](victim)
+    def augment_on_a_pod():  # the gate's own process, seen under the sshd of the pod that runs it
+        for sshd in rig["sshds"]:
+            for pid in descendants(sshd.proc.pid):
+                try:
+                    if b"gate\0run\0augment" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        return sshd
+                except OSError:
+                    continue
+    sshd = wait_for(rig, augment_on_a_pod, 240, "gate augment to run on a pod", poll_s=0.1)
+    up = [p for p in api.pods if api.pods[p]["desiredStatus"] == "RUNNING"]  # this run's two pods
+    victim = next(p for p in up if api.port_of[p] == sshd.port)
+    other = next(p for p in up if p != victim)
     sshd.stop()
+    # everything on that pod goes with it, its watchdog too (setsid: no longer below sshd); left
+    # running it would stop the pod a second time once the heartbeats stop, which a gone pod cannot
+    subprocess.run(["pkill", "-f", f"moola.remote.watchdog --heartbeat [^ ]*/heartbeat/{victim} "], check=False)
     try:
         run = final(rig, run_id)
     finally:

@@ -30,9 +30,6 @@ class Rig:
     def sshd(self) -> SSHD:
         return self.sshds[0]
 
-    def sshd_of(self, pod_id: str) -> SSHD:
-        return next(s for s in self.sshds if s.port == self.api.port_of[pod_id])
-
     @property
     def remote(self) -> Path:
         return self.root / "remote"

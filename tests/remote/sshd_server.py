@@ -24,7 +24,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """Every process below ``pid``, children first found first."""
     ps = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
     children: dict[int, list[int]] = {}
@@ -71,7 +71,7 @@ class SSHD:
         """Kill it as a pod that is gone: the listener, every session and what runs in them (a
         session's process is named `sshd: user@notty`, so it is found by parentage, not by name)."""
         if self.proc and self.proc.poll() is None:
-            for pid in [*_descendants(self.proc.pid), self.proc.pid]:
+            for pid in [*descendants(self.proc.pid), self.proc.pid]:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
