@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import RemotePermanent
 from .check import CORE
+from .ssh import sftp_exists
 
 log = logging.getLogger("moola.remote.podenv")
 
@@ -114,7 +115,7 @@ def ensure_env(runner, wheelhouse: Path | None = None, lock: Path = LOCK) -> Env
     client = runner.connect()
     try:
         sftp = client.open_sftp()
-        if _exists(sftp, ready):  # imports were proven when READY was written: versions suffice
+        if sftp_exists(sftp, ready):  # imports were proven when READY was written: versions suffice
             seen = probe(runner, client, site, pins, imports=False)
             if not to_install(seen["have"], pins) and not seen["broken"]:
                 return EnvReport(str(site), True, [], time.perf_counter() - t0, seen["python"])
@@ -172,14 +173,6 @@ def _ship_wheels(runner, client, sftp, wheelhouse: Path, need: list[str]) -> Pur
     if missing:
         raise RemotePermanent(f"wheelhouse {wheelhouse}: no wheel for " + ", ".join(f"{m}=={names[m]}" for m in missing))
     return remote
-
-
-def _exists(sftp, path: PurePosixPath) -> bool:
-    try:
-        sftp.stat(str(path))
-        return True
-    except FileNotFoundError:
-        return False
 
 
 def lock_from_environment() -> dict[str, str]:

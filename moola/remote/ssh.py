@@ -165,7 +165,7 @@ class SSHRunner:
         data, digest = build_bundle()
         code_dir = self.workdir / "code" / digest
         archive = self.workdir / "code" / f"{digest}.tar.gz"
-        if self._upload_if_missing(client, sftp, data, archive) or not _exists(sftp, code_dir / "moola"):
+        if self._upload_if_missing(client, sftp, data, archive) or not sftp_exists(sftp, code_dir / "moola"):
             tmp = f"{code_dir}.{uuid.uuid4().hex}.tmp"
             # publish by rename-if-absent: a concurrent publisher of the same bundle leaves it alone
             code, tail = self._exec(client, ["sh", "-c", 'mkdir -p "$1" && tar -xzf "$2" -C "$1" && '
@@ -186,7 +186,7 @@ class SSHRunner:
         """A gate folder (baseline, encoder), content-addressed by its manifest's hash."""
         digest = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
         remote = self.workdir / "folders" / digest
-        if not _exists(sftp, remote / MANIFEST):
+        if not sftp_exists(sftp, remote / MANIFEST):
             tmp = remote.with_name(f"{digest}.{uuid.uuid4().hex}.part")
             self._exec(client, ["mkdir", "-p", str(tmp)])
             for rel in parse_manifest((folder / MANIFEST).read_text()):
@@ -325,7 +325,7 @@ def map_oserror(exc: OSError, host: str) -> Exception:
     return RemoteUnavailable(f"{host}: transfer failed: {exc}")
 
 
-def _exists(sftp, path: PurePosixPath) -> bool:
+def sftp_exists(sftp, path: PurePosixPath) -> bool:
     try:
         sftp.stat(str(path))
         return True
