@@ -58,7 +58,7 @@ def main() -> int:
         for s in sshds:
             s.stop()
         from prefect.logging.handlers import APILogHandler
-        APILogHandler.flush()  # the runs' last log lines, while the server still listens
+        APILogHandler().flush()  # the runs' last log lines, while the server still listens
         stop_server(server)
     print(f"\n{args.units} units of `sleep {args.sleep_s:g}` over N loopback pods (one run per N)")
     print(f"{'N':>3} {'makespan s':>11} {'ideal s':>8} {'unit overhead s':>16} {'pod-time overhead/unit s':>25}  "
