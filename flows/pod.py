@@ -156,12 +156,17 @@ class PodJudge:
     def release(self, pod: dict) -> None:
         """Stop a lost pod now. A worker's pod through its lease record (the worker then skips it);
         the flow's own pod through the flow's lease."""
-        with moola_logs_in_task():
-            if pod.get("record"):
-                s = Settings()
-                got = release_handed(run_api(s), pod_spec(s), pod, STOP_ATTEMPTS, STOP_RETRY_S)
-            else:
-                got = release_pod(self.artifacts, self.flow_run_id)
+        try:
+            with moola_logs_in_task():
+                if pod.get("record"):
+                    s = Settings()
+                    got = release_handed(run_api(s), pod_spec(s), pod, STOP_ATTEMPTS, STOP_RETRY_S)
+                else:
+                    got = release_pod(self.artifacts, self.flow_run_id)
+        except MoolaError as exc:  # its lease record stays: the worker (or the flow's finally) stops it at the end
+            run_logger().error("pod %s is lost but could not be stopped from the run (%s); it is stopped when "
+                               "the run ends", pod["pod_id"], exc)
+            return
         if got:
             self.released[pod["pod_id"]] = got
 
