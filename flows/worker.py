@@ -72,7 +72,8 @@ class RunPodVariables(ProcessVariables):
     pod_image: str = Field(DEFAULT_IMAGE, description="Container image of the pods (Python and a CUDA torch; "
                            "moola installs the rest, pinned, on first use).")
     volume_gb: int = Field(DEFAULT_VOLUME_GB, ge=1, description="Persistent /workspace volume per pod, GB.")
-    pods: int = Field(1, ge=1, le=16, description="Pods per flow run.")
+    pods: int = Field(1, ge=1, le=16, description="Pods per flow run: the gates are spread over them, one "
+                      "gate per pod at a time (a pod lost mid-gate: the gate moves to another).")
     pod_deadline_s: float = Field(POD_DEADLINE_S, gt=0, description="Give up (run Failed, no pod left) when "
                                   "no GPU type had capacity for this long.")
     max_usd: Optional[float] = Field(None, gt=0, title="Budget (USD)", description="Estimated spend per run "
