@@ -96,8 +96,9 @@ def spread(units: list[Unit], slots: list, start: Callable[[Unit, dict, object],
             running[waitable] = (unit, slot, result, clock())
         if not running:
             if pending and failure is None:
-                failure = PodsLost(f"every pod of the run was lost ({'; '.join(f'{k}: {v}' for k, v in out.lost.items())}); "
-                                   f"{len(pending)} unit(s) never finished: {', '.join(u.name for u in pending)}")
+                lost = "; ".join(f"{k}: {v}" for k, v in out.lost.items())
+                failure = PodsLost(f"every pod of the run was lost ({lost}); {len(pending)} unit(s) never "
+                                   f"finished: {', '.join(u.name for u in pending)}")
             break
         finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
         for waitable in finished:
