@@ -41,21 +41,21 @@ def make_api(settings: Settings) -> PodAPI | None:
 KEY_SECRET_ENV = "MOOLA_RUNPOD_KEY_SECRET"  # the worker names its Secret block here (the name, never the key)
 
 
-def run_api(settings: Settings) -> PodAPI:
-    """The RunPod API for this run's process: the test fake, else RUNPOD_API_KEY (environment or
-    .env), else the Prefect Secret block the `runpod` worker took its key from."""
+def run_api(settings: Settings, block: str | None = None) -> PodAPI:
+    """The RunPod API: the test fake, else RUNPOD_API_KEY (environment or .env), else the Prefect
+    Secret block ``block`` (the worker's job variable; in a run's process, the one the worker named)."""
     api = make_api(settings)
     if api is not None:
         return api
-    block = os.environ.get(KEY_SECRET_ENV)
+    block = block or os.environ.get(KEY_SECRET_ENV)
     if settings.runpod_api_key is None and block:
         from prefect.blocks.system import Secret
         from moola.remote.runpod import RunPodSDK
         try:
             return RunPodSDK(str(Secret.load(block).get()))
         except Exception as exc:  # the block is gone, or the API said no
-            raise ConfigError(f"RunPod API key: RUNPOD_API_KEY is not set and the Prefect Secret block {block!r} "
-                              f"could not be loaded ({type(exc).__name__})") from None
+            raise ConfigError(f"RunPod API key: RUNPOD_API_KEY is not set on this machine and the Prefect Secret "
+                              f"block {block!r} could not be loaded ({type(exc).__name__})") from None
     return sdk_from_settings(settings)
 
 

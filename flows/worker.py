@@ -32,14 +32,13 @@ from uuid import UUID
 import anyio
 from pydantic import Field
 
-from flows.pod import KEY_SECRET_ENV
+from flows.pod import KEY_SECRET_ENV, run_api
 from flows.tasks import moola_logs_to
-from moola.errors import ConfigError, MoolaError
+from moola.errors import MoolaError
 from moola.remote.fleet import HANDOVER_ENV, IDLE_STOP_S, Fleet, release_run, run_records
 from moola.remote.pods import POD_DEADLINE_S
 from moola.remote.runner import make_runner
-from moola.remote.runpod import (DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB, PodSpec,
-                                 RunPodSDK)
+from moola.remote.runpod import (DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB, PodSpec)
 from moola.settings import load_settings, registry_from_settings
 from prefect.workers.process import ProcessJobConfiguration, ProcessVariables, ProcessWorker, ProcessWorkerResult
 
@@ -149,15 +148,7 @@ class RunPodWorker(ProcessWorker):
         await self._stop_orphans()
 
     async def _api(self, settings, secret_block: str):
-        if settings.runpod_api_key is not None:
-            return RunPodSDK(settings.runpod_api_key.get_secret_value())
-        from prefect.blocks.system import Secret
-        try:
-            secret = await Secret.aload(secret_block)
-        except Exception as exc:  # the block does not exist, or the API said no
-            raise ConfigError(f"RunPod API key: RUNPOD_API_KEY is not set on the worker's machine and the Prefect "
-                              f"Secret block {secret_block!r} could not be loaded ({type(exc).__name__})") from None
-        return RunPodSDK(str(secret.get()))
+        return await anyio.to_thread.run_sync(run_api, settings, secret_block)
 
     def _fleet(self, api, settings, cfg: RunPodJobConfiguration, run_id: str) -> Fleet:
         spec = PodSpec(gpu_types=list(cfg.gpu_types), image=cfg.pod_image, cloud_type=cfg.cloud_type,

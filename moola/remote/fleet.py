@@ -100,8 +100,8 @@ class Fleet:
                 log.warning("heartbeat to pod %s failed: %s", self.leases[i].pod_id, exc)
 
     def handover(self) -> list[dict]:
-        # ``record``: the run stops a pod it found lost through it (pods.release_recorded), and
-        # release() then skips that pod
+        # ``record``: the run stops a pod it found lost through it (release_handed), and
+        # release() then reports that pod from its receipt
         return [{"pod_id": ls.pod_id, "host": h, "port": p, "gpu_type": ls.gpu_type, "cost_per_hr": ls.cost_per_hr,
                  "started_wall": ls.started_wall, "record": str(self.record(i))}
                 for i, (ls, (h, p)) in enumerate(zip(self.leases, self.endpoints))]
