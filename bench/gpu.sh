@@ -14,6 +14,8 @@ python3 -m pip install -q --no-deps --no-index --target "$SITE" .whl/*.whl || ex
 export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  echo "== GPU vs CPU probabilities, full fp32 and TF32 (bench/cross_device.py: the serving tolerance)"
+  timeout 60 python3 bench/cross_device.py
   echo "== timings (bench/gpu.py)"
   timeout 150 python3 bench/gpu.py
   echo "== gates on the sample data, GPU budget (bench/gates.py --device cuda)"

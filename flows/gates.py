@@ -19,7 +19,7 @@ from prefect.states import Failed
 
 from flows.decide import decide_flow, decision_state
 from flows.report import publish_decision
-from flows.pod import PodJudge, acquire_pod, prepare_pods, release_pod, stop_pod_hook, worker_pods
+from flows.pod import PodJudge, acquire_pod, end_pods, prepare_pods, stop_pod_hook, worker_pods
 from flows.tasks import run_gate
 from moola.config import load_gate_config
 from moola.data.validate import DEFAULT_DATA, DataConfig
@@ -73,8 +73,8 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
         placed = train_gates(base, run_dir, runner, ready, judge)
         results.update(placed.results)
     finally:
-        if runner == "runpod" and not handed:
-            release_pod(artifacts, flow_run.id)
+        if runner == "runpod":  # before the decision and any approval pause: pods bill by the second
+            end_pods(handed, artifacts, flow_run.id, judge)
     walls = {name: r["result"]["total_seconds"] for name, r in results.items()}
     plain = {k: r["result"] for k, r in results.items()}
     used = pods_record(leased, placed, judge) if leased else None
@@ -146,7 +146,7 @@ def pods_record(leased: list[dict], placed: Spread | None, judge: PodJudge) -> l
     for p in pods_usage(leased):
         pid = p["pod_id"]
         gone = judge.released.get(pid)
-        if gone:  # stopped early: its final uptime and cost
+        if gone:  # ended by the run (after the last gate, or lost): its final uptime and cost
             p = {**p, "uptime_s": round(gone["uptime_s"], 1), "cost_usd": round(gone["cost_usd"], 4)}
         out.append({**p, "units": placed.units_on(pid) if placed else [], "lost": judge.lost.get(pid)})
     return out

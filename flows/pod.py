@@ -78,14 +78,14 @@ def acquire_pod(artifacts: str, flow_run_id: str, deadline_s: float = POD_DEADLI
         host, port = pods.acquire(lease, lease_file(artifacts, flow_run_id), deadline_s)
     run_logger().info("pod %s: ssh %s:%d (%s)", lease.pod_id, host, port, "; ".join(lease.events))
     return {"pod_id": lease.pod_id, "host": host, "port": port, "gpu_type": lease.gpu_type,
-            "cost_per_hr": lease.cost_per_hr, "started_wall": lease.started_wall}
+            "cost_per_hr": lease.cost_per_hr, "started_wall": lease.started_wall, "host_key": lease.host_key}
 
 
 @task(task_run_name="make pod {pod[pod_id]} ready")
 def prepare_pod(pod: dict) -> dict:
     """The pinned environment on the pod (moola.remote.podenv): installed once, probed every run."""
     s = load_settings()
-    runner = make_runner("ssh", s, (pod["host"], int(pod["port"])))
+    runner = make_runner("ssh", s, (pod["host"], int(pod["port"])), host_key=pod.get("host_key"))
     with moola_logs_in_task():
         env = ensure_env(runner, s.moola_pod_wheelhouse)
     run_logger().info("pod %s environment %s in %.1f s (python %s)%s", pod["pod_id"], "warm" if env.warm else "cold",
@@ -145,7 +145,7 @@ class PodJudge:
         last = None
         for attempt in range(self.probes):
             try:
-                make_runner("ssh", s, (pod["host"], int(pod["port"]))).connect().close()
+                make_runner("ssh", s, (pod["host"], int(pod["port"])), host_key=pod.get("host_key")).connect().close()
                 return None
             except RemoteUnavailable as exc:
                 last = exc
@@ -169,6 +169,34 @@ class PodJudge:
             return
         if got:
             self.released[pod["pod_id"]] = got
+
+
+def end_pods(handed: list[dict] | None, artifacts: str, flow_run_id, judge: PodJudge) -> None:
+    """End every pod of the run now: the last gate's folder is here, so nothing is left for them
+    to do, and the decision (with its approval pause, up to an hour) must not keep them billing.
+    A worker's pods through their lease records (the worker then reports them from the receipts);
+    the flow's own pod through its lease. A pod that cannot be ended here is ended by the worker
+    (or this flow's hooks) when the run's process exits."""
+    if handed is None:
+        got = release_pod(artifacts, flow_run_id)
+        if got:
+            judge.released.setdefault(got["pod_id"], got)
+        return
+    s = Settings()
+    for pod in handed:
+        if pod["pod_id"] in judge.released:
+            continue
+        try:
+            with moola_logs_in_task():
+                got = release_handed(run_api(s), pod_spec(s), pod, STOP_ATTEMPTS, STOP_RETRY_S)
+        except MoolaError as exc:
+            run_logger().error("pod %s could not be ended from the run (%s); the worker ends it when the run's "
+                               "process exits", pod["pod_id"], exc)
+            continue
+        if got:
+            judge.released[pod["pod_id"]] = got
+            run_logger().info("pod %s %s after the last gate: up %.0f s, $%.4f", pod["pod_id"],
+                              got.get("ended") or "ended", got["uptime_s"], got["cost_usd"])
 
 
 def prepare_pods(leased: list[dict], judge: PodJudge) -> list[dict]:

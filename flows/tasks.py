@@ -88,7 +88,8 @@ def run_gate(call: GateCall, runner: str, endpoint: dict | None = None) -> dict:
     the ssh runner at it."""
     with moola_logs_in_task():
         where = (endpoint["host"], int(endpoint["port"])) if endpoint else None
-        folder = make_runner(runner, endpoint=where, site=(endpoint or {}).get("site")).run_gate(call)
+        folder = make_runner(runner, endpoint=where, site=(endpoint or {}).get("site"),
+                             host_key=(endpoint or {}).get("host_key")).run_gate(call)
     res = read_result(folder)
     publish_gate(call.gate, res, folder)
     return {"dir": str(folder), "result": res.model_dump(mode="json")}

@@ -3,16 +3,20 @@
     prefect work-pool create runpod --type runpod
     prefect worker start --pool runpod --type runpod
 
-For each flow run whose ``runner`` parameter is ``runpod`` it acquires ``pods`` pods (GPU types tried in order, capacity retried until
-``pod_deadline_s``; no-capacity, a refused key and a bad spec told apart: moola.remote.runpod),
-starts each pod's watchdog (it stops the pod when the heartbeats this worker sends stop for
-``idle_stop_s``), then starts the flow run as a local process, exactly as Prefect's process worker
-does, with the pods handed over in ``MOOLA_PODS``. While the process runs the worker sends
+For each flow run whose ``runner`` parameter is ``runpod`` it first checks the run's data (Gate 0,
+here: invalid or missing data must not cost a pod boot), then acquires ``pods`` pods (GPU types
+tried in order, capacity retried until ``pod_deadline_s``; no-capacity, a refused key and a bad
+spec told apart: moola.remote.runpod). Each pod is created with its own SSH host key and a start
+command that starts its watchdog (moola.remote.podboot): the worker verifies that watchdog (it
+terminates the pod when the heartbeats this worker sends stop for ``idle_stop_s``, or when none
+ever comes), then starts the flow run as a local process, exactly as Prefect's process worker
+does, with the pods (and the host key each connection pins) handed over in ``MOOLA_PODS``. While the process runs the worker sends
 heartbeats and checks the run's estimated spend against ``max_usd`` (over it: the process is
 stopped and the run ends Failed with the figure). When the process exits, however it exits
 (SIGKILL, a cancellation from the UI, a crash), and when the worker itself is stopped, every pod
-is stopped. Each pod's lease is recorded under ``<MOOLA_ARTIFACTS>/pods/worker/`` so a restarted
-worker stops the pods of runs that ended while it was away.
+is terminated (the run itself ends them as soon as the last gate's folder is fetched). Each pod's
+lease is recorded under ``<MOOLA_ARTIFACTS>/pods/worker/`` so a restarted worker ends the pods of
+runs that ended while it was away.
 
 The RunPod API key: RUNPOD_API_KEY (environment or .env), else the Prefect Secret block named by
 the ``api_key_secret`` job variable. It is never a job variable itself.
@@ -38,7 +42,8 @@ from moola.errors import MoolaError
 from moola.remote.fleet import HANDOVER_ENV, IDLE_STOP_S, Fleet, release_run, run_records
 from moola.remote.pods import POD_DEADLINE_S
 from moola.remote.runner import make_runner
-from moola.remote.runpod import (DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB, PodSpec)
+from moola.remote.runpod import (DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB, PodSpec,
+                                 pod_spec)
 from moola.settings import load_settings, registry_from_settings
 from prefect.workers.process import ProcessJobConfiguration, ProcessVariables, ProcessWorker, ProcessWorkerResult
 
@@ -70,7 +75,8 @@ class RunPodVariables(ProcessVariables):
     # points the run's working directory into it (/opt/prefect), away from this checkout
     pod_image: str = Field(DEFAULT_IMAGE, description="Container image of the pods (Python and a CUDA torch; "
                            "moola installs the rest, pinned, on first use).")
-    volume_gb: int = Field(DEFAULT_VOLUME_GB, ge=1, description="Persistent /workspace volume per pod, GB.")
+    volume_gb: int = Field(DEFAULT_VOLUME_GB, ge=0, description="Persistent volume per pod at /workspace, GB "
+                           "(0: none; a volume bills $0.20/GB/month until the pod is terminated).")
     pods: int = Field(1, ge=1, le=16, description="Pods per flow run: the gates are spread over them, one "
                       "gate per pod at a time (a pod lost mid-gate: the gate moves to another).")
     pod_deadline_s: float = Field(POD_DEADLINE_S, gt=0, description="Give up (run Failed, no pod left) when "
@@ -134,6 +140,21 @@ def _kill(pid: int | None, grace_s: float = KILL_GRACE_S) -> None:
         pass
 
 
+def preflight(params: dict) -> list[str]:
+    """Gate 0 of the run's data on this machine, before any pod: its problems (none: go on)."""
+    from moola.data.validate import DataConfig, validate
+    from moola.errors import DataError
+    if not params.get("data"):
+        return ["the run has no `data` parameter"]
+    try:
+        cfg = DataConfig(**{k: params[k] for k in ("val_size", "folds") if params.get(k) is not None})
+        return validate(params["data"], params.get("unlabeled"), cfg).problems
+    except DataError as exc:
+        return list(exc.problems)
+    except (MoolaError, ValueError, OSError) as exc:
+        return [f"{type(exc).__name__}: {exc}"]
+
+
 class RunPodWorker(ProcessWorker):
     type = "runpod"
     job_configuration = RunPodJobConfiguration
@@ -151,10 +172,11 @@ class RunPodWorker(ProcessWorker):
         return await anyio.to_thread.run_sync(run_api, settings, secret_block)
 
     def _fleet(self, api, settings, cfg: RunPodJobConfiguration, run_id: str) -> Fleet:
-        spec = PodSpec(gpu_types=list(cfg.gpu_types), image=cfg.pod_image, cloud_type=cfg.cloud_type,
-                       volume_gb=cfg.volume_gb, name=f"moola-{run_id[:8]}")
+        spec = pod_spec(settings, gpu_types=list(cfg.gpu_types), image=cfg.pod_image, cloud_type=cfg.cloud_type,
+                        volume_gb=cfg.volume_gb, name=f"moola-{run_id}", idle_stop_s=cfg.idle_stop_s)
         return Fleet(api, spec, cfg.pods, leases_dir(settings), run_id, cfg.pod_deadline_s, cfg.keep_alive,
-                     cfg.idle_stop_s, make_ssh=lambda host, port: make_runner("ssh", settings, (host, port)))
+                     cfg.idle_stop_s, make_ssh=lambda host, port, key: make_runner("ssh", settings, (host, port),
+                                                                                   host_key=key))
 
     async def run(self, flow_run, configuration: RunPodJobConfiguration, task_status=None) -> RunPodWorkerResult:
         task_status = task_status or anyio.TASK_STATUS_IGNORED
@@ -170,6 +192,13 @@ class RunPodWorker(ProcessWorker):
                     return fn()
             return call
 
+        problems = await anyio.to_thread.run_sync(preflight, flow_run.parameters or {})
+        if problems:  # before any pod exists: bad data costs nothing
+            message = "no pod created: the run's data does not pass Gate 0: " + "; ".join(problems[:10])
+            log.error(message)
+            await self._fail(flow_run.id, message)
+            task_status.started(None)
+            return RunPodWorkerResult(status_code=0, identifier="")
         fleet = None
         try:
             settings = load_settings()
@@ -208,9 +237,10 @@ class RunPodWorker(ProcessWorker):
             with anyio.CancelScope(shield=True):  # also when the worker itself is being stopped
                 released = await anyio.to_thread.run_sync(logged(fleet.release))
                 spent = sum(r["cost_usd"] for r in released)
-                log.info("pods stopped: %s; $%.4f in all", ", ".join(
+                log.info("pods ended: %s; $%.4f in all", ", ".join(
                     f"{r['pod_id']} ({r.get('gpu_type') or '?'}) {r['uptime_s']:.0f} s "
-                    + ("stopped" if r["stopped"] else "LEFT RUNNING") for r in released) or "none", spent)
+                    + (r.get("ended") or "ended" if r["stopped"] else "LEFT RUNNING") for r in released) or "none",
+                    spent)
                 self._record(flow_run, settings, released, over.get("message"))
                 if over:  # again: the executor may have reported the killed process as crashed meanwhile
                     await self._fail(flow_run.id, over["message"], force=True)

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import MoolaError
+from .errors import ConfigError, MoolaError
 
 log = logging.getLogger("moola")
 
@@ -223,6 +223,42 @@ def _registry_parsers(sub) -> None:
     p.set_defaults(func=rc.cmd_predict)
 
 
+def _pods_api():
+    from .remote.runpod import sdk_from_settings
+    from .settings import load_settings
+    s = load_settings()
+    return sdk_from_settings(s), s.moola_artifacts
+
+
+def cmd_pods(args: argparse.Namespace) -> int:
+    from .remote.podlist import moola_pods, table
+    api, artifacts = _pods_api()
+    pods = moola_pods(api, artifacts)
+    print(json.dumps(pods, indent=2) if args.json else table(pods))
+    return 0
+
+
+def cmd_pods_clean(args: argparse.Namespace) -> int:
+    from .remote.podlist import clean, moola_pods, table
+    api, artifacts = _pods_api()
+    pods = moola_pods(api, artifacts)
+    loose = [p for p in pods if not p["owned"]]
+    if not loose:
+        print("nothing to clean: every moola pod is owned by a live run" if pods else table(pods))
+        return 0
+    print(table(loose))
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(f"{len(loose)} pod(s) would be terminated: rerun with --yes (no terminal to ask on)")
+        if input(f"terminate these {len(loose)} pod(s)? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing terminated")
+            return 0
+    done = clean(api, loose)
+    for d in done:
+        print(f"{d['pod_id']}: {d['ended']}")
+    return 1 if any(d["ended"].startswith("failed") for d in done) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     p = argparse.ArgumentParser(prog="moola", description=__doc__.splitlines()[0])
@@ -251,6 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     rc = rsub.add_parser("check", help="report the remote Python, GPU and core dependencies")
     rc.add_argument("--install", action="store_true", help="pip-install missing core dependencies")
     rc.set_defaults(func=cmd_remote_check)
+
+    pd = sub.add_parser("pods", help="the RunPod pods moola created (RUNPOD_API_KEY), with status and cost")
+    pd.add_argument("--json", action="store_true", help="one JSON list instead of a table")
+    pd.set_defaults(func=cmd_pods)
+    pds = pd.add_subparsers(dest="pods_command")
+    pc = pds.add_parser("clean", help="terminate the moola pods no live run owns (asks first)")
+    pc.add_argument("--yes", action="store_true", help="do not ask")
+    pc.set_defaults(func=cmd_pods_clean)
 
     _registry_parsers(sub)
     return p

@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .remote.kinds import DEFAULT_RUNNER, RunnerKind
-from .remote.runpod import DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB
+from .remote.runpod import DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_POD_PYTHON, DEFAULT_VOLUME_GB
 
 
 class Settings(BaseSettings):
@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     moola_ssh_timeout: float = Field(15.0, description="connect, banner and auth timeouts (s)")
     moola_fetch_limit_kbit: int | None = Field(None, gt=0, description="cap big fetches at this many Kbit/s (scp -l)")
     moola_remote_workdir: str = "/workspace/moola"
-    moola_remote_python: str = "python3"
+    moola_remote_python: str = Field("python3", description="interpreter on the MOOLA_SSH_HOST host")
+    moola_pod_python: str = Field(DEFAULT_POD_PYTHON, description="interpreter with torch on a RunPod pod")
     moola_ssh_key_passphrase: SecretStr | None = Field(None, description="passphrase of an encrypted MOOLA_SSH_KEY")
     moola_pod_wheelhouse: Path | None = Field(None, description="local folder of wheels pods install from "
                                               "(no index needed); unset: pods install from PyPI")

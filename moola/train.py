@@ -10,6 +10,8 @@ the log. Train inputs are expected in time order.
 
 from __future__ import annotations
 
+import contextlib
+
 import copy
 import logging
 import math
@@ -199,11 +201,26 @@ def evaluate_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None, los
     return total / len(X)
 
 
+@contextlib.contextmanager
+def full_fp32():
+    """TF32 off for the duration: PyTorch lets cuDNN RNNs (and, if set, matmuls) use TF32 on Ampere
+    and later (H100/H200), whose 10-bit mantissa moves probabilities by ~1e-3; evaluation must be
+    reproducible by the CPU serving check (moola/serving.py), so it runs in full fp32."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 @torch.no_grad()
 def predict_proba(model: nn.Module, X: torch.Tensor, device: torch.device, batch_size: int = 512) -> torch.Tensor:
-    """(N, T, C) -> (N, K) class probabilities, in float32 on the CPU."""
+    """(N, T, C) -> (N, K) class probabilities, in float32 on the CPU; computed in full fp32 (no
+    autocast, no TF32) on any device, so that a GPU's predictions are the CPU's up to rounding."""
     model.eval().to(device)
     out = []
-    for i in range(0, len(X), batch_size):
-        out.append(torch.softmax(model(X[i: i + batch_size].to(device)).float(), dim=1).cpu())
+    with full_fp32():
+        for i in range(0, len(X), batch_size):
+            out.append(torch.softmax(model(X[i: i + batch_size].to(device)).float(), dim=1).cpu())
     return torch.cat(out)

@@ -8,7 +8,7 @@ import shlex
 from ..errors import RemotePermanent
 
 # import name -> pip requirement: exactly what `moola gate run` needs on a pod
-CORE = {"torch": "torch", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "sklearn": "scikit-learn",
+CORE = {"torch": "torch>=2.6", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "sklearn": "scikit-learn",
         "sktime": "sktime>=1.2", "numba": "numba", "pydantic": "pydantic>=2.6", "safetensors": "safetensors"}
 
 PROBE = """

@@ -3,7 +3,8 @@
     fleet = Fleet(api, spec, count, records, run_id, ...)
     fleet.acquire()        N pods side by side, each under the same deadline and GPU-type
                            failover; a lease record per pod in ``records`` as soon as its id exists
-    fleet.guard()          start each pod's watchdog (moola/remote/watchdog.py) and the first heartbeat
+    fleet.guard()          verify each pod's watchdog (started by the pod's own start command, see
+                           podboot.py; started over SSH on a pod moola did not create) and beat once
     fleet.handover()       what the run's process needs: host, port, pod id, GPU type, price, and
                            the lease record (the run stops a pod it found lost through it)
     fleet.heartbeat()      touch each pod's heartbeat file (the watchdog stops a pod left alone)
@@ -26,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from ..atomic import write_json_atomic
-from ..errors import RemoteError, RemoteUnavailable
+from ..errors import RemoteError, RemotePermanent, RemoteUnavailable
 from . import pods
 from .retry import call_with_retry
 from .runpod import PodAPI, PodLease, PodSpec
@@ -48,7 +49,7 @@ class Fleet:
     deadline_s: float = pods.POD_DEADLINE_S
     keep_alive: bool = False
     idle_stop_s: float = IDLE_STOP_S
-    make_ssh: Callable[[str, int], object] | None = None   # (host, port) -> SSHRunner
+    make_ssh: Callable[[str, int, str | None], object] | None = None   # (host, port, host key) -> SSHRunner
     poll_s: float = 5.0
     leases: list[PodLease] = field(default_factory=list)
     endpoints: list[tuple[str, int]] = field(default_factory=list)
@@ -79,15 +80,17 @@ class Fleet:
         return self.endpoints
 
     def _ssh(self, i: int):
-        return self.make_ssh(*self.endpoints[i])
+        return self.make_ssh(*self.endpoints[i], self.leases[i].host_key)
 
     def guard(self) -> None:
-        """Start each pod's watchdog; a pod whose watchdog cannot start is a failed acquisition."""
+        """Verify each pod's watchdog runs and guards that pod; a pod that is not guarded is a failed
+        acquisition (the caller releases every pod and says why)."""
         if self.make_ssh is None:
             return
         # the API shows the SSH port before sshd answers on a booting pod: retried for a while
         self.heartbeats = _each(lambda i: call_with_retry(
-            lambda: start_watchdog(self._ssh(i), self.leases[i].pod_id, self.idle_stop_s), retry_for=GUARD_RETRY_S),
+            lambda: guard_pod(self._ssh(i), self.leases[i].pod_id, self.idle_stop_s,
+                              started_at_boot=self.leases[i].created), retry_for=GUARD_RETRY_S),
             len(self.leases))
 
     def heartbeat(self) -> None:
@@ -103,7 +106,7 @@ class Fleet:
         # ``record``: the run stops a pod it found lost through it (release_handed), and
         # release() then reports that pod from its receipt
         return [{"pod_id": ls.pod_id, "host": h, "port": p, "gpu_type": ls.gpu_type, "cost_per_hr": ls.cost_per_hr,
-                 "started_wall": ls.started_wall, "record": str(self.record(i))}
+                 "started_wall": ls.started_wall, "record": str(self.record(i)), "host_key": ls.host_key}
                 for i, (ls, (h, p)) in enumerate(zip(self.leases, self.endpoints))]
 
     def cost_usd(self, now: float | None = None) -> float:
@@ -201,27 +204,64 @@ def release_run(api: PodAPI, spec: PodSpec, paths: list[Path]) -> list[dict]:
     return [r for r in (pods.release_recorded(api, spec, p) for p in paths) if r is not None]
 
 
-# -- the watchdog, driven over ssh -------------------------------------------------------------
-def start_watchdog(runner, pod_id: str, idle_stop_s: float) -> str:
-    """Ship the code, write the first heartbeat and start the watchdog detached; its heartbeat path."""
-    hb = runner.workdir / "heartbeat" / pod_id
+# -- the watchdog, checked over ssh -----------------------------------------------------------
+def heartbeat_path(workdir, pod_id: str) -> PurePosixPath:
+    """Where the orchestrator beats and the pod's watchdog looks (podboot.py uses the same layout)."""
+    return PurePosixPath(workdir) / "heartbeat" / pod_id
+
+
+def guard_pod(runner, pod_id: str, idle_stop_s: float, started_at_boot: bool = True) -> str:
+    """Verify that the pod's watchdog runs and guards ``pod_id``, and beat once; the heartbeat path.
+
+    A pod moola created started its watchdog in its start command; any other pod (the user's own)
+    gets one started here, detached (it reads the key from PID 1's environment). RemoteUnavailable
+    while the watchdog has not written its status yet (the pod is still starting); RemotePermanent
+    when it cannot guard the pod (no key in the pod, another pod's id, not running)."""
+    hb = heartbeat_path(runner.workdir, pod_id)
+    status_file = f"{hb}.guard"
     client = runner.connect()
     try:
-        sftp = client.open_sftp()
-        code_dir = runner.ship_code(client, sftp)
-        runner._exec(client, ["sh", "-c", 'mkdir -p "$(dirname "$1")" && touch "$1"', "sh", str(hb)])
-        log_file = PurePosixPath(f"{hb}.log")
-        argv = [runner.python, "-m", "moola.remote.watchdog", "--heartbeat", str(hb), "--idle-stop-s",
-                str(idle_stop_s), "--pod-id", pod_id]
-        # setsid + redirects: the watchdog outlives this ssh session and holds none of its pipes
-        code, tail = runner._exec(client, ["sh", "-c", 'cd "$1" && shift && log="$1" && shift && '
-                                           '{ PYTHONPATH="$PWD" setsid "$@" > "$log" 2>&1 < /dev/null & }',
-                                           "sh", str(code_dir), str(log_file), *argv])
+        code, text = runner._exec(client, ["cat", status_file])
+        if code != 0 and not started_at_boot:
+            start_watchdog(runner, client, hb, pod_id, idle_stop_s)
+            code, text = runner._exec(client, ["cat", status_file])
         if code != 0:
-            raise RemoteUnavailable(f"could not start the watchdog on pod {pod_id}: {tail}")
+            raise RemoteUnavailable(f"pod {pod_id}: its watchdog has not reported yet ({status_file})")
+        try:
+            status = json.loads(text.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise RemoteUnavailable(f"pod {pod_id}: its watchdog's status is not written yet") from None
+        _, log_tail = runner._exec(client, ["tail", "-n", "5", f"{hb}.log"])
+        if status.get("error"):
+            raise RemotePermanent(f"pod {pod_id} is not guarded: its watchdog says {status['error']}; {log_tail}")
+        if status.get("pod_id") != pod_id:
+            raise RemotePermanent(f"pod {pod_id} is not guarded: its watchdog guards {status.get('pod_id')!r}")
+        alive, _ = runner._exec(client, ["kill", "-0", str(int(status["pid"]))])
+        if alive != 0:
+            raise RemotePermanent(f"pod {pod_id} is not guarded: its watchdog (pid {status['pid']}) is not "
+                                  f"running; {log_tail}")
+        runner._exec(client, ["sh", "-c", 'mkdir -p "$(dirname "$1")" && touch "$1"', "sh", str(hb)])
     finally:
         client.close()
+    log.info("pod %s guarded: watchdog pid %s ends it after %.0f s without a heartbeat", pod_id, status["pid"],
+             status.get("idle_stop_s") or idle_stop_s)
     return str(hb)
+
+
+def start_watchdog(runner, client, hb: PurePosixPath, pod_id: str, idle_stop_s: float) -> None:
+    """Ship the code and start the watchdog detached over ssh (a pod not created by moola)."""
+    sftp = client.open_sftp()
+    code_dir = runner.ship_code(client, sftp)
+    runner._exec(client, ["mkdir", "-p", str(hb.parent)])
+    argv = [runner.python, "-m", "moola.remote.watchdog", "--heartbeat", str(hb), "--idle-stop-s",
+            str(idle_stop_s), "--pod-id", pod_id, "--status", f"{hb}.guard"]
+    # setsid + redirects: the watchdog outlives this ssh session and holds none of its pipes
+    code, tail = runner._exec(client, ["sh", "-c", 'cd "$1" && shift && log="$1" && shift && '
+                                       '{ PYTHONPATH="$PWD" setsid "$@" > "$log" 2>&1 < /dev/null & }',
+                                       "sh", str(code_dir), f"{hb}.log", *argv])
+    if code != 0:
+        raise RemoteUnavailable(f"could not start the watchdog on pod {pod_id}: {tail}")
+    time.sleep(0.5)  # it writes its status as its first act
 
 
 def touch(runner, path: str) -> None:
@@ -233,8 +273,9 @@ def touch(runner, path: str) -> None:
 
 
 def stand_down(runner, path: str) -> None:
+    """Tell the pod's watchdog the pod is kept alive on purpose."""
     client = runner.connect()
     try:
-        runner._exec(client, ["rm", "-f", path])
+        runner._exec(client, ["touch", f"{path}.keep"])
     finally:
         client.close()

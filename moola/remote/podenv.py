@@ -33,8 +33,29 @@ from .ssh import sftp_exists
 log = logging.getLogger("moola.remote.podenv")
 
 LOCK = Path(__file__).with_name("pod.lock")
-# The image's own CUDA build of torch is used: a pinned CPU wheel would replace it.
+# The image's own CUDA build of torch is used: a pinned CPU wheel would replace it. Its version is
+# still checked against what moola needs (check.CORE, as pyproject.toml says).
 FROM_IMAGE = ("torch",)
+
+
+def image_requirements_met(have: dict[str, str | None]) -> str | None:
+    """None when the image's own packages (FROM_IMAGE) satisfy CORE's requirements, else why not."""
+    from packaging.requirements import Requirement
+    from packaging.version import InvalidVersion, Version
+    problems = []
+    for req in (Requirement(r) for r in CORE.values()):
+        name = canonical(req.name)
+        if name not in FROM_IMAGE:
+            continue
+        version = have.get(name)
+        try:
+            ok = version is not None and Version(version.split("+")[0]) in req.specifier
+        except InvalidVersion:
+            ok = False
+        if not ok:
+            problems.append(f"{name} {version or 'missing'} does not satisfy {req} (the image must bring it: "
+                            "choose a pod image with a newer torch)")
+    return "; ".join(problems) or None
 
 
 def canonical(name: str) -> str:
@@ -120,7 +141,10 @@ def ensure_env(runner, wheelhouse: Path | None = None, lock: Path = LOCK) -> Env
             if not to_install(seen["have"], pins) and not seen["broken"]:
                 return EnvReport(str(site), True, [], time.perf_counter() - t0, seen["python"])
             log.warning("pod env %s is marked ready but no longer probes clean: installing again", root)
-        seen = probe(runner, client, site, pins, imports=False)
+        seen = probe(runner, client, site, {**pins, **dict.fromkeys(FROM_IMAGE)}, imports=False)
+        wrong = image_requirements_met(seen["have"])
+        if wrong:
+            raise RemotePermanent(f"{runner.host}: the pod's image cannot run the gates: {wrong}")
         need = to_install(seen["have"], pins)
         tmp = root / f"site.{uuid.uuid4().hex[:8]}.part"
         if need:

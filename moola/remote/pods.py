@@ -2,8 +2,9 @@
 
     acquire(lease, record, deadline_s)   resume or create, wait for SSH, retried under a deadline;
                                          the lease record is written as soon as a pod id exists
-    release(lease, record)               stop (retried: a pod left running costs money); the
-                                         record is removed only once the pod is stopped
+    release(lease, record)               terminate (a pod moola created) or stop (the user's own),
+                                         retried: a pod left running costs money; the record is
+                                         removed only once the pod is ended
     release_recorded(api, spec, record)  the same from the record alone, in another process
                                          (a flow's failure hook, a later run)
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Callable
@@ -34,9 +37,11 @@ def acquire(lease: PodLease, record: Path, deadline_s: float = 0.0, extra: dict 
     """(host, port) of the pod's SSH once it is up. Transient failures (no capacity for any GPU
     type, pod not up yet) are retried with capped backoff until ``deadline_s``; a pod created by
     a failed attempt is reused, never created twice. ``extra`` goes into the record (its owner)."""
+    owner = {"host": socket.gethostname(), "pid": os.getpid()}  # `moola pods` tells live owners from gone ones
+
     def write(_=None):
         record.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(record, {**lease.record(), **(extra or {})})
+        write_json_atomic(record, {**lease.record(), "owner": owner, **(extra or {})})
     # written as soon as the pod exists, before a boot of minutes: a process killed while waiting
     # still leaves what a hook or a restarted worker needs to stop it
     lease.on_pod = write
@@ -82,7 +87,7 @@ class RunPodRunner:
     """Acquire a pod, run the gate over ssh on it, and release the pod on every exit path, through
     the one pod lifecycle above (its lease record at ``record`` while the pod may be up)."""
 
-    def __init__(self, lease: PodLease, make_ssh: Callable[[str, int], object], record: Path | None = None):
+    def __init__(self, lease: PodLease, make_ssh: Callable[[str, int, str | None], object], record: Path | None = None):
         self.lease, self.make_ssh = lease, make_ssh
         self.record = record
 
@@ -91,7 +96,7 @@ class RunPodRunner:
         record = self.record or Path(tempfile.mkdtemp(prefix="moola-pod-")) / "lease.json"
         try:
             host, port = acquire(self.lease, record)
-            return self.make_ssh(host, port).run_gate(call)
+            return self.make_ssh(host, port, self.lease.host_key).run_gate(call)
         finally:
             if self.lease.pod_id:
                 release(self.lease, record)

@@ -62,9 +62,11 @@ class InProcessRunner:
         return call.out
 
 
-def make_runner(kind: str, settings=None, endpoint: tuple[str, int] | None = None, site: str | None = None) -> Runner:
+def make_runner(kind: str, settings=None, endpoint: tuple[str, int] | None = None, site: str | None = None,
+                host_key: str | None = None) -> Runner:
     """The runner of ``kind``; ``endpoint`` (host, port) points an ssh runner at a leased pod, whose
-    pinned packages are in ``site`` (moola.remote.podenv)."""
+    pinned packages are in ``site`` (moola.remote.podenv) and whose host key, when moola created it,
+    is ``host_key`` (the only key accepted for it)."""
     check_runner(kind)
     if kind == "here":
         return InProcessRunner()
@@ -74,9 +76,12 @@ def make_runner(kind: str, settings=None, endpoint: tuple[str, int] | None = Non
     from .ssh import SSHRunner
     s = settings or load_settings()
     if endpoint is not None or kind == "ssh":
-        if endpoint is not None:
-            s = s.model_copy(update={"moola_ssh_host": endpoint[0], "moola_ssh_port": int(endpoint[1])})
-        runner = SSHRunner.from_settings(s)
+        if endpoint is not None:  # a pod: its own address, key and interpreter
+            s = s.model_copy(update={"moola_ssh_host": endpoint[0], "moola_ssh_port": int(endpoint[1]),
+                                     "moola_remote_python": s.moola_pod_python})
+            if host_key:  # pinned alone: known_hosts and fingerprints are for hosts moola did not make
+                s = s.model_copy(update={"moola_ssh_known_hosts": None, "moola_ssh_host_key_sha256": None})
+        runner = SSHRunner.from_settings(s, host_key=host_key)
         runner.site = site
         return runner
     import uuid
@@ -84,7 +89,7 @@ def make_runner(kind: str, settings=None, endpoint: tuple[str, int] | None = Non
     from .pods import RunPodRunner
     from .runpod import make_lease
     record = s.moola_artifacts / "pods" / f"cli-{uuid.uuid4().hex[:12]}.json"  # found there if we die
-    return RunPodRunner(make_lease(s), lambda host, port: make_runner("ssh", s, (host, port)), record)
+    return RunPodRunner(make_lease(s), lambda host, port, key: make_runner("ssh", s, (host, port), host_key=key), record)
 
 
 def run_call(kind: str, call: GateCall, retry_for: float = 0.0) -> Path:

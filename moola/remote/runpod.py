@@ -1,10 +1,15 @@
 """The runpod runner: an ssh runner whose host comes from a RunPod pod.
 
-The RunPod HTTP API sits behind a narrow interface (``PodAPI``: get / resume / create / stop),
-so the lifecycle logic (``PodLease``) is tested against a local fake of its responses.
-``RunPodSDK`` is the real implementation over the ``runpod`` package; it converts the SDK's
-errors at the boundary: capacity and network errors -> RemoteUnavailable (retry), auth
-errors -> RemotePermanent.
+The RunPod HTTP API sits behind a narrow interface (``PodAPI``: get / list / resume / create /
+stop / terminate), so the lifecycle logic (``PodLease``) is tested against local fakes of its
+responses. ``RunPodSDK`` is the real implementation over the ``runpod`` package; it converts the
+SDK's errors at the boundary (``classify``), as the real API answers: capacity, "Something went
+wrong", network errors and 5xx pages -> RemoteUnavailable (retry); a refused key (HTTP 401, or
+HTTP 200 with a GraphQL ``Unauthorized``), an HTML 403 and bad requests -> RemotePermanent.
+
+A pod moola creates is given its SSH host key and start command at creation (podboot.py) and is
+*terminated* when released: a stopped pod keeps billing its volume. Only a pod the user named
+(RUNPOD_POD_ID) is stopped, and a keep-alive pod is left running.
 """
 
 from __future__ import annotations
@@ -15,26 +20,42 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from ..errors import RemotePermanent, RemoteUnavailable
+from ..errors import ConfigError, RemotePermanent, RemoteUnavailable
+from .podboot import BOOT_GRACE_S, START_COMMAND, boot_env, graphql_safe, identity_from_env, new_identity
 
 log = logging.getLogger("moola.remote.runpod")
 
 # The pod's shape when nothing else says (the worker's job variables, RUNPOD_* settings): one owner.
 DEFAULT_GPU_TYPES = ("NVIDIA H100 80GB HBM3", "NVIDIA H200")
-DEFAULT_IMAGE = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
+# torch 2.8.0 (the project needs >= 2.6); on these images `python` is the interpreter with torch
+# (`python3` may be the distribution's, without it)
+DEFAULT_IMAGE = "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2204"
+DEFAULT_POD_PYTHON = "python"
 DEFAULT_CLOUD_TYPE = "SECURE"
-DEFAULT_VOLUME_GB = 20
+# No persistent volume: a pod lives for one run, and a volume bills even while its pod is stopped.
+DEFAULT_VOLUME_GB = 0
+# The container disk holds the pinned env (~1 GB) and two gate folders (MBs); wiped on stop.
+DEFAULT_CONTAINER_DISK_GB = 30
+VOLUME_MOUNT_PATH = "/workspace"  # where moola works; the SDK's own default is /runpod-volume
+VOLUME_USD_PER_GB_MONTH = 0.20    # RunPod's price for a pod volume, billed running or stopped
+HOURS_PER_MONTH = 730
 
 CAPACITY_HINTS = ("no longer any instances available", "not enough free gpus", "no instances available",
                   "insufficient capacity")
+# "Something went wrong. Please try again later or contact support.": RunPod's generic transient error
+TRANSIENT_HINTS = ("something went wrong", "please try again later", "internal server error", "timed out")
+GONE_HINTS = ("not found", "does not exist", "already terminated", "no pod")
 
 
 class PodAPI(Protocol):
     def get_pod(self, pod_id: str) -> dict | None: ...
+    def get_pods(self) -> list[dict]: ...
     def resume_pod(self, pod_id: str, gpu_count: int) -> dict: ...
     def create_pod(self, name: str, image_name: str, gpu_type_id: str, cloud_type: str, gpu_count: int,
-                   volume_in_gb: int, container_disk_in_gb: int, ports: str) -> dict: ...
+                   volume_in_gb: int, container_disk_in_gb: int, ports: str, env: dict[str, str],
+                   docker_args: str, volume_mount_path: str) -> dict: ...
     def stop_pod(self, pod_id: str) -> dict: ...
+    def terminate_pod(self, pod_id: str) -> None: ...
 
 
 def scrub(text: str, secret: str | None = None) -> str:
@@ -52,13 +73,25 @@ def classify(exc: Exception, secret: str | None = None) -> Exception:
     import requests
     from runpod import error as rp_error
     msg = scrub(str(exc), secret)
-    if isinstance(exc, rp_error.AuthenticationError):
+    low = msg.lower()
+    if isinstance(exc, rp_error.AuthenticationError) or (isinstance(exc, rp_error.QueryError)
+                                                         and low.strip(" .") in ("unauthorized", "unauthenticated")):
+        # HTTP 401, or (what the real API does for a bad key) HTTP 200 with a GraphQL "Unauthorized"
         return RemotePermanent(f"RunPod rejected the API key (RUNPOD_API_KEY): {msg}")
+    if isinstance(exc, requests.exceptions.JSONDecodeError):
+        # the SDK parses every answer as JSON: an HTML page came back (a proxy, a block, an outage)
+        page = (getattr(exc, "doc", "") or "")[:2000].lower()
+        if "403" in page or "forbidden" in page or "access denied" in page:
+            return RemotePermanent("RunPod API answered 403 Forbidden with an HTML page (blocked by a proxy or "
+                                   "firewall, or the address is wrong); retrying will not help")
+        return RemoteUnavailable(f"RunPod API answered with a page that is not JSON (an outage?): {msg[:200]}")
     if isinstance(exc, requests.RequestException):
         return RemoteUnavailable(f"RunPod API unreachable: {type(exc).__name__}: {msg}")
     if isinstance(exc, rp_error.QueryError):
-        if any(h in msg.lower() for h in CAPACITY_HINTS):
+        if any(h in low for h in CAPACITY_HINTS):
             return RemoteUnavailable(f"RunPod has no capacity: {msg}")
+        if any(h in low for h in TRANSIENT_HINTS):
+            return RemoteUnavailable(f"RunPod API error (transient): {msg}")
         return RemotePermanent(f"RunPod API error: {msg}")
     if isinstance(exc, ValueError):  # the SDK's own argument checks, e.g. an unknown GPU type id
         return RemotePermanent(f"RunPod SDK refused the request: {msg}")
@@ -88,6 +121,9 @@ class RunPodSDK:
     def get_pod(self, pod_id):
         return self._call(self._rp.get_pod, pod_id)
 
+    def get_pods(self):
+        return self._call(self._rp.get_pods) or []
+
     def resume_pod(self, pod_id, gpu_count):
         return self._call(self._rp.resume_pod, pod_id, gpu_count)
 
@@ -96,6 +132,15 @@ class RunPodSDK:
 
     def stop_pod(self, pod_id):
         return self._call(self._rp.stop_pod, pod_id)
+
+    def terminate_pod(self, pod_id):
+        return self._call(self._rp.terminate_pod, pod_id)
+
+
+def is_gone(exc: Exception) -> bool:
+    """Whether an API error says the pod no longer exists (terminated in the console, say):
+    for a release that is done, not a failure."""
+    return isinstance(exc, RemotePermanent) and any(h in str(exc).lower() for h in GONE_HINTS)
 
 
 def ssh_endpoint(pod: dict | None) -> tuple[str, int] | None:
@@ -113,14 +158,25 @@ class PodSpec:
     image: str = DEFAULT_IMAGE
     cloud_type: str = DEFAULT_CLOUD_TYPE
     volume_gb: int = DEFAULT_VOLUME_GB
-    container_disk_gb: int = 20
+    container_disk_gb: int = DEFAULT_CONTAINER_DISK_GB
     gpu_count: int = 1
     name: str = "moola-gates"
+    client_public: str | None = None  # the public half of MOOLA_SSH_KEY: the pod's PUBLIC_KEY
+    workdir: str = "/workspace/moola"
+    idle_stop_s: float = 900.0        # the pod's watchdog (podboot.py)
+    boot_grace_s: float = BOOT_GRACE_S
+
+    def storage_per_hr(self) -> float:
+        """What the pod's volume costs per hour (running or stopped)."""
+        return self.volume_gb * VOLUME_USD_PER_GB_MONTH / HOURS_PER_MONTH
 
 
 @dataclass
 class PodLease:
-    """Resume (``pod_id``) or create a pod, wait for SSH, stop it afterwards, report its cost."""
+    """Resume (``pod_id``) or create a pod, wait for SSH, end it afterwards, report its cost.
+
+    A created pod gets a fresh host key (``identity``; its public half is what SSH pins) and is
+    terminated on release; a pod named by the user is resumed and stopped."""
 
     api: PodAPI
     spec: PodSpec
@@ -132,8 +188,10 @@ class PodLease:
     clock: Callable[[], float] = time.monotonic
     started_at: float | None = None
     started_wall: float | None = None   # time.time() at acquire: lets another process release and cost it
-    cost_per_hr: float = 0.0
+    cost_per_hr: float = 0.0            # compute and storage
     gpu_type: str | None = None         # the type the pod was created with (None: resumed)
+    created: bool = False               # moola created it: terminated on release
+    host_key: str | None = None         # 'ssh-ed25519 AAAA...' the pod was given (None: the user's own pod)
     on_pod: Callable[["PodLease"], None] | None = None  # called once the pod exists, before waiting for it
     events: list[str] = field(default_factory=list)
 
@@ -142,6 +200,9 @@ class PodLease:
             pod = self.api.get_pod(self.pod_id)
             if pod is None:
                 raise RemotePermanent(f"RunPod pod {self.pod_id} (RUNPOD_POD_ID) does not exist")
+            if self.host_key is None:  # a pod moola once created keeps its env, so its host key
+                ident = identity_from_env(pod.get("env"))
+                self.host_key = ident.public if ident else None
             if pod.get("desiredStatus") != "RUNNING":
                 self.events.append(f"resume {self.pod_id}")
                 self.api.resume_pod(self.pod_id, self.spec.gpu_count)
@@ -154,28 +215,38 @@ class PodLease:
         return self._wait_for_ssh()
 
     def record(self) -> dict:
-        """What a later process needs to stop this pod and cost it (a flow's failure hook)."""
+        """What a later process needs to end this pod and cost it (a flow's failure hook)."""
         return {"pod_id": self.pod_id, "started_wall": self.started_wall, "cost_per_hr": self.cost_per_hr,
-                "keep_alive": self.keep_alive, "gpu_type": self.gpu_type}
+                "keep_alive": self.keep_alive, "gpu_type": self.gpu_type, "created": self.created,
+                "host_key": self.host_key}
 
     @classmethod
     def from_record(cls, api: PodAPI, spec: PodSpec, record: dict) -> "PodLease":
         lease = cls(api, spec, pod_id=record["pod_id"], keep_alive=bool(record.get("keep_alive")),
-                    cost_per_hr=float(record.get("cost_per_hr") or 0.0), gpu_type=record.get("gpu_type"))
+                    cost_per_hr=float(record.get("cost_per_hr") or 0.0), gpu_type=record.get("gpu_type"),
+                    created=bool(record.get("created")), host_key=record.get("host_key"))
         if record.get("started_wall") is not None:
             lease.started_at = lease.clock() - max(0.0, time.time() - record["started_wall"])
         return lease
 
     def _create(self) -> str:
+        if not self.spec.client_public:
+            raise ConfigError("runner runpod: no SSH public key for the pod (MOOLA_SSH_KEY, and its .pub beside "
+                              "it or an unencrypted key): RunPod starts a pod's sshd only with one")
+        identity = new_identity()
+        env = boot_env(identity, self.spec.client_public, self.spec.workdir, self.spec.idle_stop_s,
+                       self.spec.boot_grace_s)
+        name, image = graphql_safe("pod name", self.spec.name), graphql_safe("pod image", self.spec.image)
         last: Exception | None = None
         for gpu in self.spec.gpu_types:  # tried in order: the first with capacity wins
             try:
-                pod = self.api.create_pod(name=self.spec.name, image_name=self.spec.image, gpu_type_id=gpu,
+                pod = self.api.create_pod(name=name, image_name=image, gpu_type_id=graphql_safe("GPU type", gpu),
                                           cloud_type=self.spec.cloud_type, gpu_count=self.spec.gpu_count,
                                           volume_in_gb=self.spec.volume_gb,
-                                          container_disk_in_gb=self.spec.container_disk_gb, ports="22/tcp")
+                                          container_disk_in_gb=self.spec.container_disk_gb, ports="22/tcp",
+                                          env=env, docker_args=START_COMMAND, volume_mount_path=VOLUME_MOUNT_PATH)
                 self.events.append(f"create {gpu} -> {pod['id']}")
-                self.gpu_type = gpu
+                self.gpu_type, self.created, self.host_key = gpu, True, identity.public
                 return pod["id"]
             except RemoteUnavailable as exc:
                 self.events.append(f"no capacity for {gpu}")
@@ -187,7 +258,8 @@ class PodLease:
         deadline = self.clock() + self.wait_timeout
         while True:
             pod = self.api.get_pod(self.pod_id) or {}
-            self.cost_per_hr = float(pod.get("costPerHr") or self.cost_per_hr)
+            if pod.get("costPerHr") is not None:
+                self.cost_per_hr = float(pod["costPerHr"]) + self.spec.storage_per_hr()
             status = pod.get("desiredStatus")
             if status in ("TERMINATED", "DEAD"):
                 raise RemotePermanent(f"RunPod pod {self.pod_id} is {status}")
@@ -201,20 +273,32 @@ class PodLease:
             self.sleep(self.poll)
 
     def release(self) -> dict:
-        """Stop the pod unless keep-alive; return {'pod_id', 'uptime_s', 'cost_usd', 'stopped'}."""
+        """End the pod: terminated if moola created it, stopped if it is the user's own, left running
+        if keep-alive. {'pod_id', 'uptime_s', 'cost_usd', 'stopped', 'ended'}; ``stopped`` means no
+        longer billed for compute, ``ended`` says how ('terminated', 'stopped', 'gone', None)."""
         uptime = self.clock() - self.started_at if self.started_at is not None else 0.0
-        stopped = False
+        ended = None
         if self.pod_id and not self.keep_alive:
             try:
-                self.api.stop_pod(self.pod_id)
-                stopped = True
-                self.events.append(f"stop {self.pod_id}")
+                if self.created:
+                    self.api.terminate_pod(self.pod_id)
+                    ended = "terminated"
+                else:
+                    self.api.stop_pod(self.pod_id)
+                    ended = "stopped"
+                self.events.append(f"{ended} {self.pod_id}")
+            except RemotePermanent as exc:
+                if not is_gone(exc):
+                    raise
+                ended = "gone"  # terminated elsewhere (the console, its watchdog): nothing left to end
+                self.events.append(f"gone {self.pod_id}")
             except RemoteUnavailable as exc:  # never mask the real outcome; say it loudly
-                log.error("could not stop RunPod pod %s (stop it by hand): %s", self.pod_id, exc)
+                log.error("could not end RunPod pod %s (terminate it by hand): %s", self.pod_id, exc)
         cost = self.cost_per_hr * uptime / 3600
-        log.info("RunPod pod %s: up %.0f s at $%.3f/h = $%.4f%s", self.pod_id, uptime, self.cost_per_hr, cost,
-                 "" if stopped else " (left running)")
-        return {"pod_id": self.pod_id, "uptime_s": uptime, "cost_usd": cost, "stopped": stopped}
+        log.info("RunPod pod %s: up %.0f s at $%.3f/h = $%.4f (%s)", self.pod_id, uptime, self.cost_per_hr, cost,
+                 ended or "left running")
+        return {"pod_id": self.pod_id, "uptime_s": uptime, "cost_usd": cost, "stopped": ended is not None,
+                "ended": ended}
 
 
 def make_lease(settings, api: PodAPI | None = None) -> PodLease:
@@ -225,13 +309,28 @@ def make_lease(settings, api: PodAPI | None = None) -> PodLease:
 
 
 def sdk_from_settings(settings) -> RunPodSDK:
-    from ..errors import ConfigError
     if settings.runpod_api_key is None:
         raise ConfigError("runner runpod: RUNPOD_API_KEY is not set")
     return RunPodSDK(settings.runpod_api_key.get_secret_value())
 
 
-def pod_spec(settings) -> PodSpec:
-    return PodSpec(gpu_types=[g.strip() for g in settings.runpod_gpu_types.split(",") if g.strip()],
-                   image=settings.runpod_image, cloud_type=settings.runpod_cloud_type,
-                   volume_gb=settings.runpod_volume_gb)
+def client_public_key(settings) -> str | None:
+    """The public half of MOOLA_SSH_KEY (its .pub file, else derived from the key), or None."""
+    from .ssh import public_key_line
+    if settings.moola_ssh_key is None:
+        return None
+    passphrase = settings.moola_ssh_key_passphrase.get_secret_value() if settings.moola_ssh_key_passphrase else None
+    try:
+        return public_key_line(settings.moola_ssh_key, passphrase)
+    except RemotePermanent as exc:  # only creating a pod needs it (it raises then); ending one does not
+        log.warning("%s", exc)
+        return None
+
+
+def pod_spec(settings, **overrides) -> PodSpec:
+    spec = dict(gpu_types=[g.strip() for g in settings.runpod_gpu_types.split(",") if g.strip()],
+                image=settings.runpod_image, cloud_type=settings.runpod_cloud_type,
+                volume_gb=settings.runpod_volume_gb, client_public=client_public_key(settings),
+                workdir=settings.moola_remote_workdir)
+    spec.update(overrides)
+    return PodSpec(**spec)

@@ -1,7 +1,7 @@
 """The ssh runner: a gate on a host reached with paramiko, its folder fetched back verified.
 
-Steps: connect (host key verified: known_hosts or a pinned SHA256 fingerprint, never
-trust-on-first-use) -> upload the code bundle once per content hash -> upload inputs
+Steps: connect (host key verified: the key moola gave a pod it created, known_hosts, or a
+pinned SHA256 fingerprint; never trust-on-first-use) -> upload the code bundle once per content hash -> upload inputs
 content-addressed by sha256 -> run ``moola gate run`` from an argv list, quoted, streaming its
 log -> fetch the output folder over SFTP into a temporary folder, check every file against
 the remote MANIFEST.sha256, and rename it into place only when complete.
@@ -12,6 +12,7 @@ RemoteUnavailable (worth retrying); auth and host-key problems are RemotePermane
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import logging
@@ -40,14 +41,17 @@ log = logging.getLogger("moola.remote.ssh")
 class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):
     """Accept an unknown host key only when it matches the pinned fingerprint; else refuse."""
 
-    def __init__(self, pinned: str | None):
-        self.pinned = pinned
+    def __init__(self, pinned: str | None, pod_key: bool = False):
+        self.pinned, self.pod_key = pinned, pod_key
 
     def missing_host_key(self, client, hostname, key):
         seen = key.fingerprint  # 'SHA256:...' as OpenSSH prints it
         if self.pinned and seen == self.pinned:
             client.get_host_keys().add(hostname, key.get_name(), key)
             return
+        if self.pod_key:
+            raise HostKeyMismatch(f"host key of {hostname} is {key.get_name()} {seen}, not the key moola gave this pod "
+                                  "at creation: refused (another machine answers at the pod's address)")
         raise HostKeyMismatch(
             f"host key of {hostname} is {key.get_name()} {seen}, which is "
             + (f"not the pinned {self.pinned}" if self.pinned else "not in known_hosts")
@@ -58,25 +62,29 @@ class SSHRunner:
     def __init__(self, host: str, port: int = 22, user: str = "root", key: Path | None = None,
                  known_hosts: Path | None = None, pinned_sha256: str | None = None,
                  workdir: str = "/workspace/moola", python: str = "python3", timeout: float = 15.0,
-                 limit_kbit: int | None = None, passphrase: str | None = None, site: str | None = None):
-        if not known_hosts and not pinned_sha256:
+                 limit_kbit: int | None = None, passphrase: str | None = None, site: str | None = None,
+                 host_key: str | None = None):
+        if not known_hosts and not pinned_sha256 and not host_key:
             raise RemotePermanent("ssh: set MOOLA_SSH_KNOWN_HOSTS or MOOLA_SSH_HOST_KEY_SHA256; "
                                   "host keys are never trusted blindly")
         self.host, self.port, self.user, self.key = host, port, user, key
         self.known_hosts, self.pinned = known_hosts, pinned_sha256
+        # 'ssh-ed25519 AAAA...': the key moola gave a pod it created; the only key accepted for it
+        self.host_key = host_key
         self.workdir, self.python, self.timeout = PurePosixPath(workdir), python, timeout
         self.limit_kbit = limit_kbit  # cap on big fetches (scp -l), e.g. to spare a shared link
         self._passphrase = passphrase  # of an encrypted key; never logged
         self.site = site  # the pod's pinned packages (moola.remote.podenv), after the code on PYTHONPATH
 
     @classmethod
-    def from_settings(cls, s) -> "SSHRunner":
+    def from_settings(cls, s, host_key: str | None = None) -> "SSHRunner":
         if not s.moola_ssh_host:
             raise RemotePermanent("ssh runner: MOOLA_SSH_HOST is not set")
         return cls(s.moola_ssh_host, s.moola_ssh_port, s.moola_ssh_user, s.moola_ssh_key,
                    s.moola_ssh_known_hosts, s.moola_ssh_host_key_sha256, s.moola_remote_workdir,
                    s.moola_remote_python, s.moola_ssh_timeout, s.moola_fetch_limit_kbit,
-                   s.moola_ssh_key_passphrase.get_secret_value() if s.moola_ssh_key_passphrase else None)
+                   s.moola_ssh_key_passphrase.get_secret_value() if s.moola_ssh_key_passphrase else None,
+                   host_key=host_key)
 
     # -- connection -------------------------------------------------------------------------
     def connect(self) -> paramiko.SSHClient:
@@ -85,9 +93,15 @@ class SSHRunner:
         if self.known_hosts is not None and not Path(self.known_hosts).is_file():
             raise RemotePermanent(f"known_hosts file {self.known_hosts} (MOOLA_SSH_KNOWN_HOSTS) not found")
         client = paramiko.SSHClient()
-        if self.known_hosts:
-            client.load_host_keys(str(self.known_hosts))
-        client.set_missing_host_key_policy(_PinnedKeyPolicy(self.pinned))
+        if self.host_key:  # a pod moola created: exactly its key, nothing from known_hosts
+            kind, blob = self.host_key.split()[:2]
+            name = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+            client.get_host_keys().add(name, kind, paramiko.PKey.from_type_string(kind, base64.b64decode(blob)))
+            client.set_missing_host_key_policy(_PinnedKeyPolicy(None, pod_key=True))
+        else:
+            if self.known_hosts:
+                client.load_host_keys(str(self.known_hosts))
+            client.set_missing_host_key_policy(_PinnedKeyPolicy(self.pinned))
         where = f"{self.user}@{self.host}:{self.port}"
         try:
             client.connect(self.host, self.port, username=self.user,
@@ -101,8 +115,10 @@ class SSHRunner:
         except paramiko.BadHostKeyException as exc:
             client.close()
             raise HostKeyMismatch(f"host key of {where} CHANGED: got {exc.key.fingerprint}, expected "
-                                  f"{exc.expected_key.fingerprint}; someone may be intercepting the "
-                                  "connection, or the host was rebuilt (then update known_hosts)") from exc
+                                  f"{exc.expected_key.fingerprint}; someone may be intercepting the connection"
+                                  + (": refused (the pod's key was given by moola at creation and cannot change)"
+                                     if self.host_key else ", or the host was rebuilt (then update known_hosts)")
+                                  ) from exc
         except paramiko.PasswordRequiredException as exc:
             client.close()
             raise RemotePermanent(f"ssh key {self.key} is encrypted: set MOOLA_SSH_KEY_PASSPHRASE "
@@ -323,6 +339,21 @@ def map_oserror(exc: OSError, host: str) -> Exception:
         where = f"{exc.filename}: " if exc.filename is not None else f"{host}: "
         return RemotePermanent(f"{where}{exc.strerror or exc} (a file problem; retrying will not help)")
     return RemoteUnavailable(f"{host}: transfer failed: {exc}")
+
+
+def public_key_line(key: Path, passphrase: str | None = None) -> str:
+    """'type base64' of a private key file: its ``.pub`` beside it, else derived from the key."""
+    pub = Path(f"{key}.pub")
+    try:
+        if pub.is_file():
+            return " ".join(pub.read_text().split()[:2])
+        pkey = paramiko.PKey.from_path(str(key), passphrase=passphrase.encode() if passphrase else None)
+    except paramiko.PasswordRequiredException:
+        raise RemotePermanent(f"ssh key {key} is encrypted: set MOOLA_SSH_KEY_PASSPHRASE, or put its public "
+                              f"half in {pub}") from None
+    except (OSError, paramiko.SSHException, ValueError) as exc:
+        raise RemotePermanent(f"ssh key {key} (MOOLA_SSH_KEY): cannot read it ({type(exc).__name__}: {exc})") from None
+    return f"{pkey.get_name()} {pkey.get_base64()}"
 
 
 def sftp_exists(sftp, path: PurePosixPath) -> bool:

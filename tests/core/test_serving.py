@@ -34,3 +34,65 @@ def test_a_folder_that_does_not_load_is_refused(gate_dirs, sample_dir, tmp_path)
     write_manifest(folder)
     c = check_serves(folder, sample_dir / "train.parquet")
     assert not c.ok and "failed in a fresh process" in c.detail
+
+
+# -- the rule a GPU-trained candidate is judged by (moola/serving.py: compare) --------------------
+def _frames(p_gate, p_served, classes=("consolidation", "retracement")):
+    import numpy as np
+    import pandas as pd
+
+    def frame(p):
+        p = np.asarray(p, dtype=float)
+        out = pd.DataFrame({"window_id": [f"w{i}" for i in range(len(p))],
+                            "predicted": [classes[i] for i in p.argmax(axis=1)]})
+        for k, c in enumerate(classes):
+            out[f"proba_{c}"] = p[:, k]
+        return out
+    return frame(p_gate), frame(p_served)
+
+
+def test_rounding_as_a_gpu_in_full_fp32_serves_tf32_sized_differences_do_not():
+    import numpy as np
+
+    from moola.serving import TOLERANCE, compare
+    rng = np.random.default_rng(3)
+    a = rng.uniform(0.05, 0.95, 40)
+    p = np.stack([a, 1 - a], axis=1)
+    assert TOLERANCE == 1e-4  # the documented figure (README "Ship only what serves")
+    assert compare(*_frames(p, p + rng.normal(0, 3e-7, p.shape))).ok       # fp32 rounding order
+    got = compare(*_frames(p, p + np.array([1e-3, -1e-3])))               # TF32-sized
+    assert not got.ok and "max |probability difference| 1.00e-03" in got.detail
+
+
+def test_a_class_flips_only_where_the_gate_itself_had_a_tie():
+    import numpy as np
+
+    from moola.serving import compare
+    p = np.array([[0.7, 0.3], [0.50002, 0.49998], [0.2, 0.8]])
+    q = p.copy()
+    q[1] = [0.49998, 0.50002]   # within 1e-4 at a tie: the argmax may go either way
+    assert compare(*_frames(p, q)).ok
+    q2 = p.copy()
+    q2[0] = [0.69995, 0.30005]
+    gate, served = _frames(p, q2)
+    served.loc[0, "predicted"] = "retracement"  # a class changed away from any tie
+    got = compare(gate, served)
+    assert not got.ok and "1 class(es) changed" in got.detail
+
+
+def test_an_lstm_predicted_in_float64_is_judged_the_same_model():
+    """The same weights computed in another precision order (a stand-in for a GPU's fp32, which sums
+    in another order): the rule accepts it."""
+    import torch
+
+    from moola.config import ModelConfig
+    from moola.models.lstm import EnhancedSimpleLSTM
+    from moola.serving import compare
+    from moola.train import predict_proba
+    torch.manual_seed(1)
+    m = EnhancedSimpleLSTM(4, 2, ModelConfig(hidden=16, stride=1))
+    X = torch.randn(32, 105, 4)
+    p32 = predict_proba(m, X, torch.device("cpu")).numpy()
+    with torch.no_grad():
+        p64 = torch.softmax(m.double().eval()(X.double()), 1).numpy()
+    assert compare(*_frames(p32, p64)).ok

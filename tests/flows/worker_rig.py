@@ -1,19 +1,22 @@
-"""The `runpod` worker as a user starts it, against the fake RunPod API and a loopback sshd whose
-Python lacks what a fresh RunPod image lacks (tests/flows/test_worker.py, bench/pod.py)."""
+"""The `runpod` worker as a user starts it, against the RunPod emulator (the real `runpod` SDK talks
+to it; its pods are container-like: tests/remote/runpod_emulator.py) whose image Python lacks what a
+fresh RunPod image lacks (tests/flows/test_worker.py, bench/pod.py).
+
+Nothing about the pods is configured for the worker but what a user configures: the API key, the
+SSH key. No known_hosts, no fingerprint, no remote workdir or interpreter: the defaults must work."""
 
 from __future__ import annotations
 
-import getpass
 import os
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.flows.conftest import PREFECT, ROOT, deploy
-from tests.remote.fake_runpod_http import FakeRunPodHTTP
 from tests.remote.pod_image import make_image_python, make_wheelhouse
-from tests.remote.sshd_server import SSHD, make_sshd
+from tests.remote.runpod_emulator import IMAGE_PYTHON_AT, RunPodEmulator
 
 KEY = "rp_worker_test_key"
 
@@ -21,18 +24,16 @@ KEY = "rp_worker_test_key"
 @dataclass
 class Rig:
     root: Path
-    api: FakeRunPodHTTP
-    sshds: list[SSHD]  # the loopback pods: the n-th pod the API creates is the n-th sshd (cycling)
+    api: RunPodEmulator
+    env: dict
     worker: subprocess.Popen
     log: Path
 
-    @property
-    def sshd(self) -> SSHD:
-        return self.sshds[0]
-
-    @property
-    def remote(self) -> Path:
-        return self.root / "remote"
+    def start_worker(self) -> None:
+        """(Re)start the worker, as a user does: `prefect worker start --pool runpod --type runpod`."""
+        self.worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "runpod", "--type", "runpod",
+                                        "--name", "w1"], cwd=ROOT, env=self.env, stdout=open(self.log, "a"),
+                                       stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self) -> None:
         try:
@@ -42,34 +43,34 @@ class Rig:
             pass
         except subprocess.TimeoutExpired:
             os.killpg(self.worker.pid, signal.SIGKILL)
-        subprocess.run(["pkill", "-f", f"moola.remote.watchdog --heartbeat {self.root}"], check=False)
-        for sshd in self.sshds:
-            sshd.stop()
         self.api.close()
 
 
-def start_rig(root: Path, server_env: dict, boot_polls: int = 0, pods: int = 1) -> Rig:
-    """Fake API, ``pods`` loopback pods (sshds with their own host keys, one client identity, the
-    same image Python and disk), a wheelhouse, the deployments, and a worker."""
-    api = FakeRunPodHTTP(api_key=KEY, ssh_port=0, boot_polls=boot_polls)
-    sshds = []
-    for i in range(pods):
-        (root / f"sshd{i}").mkdir(parents=True)
-        # the pod's sessions see what RunPod sets in a pod: its API key (and, here, the fake's address)
-        sshds.append(make_sshd(root / f"sshd{i}", env={"RUNPOD_API_KEY": KEY, "RUNPOD_API_BASE_URL": api.url},
-                               client_key=sshds[0].client_key if sshds else None))
-        sshds[-1].start()
-    api.ssh_port, api.ssh_ports = sshds[0].port, [s.port for s in sshds]
-    known = root / "known_hosts"
-    known.write_text("".join(s.known_hosts.read_text() for s in sshds))
-    env = dict(server_env, RUNPOD_API_KEY=KEY, RUNPOD_API_BASE_URL=api.url, MOOLA_SSH_USER=getpass.getuser(),
-               MOOLA_SSH_KEY=str(sshds[0].client_key), MOOLA_SSH_KNOWN_HOSTS=str(known),
-               MOOLA_REMOTE_WORKDIR=str(root / "remote"), MOOLA_REMOTE_PYTHON=str(make_image_python(root / "img")),
+# sktime's numba kernels compiled once into this environment's cache, which the pods' image sees
+# (each pod's own writes vanish with it: without this every pod would compile them, ~60 s each)
+WARM_NUMBA = """
+import numpy as np
+from moola.models.minirocket import fit_minirocket
+X = np.random.default_rng(0).normal(size=(12, 20, 4)).astype("float32")
+fit_minirocket(X, ["a", "b"] * 6, ["a", "b"], seed=0)
+"""
+
+
+def start_rig(root: Path, server_env: dict, hide: list[Path], boot_polls: int = 0) -> Rig:
+    """The emulated RunPod account (pods hide ``hide``: the orchestrator's folders), a client SSH key,
+    a wheelhouse, the deployments, and a worker."""
+    image = root / "img"
+    make_image_python(image, seen_at=IMAGE_PYTHON_AT)
+    api = RunPodEmulator(root / "pods", api_key=KEY, image=image, hide=hide, boot_polls=boot_polls)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / "client_key")], check=True)
+    env = dict(server_env, RUNPOD_API_KEY=KEY, RUNPOD_API_BASE_URL=api.url, MOOLA_SSH_KEY=str(root / "client_key"),
                MOOLA_POD_WHEELHOUSE=str(make_wheelhouse(root / "wheelhouse")), MOOLA_SSH_TIMEOUT="3",
                MOOLA_ARTIFACTS=str(root / "worker-art"), PREFECT_WORKER_QUERY_SECONDS="1")
+    for k in [k for k in env if k.startswith("MOOLA_SSH_KNOWN") or k in ("MOOLA_SSH_HOST_KEY_SHA256",
+                                                                        "MOOLA_REMOTE_WORKDIR", "MOOLA_POD_PYTHON")]:
+        del env[k]
+    subprocess.run([sys.executable, "-c", WARM_NUMBA], check=True, cwd=ROOT)
     deploy(server_env)
-    log = root / "worker.log"
-    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "runpod", "--type", "runpod", "--name", "w1"],
-                              cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    return Rig(root, api, sshds, worker, log)
+    rig = Rig(root, api, env, None, root / "worker.log")
+    rig.start_worker()
+    return rig

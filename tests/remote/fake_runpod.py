@@ -1,4 +1,7 @@
-"""A local fake of the RunPod API's responses (the one part that cannot run here)."""
+"""A fast in-process fake of the RunPod API's responses, for unit tests of the lifecycle logic.
+
+What it leaves out (tests/remote/runpod_emulator.py has it): HTTP and the SDK's parsing, GraphQL
+errors as the real API words them, pods as containers (host keys, start command, watchdog)."""
 
 from __future__ import annotations
 
@@ -42,14 +45,24 @@ class FakeRunPod:
         return self.pods[pod_id]
 
     def create_pod(self, name, image_name, gpu_type_id, cloud_type, gpu_count, volume_in_gb,
-                   container_disk_in_gb, ports):
+                   container_disk_in_gb, ports, env=None, docker_args=None, volume_mount_path=None):
         with self.lock:
             self.calls.append(f"create {gpu_type_id}")
             if gpu_type_id not in self.capacity:
                 raise classify(rp_error.QueryError(NO_CAPACITY))
-            pod = {"id": f"pod-{len(self.pods)}", "desiredStatus": "RUNNING", "costPerHr": 3.99, "runtime": None}
+            pod = {"id": f"pod-{len(self.pods)}", "name": name, "desiredStatus": "RUNNING", "costPerHr": 3.99,
+                   "runtime": None, "env": [f"{k}={v}" for k, v in (env or {}).items()], "volumeInGb": volume_in_gb}
             self.pods[pod["id"]] = pod
             return pod
+
+    def get_pods(self):
+        return [p for p in self.pods.values() if p["desiredStatus"] != "TERMINATED"]
+
+    def terminate_pod(self, pod_id):
+        self.calls.append(f"terminate {pod_id}")
+        if pod_id not in self.pods or self.pods[pod_id]["desiredStatus"] == "TERMINATED":
+            raise classify(rp_error.QueryError("pod not found"))
+        self.pods[pod_id].update(desiredStatus="TERMINATED", runtime=None)
 
     def stop_pod(self, pod_id):
         self.calls.append(f"stop {pod_id}")

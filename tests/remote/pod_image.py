@@ -24,8 +24,9 @@ MISSING = {"scikit-base": "skbase", "pydantic": "pydantic", "pydantic-core": "py
            "safetensors": "safetensors"}
 
 
-def make_image_python(root: Path) -> Path:
-    """A venv whose site reaches this environment's packages, minus MISSING (and moola itself)."""
+def make_image_python(root: Path, seen_at: str | None = None) -> Path:
+    """A venv whose site reaches this environment's packages, minus MISSING (and moola itself).
+    ``seen_at``: where ``root`` is mounted in the pods that use it (tests/remote/runpod_emulator.py)."""
     site = Path(sysconfig.get_paths()["purelib"])
     farm = root / "image-site"
     farm.mkdir(parents=True)
@@ -43,7 +44,7 @@ def make_image_python(root: Path) -> Path:
     py = venv / "bin" / "python"
     venv_site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip()
-    (Path(venv_site) / "image.pth").write_text(str(farm) + "\n")
+    (Path(venv_site) / "image.pth").write_text(f"{seen_at}/image-site\n" if seen_at else f"{farm}\n")
     return py
 
 

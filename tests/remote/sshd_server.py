@@ -95,16 +95,18 @@ class SSHD:
 NO_STARTUP_FILES = {"SHLVL": "1"}
 
 
-def make_sshd(root: Path, env: dict[str, str] | None = None, client_key: Path | None = None) -> SSHD:
+def make_sshd(root: Path, env: dict[str, str] | None = None, client_key: Path | None = None,
+              port: int | None = None) -> SSHD:
     """Keys, config and known_hosts under ``root``; call .start() to run it. ``env``: variables every
     session on it sees (sshd's SetEnv), as RunPod sets RUNPOD_POD_ID and RUNPOD_API_KEY in a pod.
-    ``client_key``: admit this key (several pods, one identity) instead of making one."""
+    ``client_key``: admit this key (several pods, one identity) instead of making one. ``port``: listen
+    there (an impostor at a pod's address) instead of a free port."""
     _keygen(root / "host_key")
     if client_key is None:
         _keygen(root / "client_key")
         client_key = root / "client_key"
     shutil.copy(f"{client_key}.pub", root / "authorized_keys")
-    port = _free_port()
+    port = port or _free_port()
     config = root / "sshd_config"
     config.write_text(f"""Port {port}
 ListenAddress 127.0.0.1

@@ -12,9 +12,12 @@ from moola.remote.runpod import PodSpec
 
 from .fake_runpod import FakeRunPod
 
+PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGu2"
+
 
 def fleet(api, tmp_path, count=2, **kw) -> Fleet:
-    return Fleet(api, PodSpec(gpu_types=["NVIDIA H100 80GB HBM3", "NVIDIA H200"]), count, tmp_path / "leases",
+    return Fleet(api, PodSpec(gpu_types=["NVIDIA H100 80GB HBM3", "NVIDIA H200"], client_public=PUB), count,
+                 tmp_path / "leases",
                  "run-1", deadline_s=0.0, poll_s=0.0, **kw)
 
 
@@ -30,8 +33,8 @@ def test_every_pod_or_none(tmp_path):
     f = fleet(api, tmp_path)
     with pytest.raises(RemoteUnavailable, match="no capacity"):
         f.acquire()
-    # the pod that was acquired is stopped, and nothing is left recorded
-    assert api.pods["pod-1"]["desiredStatus"] == "EXITED" and "stop pod-1" in api.calls
+    # the pod that was acquired is terminated (moola created it), and nothing is left recorded
+    assert api.pods["pod-1"]["desiredStatus"] == "TERMINATED" and "terminate pod-1" in api.calls
     assert not list((tmp_path / "leases").glob("*.json"))
 
 
@@ -47,7 +50,7 @@ def test_handover_records_cost_and_release(tmp_path):
     assert [round(u["cost_usd"], 2) for u in pods_usage(handed, now)] == [3.99, 3.99]
     out = f.release()
     assert [r["stopped"] for r in out] == [True, True] and f.release() == out  # idempotent
-    assert api.calls.count("stop pod-1") == 1 and not list((tmp_path / "leases").glob("*.json"))
+    assert api.calls.count("terminate pod-1") == 1 and not list((tmp_path / "leases").glob("*.json"))
 
 
 def test_release_from_records_alone(tmp_path):
@@ -67,7 +70,7 @@ def test_a_pod_the_run_released_through_its_record_is_not_stopped_again_nor_hear
     api = FakeRunPod(boot_polls=0)
     f = fleet(api, tmp_path)
     f.acquire()
-    f.heartbeats, f.make_ssh = ["hb-1", "hb-2"], lambda host, port: None
+    f.heartbeats, f.make_ssh = ["hb-1", "hb-2"], lambda host, port, key: None
     touched = []
     monkeypatch.setattr(fleet_mod, "touch", lambda runner, path: touched.append(path))
     lost = f.handover()[1]  # the run found pod-2 lost and stopped it through its record
@@ -76,8 +79,8 @@ def test_a_pod_the_run_released_through_its_record_is_not_stopped_again_nor_hear
     f.heartbeat()
     assert touched == ["hb-1"]
     out = f.release()
-    # stopped once, by the run; the worker's release reports it (from the run's receipt) with the other
-    assert api.calls.count("stop pod-2") == 1 and api.calls.count("stop pod-1") == 1
+    # ended once, by the run; the worker's release reports it (from the run's receipt) with the other
+    assert api.calls.count("terminate pod-2") == 1 and api.calls.count("terminate pod-1") == 1
     assert [(r["pod_id"], r.get("released_by")) for r in out] == [("pod-1", None), ("pod-2", "run")]
     assert out[1]["uptime_s"] == got["uptime_s"] and not list((tmp_path / "leases").iterdir())
 
@@ -94,7 +97,8 @@ def test_pods_are_acquired_side_by_side_not_one_boot_after_another(tmp_path):
             pod = {**pod, "runtime": None}
         return pod
     api.get_pod = get_pod
-    f = Fleet(api, PodSpec(gpu_types=["NVIDIA H200"]), 3, tmp_path / "leases", "run-1", deadline_s=3.0, poll_s=0.05)
+    f = Fleet(api, PodSpec(gpu_types=["NVIDIA H200"], client_public=PUB), 3, tmp_path / "leases", "run-1",
+              deadline_s=3.0, poll_s=0.05)
     assert f.acquire() == [("127.0.0.1", 22022)] * 3
     assert sorted(p["pod_id"] for p in f.handover()) == ["pod-1", "pod-2", "pod-3"]
     f.release()

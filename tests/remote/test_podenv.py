@@ -43,3 +43,12 @@ def test_a_wheelhouse_without_a_needed_wheel_is_a_clear_error(sshd, tmp_path):  
     with pytest.raises(RemotePermanent, match=r"wheelhouse .*empty: no wheel for annotated-types==0.8.0"):
         ensure_env(runner, tmp_path / "empty")
     assert not list((tmp_path / "remote").glob("env/*/READY"))
+
+
+def test_the_images_own_torch_must_satisfy_moolas_requirement():
+    from moola.remote.podenv import image_requirements_met
+    assert image_requirements_met({"torch": "2.8.0+cu128"}) is None
+    assert image_requirements_met({"torch": "2.13.0"}) is None
+    got = image_requirements_met({"torch": "2.4.0"})  # runpod/pytorch:2.4.0-py3.11-... (the old default)
+    assert got.startswith("torch 2.4.0 does not satisfy torch>=2.6")
+    assert image_requirements_met({}).startswith("torch missing")

@@ -14,6 +14,8 @@ from moola.remote.runpod import PodLease, PodSpec, classify, ssh_endpoint
 
 from .fake_runpod import NO_CAPACITY, FakeRunPod
 
+PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGu2"
+
 
 class Clock:
     def __init__(self):
@@ -28,11 +30,11 @@ class Clock:
 
 def lease(api, clock=None, **kw) -> PodLease:
     clock = clock or Clock()
-    return PodLease(api, PodSpec(gpu_types=["NVIDIA H100 80GB HBM3", "NVIDIA H200"]), sleep=clock.sleep,
-                    clock=clock, poll=5.0, **kw)
+    return PodLease(api, PodSpec(gpu_types=["NVIDIA H100 80GB HBM3", "NVIDIA H200"], client_public=PUB),
+                    sleep=clock.sleep, clock=clock, poll=5.0, **kw)
 
 
-def test_create_falls_back_through_gpu_types_waits_for_ssh_and_stops():
+def test_create_falls_back_through_gpu_types_waits_for_ssh_and_terminates():
     api, clock = FakeRunPod(), Clock()
     ls = lease(api, clock)
     assert ls.acquire() == ("127.0.0.1", 22022)
@@ -40,7 +42,7 @@ def test_create_falls_back_through_gpu_types_waits_for_ssh_and_stops():
     assert ls.events[0] == "no capacity for NVIDIA H100 80GB HBM3"
     clock.t += 3600
     report = ls.release()
-    assert report["stopped"] and api.calls[-1] == f"stop {ls.pod_id}"
+    assert report["stopped"] and report["ended"] == "terminated" and api.calls[-1] == f"terminate {ls.pod_id}"
     assert report["cost_usd"] == pytest.approx(3.99 * (3600 + 10) / 3600)
 
 
@@ -49,13 +51,14 @@ def test_resume_existing_pod():
     ls = lease(api, pod_id="existing")
     assert ls.acquire() == ("127.0.0.1", 22022)
     assert "resume existing" in api.calls and not any(c.startswith("create") for c in api.calls)
+    assert ls.release()["ended"] == "stopped" and api.calls[-1] == "stop existing"  # the user's own: kept
 
 
 def test_keep_alive_leaves_the_pod_running():
     api = FakeRunPod()
     ls = lease(api, keep_alive=True)
     ls.acquire()
-    assert ls.release()["stopped"] is False and not any(c.startswith("stop") for c in api.calls)
+    assert ls.release()["stopped"] is False and not any(c.startswith(("stop", "terminate")) for c in api.calls)
 
 
 def test_no_capacity_anywhere_is_transient():
@@ -80,6 +83,10 @@ def test_sdk_errors_are_classified():
     assert isinstance(classify(rp_error.AuthenticationError("401 Unauthorized")), RemotePermanent)
     assert isinstance(classify(requests.ConnectionError("reset")), RemoteUnavailable)
     assert isinstance(classify(rp_error.QueryError("Something else entirely")), RemotePermanent)
+    # as the real API words them: a bad key is a GraphQL error in an HTTP 200; its generic failure is transient
+    assert "rejected the API key" in str(classify(rp_error.QueryError("Unauthorized")))
+    assert isinstance(classify(rp_error.QueryError("Something went wrong. Please try again later or contact "
+                                                   "support.")), RemoteUnavailable)
 
 
 def test_ssh_endpoint_needs_the_public_port_22():
@@ -90,14 +97,15 @@ def test_ssh_endpoint_needs_the_public_port_22():
 
 def test_runpod_runner_end_to_end_stops_the_pod_even_on_failure(sshd, sample_dir, tmp_path):
     api = FakeRunPod(ssh_port=sshd.port)
-    runner = RunPodRunner(lease(api), lambda host, port: sshd.runner(tmp_path / "w", port=port))
+    runner = RunPodRunner(lease(api), lambda host, port, key: sshd.runner(tmp_path / "w", port=port))
     out = runner.run_gate(GateCall("validate", sample_dir / "train.parquet", tmp_path / "o"))
-    assert read_result(out).status == "passed" and api.calls[-1].startswith("stop")
+    assert read_result(out).status == "passed" and api.calls[-1].startswith("terminate")
     api2 = FakeRunPod(ssh_port=sshd.port)
-    broken = RunPodRunner(lease(api2), lambda host, port: sshd.runner(tmp_path / "w", port=port, key=tmp_path / "none"))
+    broken = RunPodRunner(lease(api2), lambda host, port, key: sshd.runner(tmp_path / "w", port=port,
+                                                                        key=tmp_path / "none"))
     with pytest.raises(RemotePermanent):
         broken.run_gate(GateCall("validate", sample_dir / "train.parquet", tmp_path / "o2"))
-    assert api2.calls[-1].startswith("stop")
+    assert api2.calls[-1].startswith("terminate")
 
 
 def test_the_api_key_never_reaches_a_message():
@@ -132,7 +140,7 @@ def test_the_lease_record_exists_while_the_pod_boots(tmp_path):
     def sleep(s):  # each poll of a booting pod: the record is already on disk
         seen.append(json.loads(record.read_text()) if record.exists() else None)
         clock.sleep(s)
-    ls = PodLease(api, PodSpec(gpu_types=["NVIDIA H200"]), sleep=sleep, clock=clock, poll=5.0)
+    ls = PodLease(api, PodSpec(gpu_types=["NVIDIA H200"], client_public=PUB), sleep=sleep, clock=clock, poll=5.0)
     assert pods.acquire(ls, record, extra={"run_id": "r1"}) == ("127.0.0.1", 22022)
     assert seen and all(r is not None and r["pod_id"] == "pod-1" and r["run_id"] == "r1" for r in seen)
     assert json.loads(record.read_text())["cost_per_hr"] == 3.99  # rewritten with the price once up
