@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pod-deadline-s", type=int, default=POD_DEADLINE_S)
     ap.add_argument("--policy", type=json.loads, help='decision thresholds as JSON, e.g. \'{"f1_margin": 0.02}\'')
     args = ap.parse_args(argv)
+    from moola.cli import stop_on_signals
+    stop_on_signals()  # SIGTERM/SIGHUP unwind like Ctrl-C: the flow's finally ends its pod
     state = gates(data=args.data, unlabeled=args.unlabeled, val_size=args.val_size, folds=args.folds,
                   runner=args.runner, preset=args.preset, seed=args.seed, config=args.config,
                   artifacts=args.artifacts, require_approval=args.require_approval,

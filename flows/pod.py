@@ -74,6 +74,7 @@ def acquire_pod(artifacts: str, flow_run_id: str, deadline_s: float = POD_DEADLI
     """Resume or create the pod and wait for its SSH port (moola.remote.pods)."""
     s = Settings()
     lease = make_lease(s, make_api(s))
+    lease.name = f"moola-{flow_run_id}"  # `moola pods` finds it by this name whatever happens here
     with moola_logs_in_task():
         host, port = pods.acquire(lease, lease_file(artifacts, flow_run_id), deadline_s)
     run_logger().info("pod %s: ssh %s:%d (%s)", lease.pod_id, host, port, "; ".join(lease.events))

@@ -28,6 +28,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -39,7 +40,7 @@ from pydantic import Field
 from flows.pod import KEY_SECRET_ENV, run_api
 from flows.tasks import moola_logs_to
 from moola.errors import MoolaError
-from moola.remote.fleet import HANDOVER_ENV, IDLE_STOP_S, Fleet, release_run, run_records
+from moola.remote.fleet import HANDOVER_ENV, IDLE_STOP_S, Fleet, record_field, release_run, run_records
 from moola.remote.pods import POD_DEADLINE_S
 from moola.remote.runner import make_runner
 from moola.remote.runpod import (DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB, PodSpec,
@@ -176,7 +177,9 @@ class RunPodWorker(ProcessWorker):
                         volume_gb=cfg.volume_gb, name=f"moola-{run_id}", idle_stop_s=cfg.idle_stop_s)
         return Fleet(api, spec, cfg.pods, leases_dir(settings), run_id, cfg.pod_deadline_s, cfg.keep_alive,
                      cfg.idle_stop_s, make_ssh=lambda host, port, key: make_runner("ssh", settings, (host, port),
-                                                                                   host_key=key))
+                                                                                   host_key=key),
+                     # a restarted worker (or kill_infrastructure) finds the key where this one did
+                     record_extra={"api_key_secret": cfg.api_key_secret})
 
     async def run(self, flow_run, configuration: RunPodJobConfiguration, task_status=None) -> RunPodWorkerResult:
         task_status = task_status or anyio.TASK_STATUS_IGNORED
@@ -250,6 +253,8 @@ class RunPodWorker(ProcessWorker):
         """Heartbeats to every pod, and the budget, while the flow's process runs."""
         beat_every = max(1.0, min(60.0, cfg.idle_stop_s / 4))
         next_beat = time.monotonic() + beat_every
+        beating: threading.Thread | None = None  # heartbeats in their own thread: a hung pod never holds
+        # up the budget, cancellation and process-exit checks below
         while True:
             await anyio.sleep(WATCH_S)
             try:
@@ -283,7 +288,9 @@ class RunPodWorker(ProcessWorker):
                 await anyio.to_thread.run_sync(fleet.release)
                 return
             if time.monotonic() >= next_beat:
-                await anyio.to_thread.run_sync(fleet.heartbeat)
+                if beating is None or not beating.is_alive():  # the last round still running: skip one
+                    beating = threading.Thread(target=fleet.heartbeat, name="heartbeats", daemon=True)
+                    beating.start()
                 next_beat = time.monotonic() + beat_every
 
     async def _cancelled(self, flow_run_id) -> None:
@@ -330,29 +337,42 @@ class RunPodWorker(ProcessWorker):
         paths = run_records(leases_dir(settings)).get(run_id)
         if not paths:
             return []
-        api = await self._api(settings, API_KEY_BLOCK)
+        # the API key from where the run's own worker found it (its api_key_secret job variable)
+        api = await self._api(settings, record_field(paths, "api_key_secret") or API_KEY_BLOCK)
         return await anyio.to_thread.run_sync(release_run, api, PodSpec(gpu_types=list(DEFAULT_GPU_TYPES)), paths)
 
     async def _stop_orphans(self) -> None:
-        """At start: stop the pods of runs that ended (or were cancelled) while no worker watched them."""
+        """At start: end the pods of runs that ended (or were cancelled, or are gone from the server)
+        while no worker watched them, and of runs whose worker died before they started (Pending,
+        Scheduled: nothing will ever start them; they are marked Failed). The pods of a run still
+        running are left to it and to their watchdogs."""
+        from prefect.exceptions import ObjectNotFound
+
+        from moola.remote.podlist import owner_alive
         try:
             runs = run_records(leases_dir(load_settings()))
         except MoolaError as exc:
             self._logger.error("cannot look for pods left by an earlier worker: %s", exc)
             return
-        for run_id, _ in runs.items():
+        for run_id, paths in runs.items():
             try:
-                fr = await self.client.read_flow_run(UUID(run_id))
-                state = fr.state
-            except Exception:
-                state = None  # the run is gone: nothing will ever stop its pods but us
-            if state is not None and not (state.is_final() or state.is_cancelling()):
-                self._logger.warning("flow run %s is %s without its worker; its pods stop themselves after their "
+                state = (await self.client.read_flow_run(UUID(run_id))).state
+            except ObjectNotFound:
+                state = None  # the run is gone: nothing will ever end its pods but us
+            except Exception as exc:  # the API's own trouble (or another server's run): leave them be
+                self._logger.warning("flow run %s: cannot read its state (%s); its pods are left to their "
+                                     "watchdogs", run_id, exc)
+                continue
+            owner_gone = not owner_alive(record_field(paths, "owner"))
+            if state is not None and (state.is_pending() or state.is_scheduled()) and owner_gone:
+                await self._fail(UUID(run_id), "its worker died while acquiring its pods; they were ended")
+            elif state is not None and not (state.is_final() or state.is_cancelling()):
+                self._logger.warning("flow run %s is %s without its worker; its pods end themselves after their "
                                      "idle time unless it ends first", run_id, state.name)
                 continue
             try:
-                stopped = await self._release_records(run_id)
-                self._logger.warning("stopped %d pod(s) left by flow run %s (%s)", len(stopped), run_id,
+                ended = await self._release_records(run_id)
+                self._logger.warning("ended %d pod(s) left by flow run %s (%s)", len(ended), run_id,
                                      state.name if state else "gone")
             except MoolaError as exc:
-                self._logger.error("pods of flow run %s could not be stopped: %s", run_id, exc)
+                self._logger.error("pods of flow run %s could not be ended: %s", run_id, exc)

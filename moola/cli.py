@@ -300,9 +300,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a CI cancel, `timeout`, a closed terminal): unwinds like Ctrl-C, so every
+    ``finally`` runs and a pod this command leased is ended before the process exits."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_on_signals() -> dict:
+    """SIGTERM and SIGHUP raise Stopped in the main thread (the default would kill the process with
+    its pod left running). Called by the entry points that may lease a pod; returns the handlers
+    it replaced (restore_signals puts them back)."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def raise_stopped(signum, frame):
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # once: a second signal must not cut the release short
+            signal.signal(sig, signal.SIG_IGN)
+        raise Stopped(signum)
+    return {sig: signal.signal(sig, raise_stopped) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+
+def restore_signals(saved: dict) -> None:
+    import signal
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    saved = stop_on_signals()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
@@ -320,8 +352,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc} (rerun with -v for details)",
               file=sys.stderr)
         return 1
+    except Stopped as exc:
+        print(f"stopped by signal {exc.signum}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         return 130
+    finally:
+        restore_signals(saved)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
     ├── GateCrashed          a gate died unexpectedly (exit code 1)
     └── RemoteError          anything on the way to or from a remote runner
         ├── RemoteUnavailable    transient: refused, reset, timeout, no capacity, pod not up yet
+        │   └── NoCapacity       RunPod has no GPU of the requested type (nothing was created)
         └── RemotePermanent      not worth retrying: auth, host key, missing dependency, gate crash
             ├── HostKeyMismatch  the server's key is unknown or changed
             └── PodsLost         every pod of a run was lost before its units finished
@@ -68,6 +69,11 @@ class RemoteError(MoolaError):
 
 class RemoteUnavailable(RemoteError):
     """Transient: the host or pod is not reachable yet. Worth retrying."""
+
+
+class NoCapacity(RemoteUnavailable):
+    """RunPod answered that it has no capacity: the request was refused, so no pod exists for it
+    (unlike a lost answer, after which a pod may exist)."""
 
 
 class RemotePermanent(RemoteError):

@@ -35,7 +35,6 @@ from .runpod import PodAPI, PodLease, PodSpec
 log = logging.getLogger("moola.remote.fleet")
 
 IDLE_STOP_S = 900  # a pod without a heartbeat for this long stops itself (its watchdog)
-GUARD_RETRY_S = 120  # how long a pod's sshd may take to answer after the API shows its port
 HANDOVER_ENV = "MOOLA_PODS"  # the run's process finds its pods here (JSON list, see Fleet.handover)
 
 
@@ -51,6 +50,7 @@ class Fleet:
     idle_stop_s: float = IDLE_STOP_S
     make_ssh: Callable[[str, int, str | None], object] | None = None   # (host, port, host key) -> SSHRunner
     poll_s: float = 5.0
+    record_extra: dict = field(default_factory=dict)  # more for each lease record (the key's Secret block)
     leases: list[PodLease] = field(default_factory=list)
     endpoints: list[tuple[str, int]] = field(default_factory=list)
     heartbeats: list[str | None] = field(default_factory=list)
@@ -64,11 +64,13 @@ class Fleet:
         acquired side by side (a pod's boot takes minutes: N pods in a row would take N boots)."""
         t_end = time.monotonic() + self.deadline_s
         self.leases = [PodLease(self.api, self.spec, keep_alive=self.keep_alive, poll=self.poll_s,
-                                wait_timeout=min(600.0, self.deadline_s)) for _ in range(self.count)]
+                                wait_timeout=min(600.0, self.deadline_s),
+                                name=f"{self.spec.name}-{i}" if self.spec.name else None) for i in range(self.count)]
 
         def one(i: int) -> tuple[str, int]:
             lease = self.leases[i]
-            got = pods.acquire(lease, self.record(i), max(0.0, t_end - time.monotonic()), extra={"run_id": self.run_id})
+            got = pods.acquire(lease, self.record(i), max(0.0, t_end - time.monotonic()),
+                               extra={"run_id": self.run_id, **self.record_extra})
             log.info("pod %d/%d: %s (%s) at $%.2f/h; %s", i + 1, self.count, lease.pod_id, lease.gpu_type or "?",
                      lease.cost_per_hr, "; ".join(lease.events))
             return got
@@ -90,17 +92,21 @@ class Fleet:
         # the API shows the SSH port before sshd answers on a booting pod: retried for a while
         self.heartbeats = _each(lambda i: call_with_retry(
             lambda: guard_pod(self._ssh(i), self.leases[i].pod_id, self.idle_stop_s,
-                              started_at_boot=self.leases[i].created), retry_for=GUARD_RETRY_S),
+                              started_at_boot=self.leases[i].created), retry_for=pods.SSH_UP_S),
             len(self.leases))
 
     def heartbeat(self) -> None:
-        for i, path in enumerate(self.heartbeats):
-            if path is None or not self.record(i).is_file():  # none, or the run released a lost pod
-                continue
+        """Touch every pod's heartbeat file, side by side, each bounded by HEARTBEAT_TIMEOUT_S: one
+        hung pod delays none of the others (and, run in a thread by the worker, no budget check)."""
+        def beat(i: int) -> None:
+            path = self.heartbeats[i]
+            if path is None or not self.record(i).is_file():  # none, or the run ended this pod
+                return
             try:
                 touch(self._ssh(i), path)
             except RemoteError as exc:  # a missed beat is not fatal; many are, by design
                 log.warning("heartbeat to pod %s failed: %s", self.leases[i].pod_id, exc)
+        _each(beat, len(self.heartbeats))
 
     def handover(self) -> list[dict]:
         # ``record``: the run stops a pod it found lost through it (release_handed), and
@@ -113,23 +119,42 @@ class Fleet:
         return sum(usage(ls, now)["cost_usd"] for ls in self.leases)
 
     def release(self) -> list[dict]:
-        """Stop every pod (unless keep-alive: then its watchdog stands down). Idempotent: returns
-        every pod released so far, with its uptime and cost."""
+        """End every pod (unless keep-alive: then its watchdog stands down), whatever happens to any
+        one of them: one pod's failure is logged and the others are still ended. Idempotent: returns
+        every pod released so far, with its uptime and cost. A pod is ended from its lease in memory
+        even when its record could not be written."""
         out = self.released
+        done = {r["pod_id"] for r in out if r.get("stopped") or self.keep_alive}
         for i, lease in enumerate(self.leases):
-            if not self.record(i).is_file():
-                stopped = take_receipt(self.record(i))
-                if stopped is not None:  # the run stopped this pod itself (it was lost): its figures count
-                    out.append({**stopped, "gpu_type": lease.gpu_type, "cost_per_hr": lease.cost_per_hr,
-                                "released_by": "run"})
+            if not lease.pod_id:  # never created, or its create answer was lost: the record knows its name
+                try:
+                    got = pods.release_recorded(self.api, self.spec, self.record(i))
+                except Exception as exc:
+                    log.error("pod %s (answer of its create lost) could not be ended: %s", lease.name, exc)
+                    continue
+                if got is not None:
+                    out.append({**got, "gpu_type": lease.gpu_type, "cost_per_hr": lease.cost_per_hr})
+                continue
+            if lease.pod_id in done:
+                continue
+            stopped = take_receipt(self.record(i))
+            if stopped is not None:  # the run ended this pod itself (lost, or after its last gate)
+                out.append({**stopped, "gpu_type": lease.gpu_type, "cost_per_hr": lease.cost_per_hr,
+                            "released_by": "run"})
                 continue
             if self.keep_alive and i < len(self.heartbeats) and self.heartbeats[i]:
                 try:
                     stand_down(self._ssh(i), self.heartbeats[i])
                 except RemoteError as exc:
-                    log.warning("pod %s: could not stand its watchdog down (%s); it will stop the pod after "
+                    log.warning("pod %s: could not stand its watchdog down (%s); it will end the pod after "
                                 "%.0f s", lease.pod_id, exc, self.idle_stop_s)
-            got = pods.release(lease, self.record(i))
+            try:
+                got = pods.release(lease, self.record(i))
+            except Exception as exc:  # never let one pod keep the others running
+                log.error("pod %s could not be ended (%s: %s); its lease stays in %s", lease.pod_id,
+                          type(exc).__name__, exc, self.record(i))
+                got = {**usage(lease), "stopped": False, "ended": None, "error": str(exc)}
+            out[:] = [r for r in out if r["pod_id"] != lease.pod_id]  # a retried release replaces a failed one
             out.append({**got, "gpu_type": lease.gpu_type, "cost_per_hr": lease.cost_per_hr})
         return out
 
@@ -191,17 +216,41 @@ def run_records(records: Path) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {}
     for p in sorted(Path(records).glob("*.json")):
         try:
-            run_id = json.loads(p.read_text()).get("run_id")
+            rec = json.loads(p.read_text())
         except (OSError, ValueError):
+            log.warning("unreadable lease record %s: skipped (`moola pods` still lists its pod)", p)
             continue
+        run_id = rec.get("run_id") if isinstance(rec, dict) else None
         if run_id:
-            out.setdefault(run_id, []).append(p)
+            out.setdefault(str(run_id), []).append(p)
     return out
 
 
+def record_field(paths: list[Path], name: str):
+    """``name`` from the first of these lease records that has it (None if none does)."""
+    for p in paths:
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get(name) is not None:
+            return rec[name]
+    return None
+
+
 def release_run(api: PodAPI, spec: PodSpec, paths: list[Path]) -> list[dict]:
-    """Stop the pods of these records (a restarted worker cleaning up after a dead one)."""
-    return [r for r in (pods.release_recorded(api, spec, p) for p in paths) if r is not None]
+    """End the pods of these records (a restarted worker cleaning up after a dead one); one record
+    that fails (unreadable, the API refusing) never keeps the others' pods running."""
+    out = []
+    for p in paths:
+        try:
+            got = pods.release_recorded(api, spec, p)
+        except Exception as exc:
+            log.error("lease %s: its pod could not be ended (%s: %s)", p, type(exc).__name__, exc)
+            continue
+        if got is not None:
+            out.append(got)
+    return out
 
 
 # -- the watchdog, checked over ssh -----------------------------------------------------------
@@ -264,10 +313,13 @@ def start_watchdog(runner, client, hb: PurePosixPath, pod_id: str, idle_stop_s: 
     time.sleep(0.5)  # it writes its status as its first act
 
 
-def touch(runner, path: str) -> None:
+HEARTBEAT_TIMEOUT_S = 20.0  # a touch that takes longer is a missed beat, not a wait
+
+
+def touch(runner, path: str, timeout: float = HEARTBEAT_TIMEOUT_S) -> None:
     client = runner.connect()
     try:
-        runner._exec(client, ["touch", path])
+        runner._exec(client, ["touch", path], timeout=timeout)
     finally:
         client.close()
 

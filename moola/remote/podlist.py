@@ -39,7 +39,8 @@ def owner_alive(owner: dict | None) -> bool:
 
 
 def lease_records(artifacts: Path) -> dict[str, dict]:
-    """{pod id: lease record} from every record under ``<artifacts>/pods`` (unreadable ones skipped)."""
+    """{pod id or pod name: lease record} from every record under ``<artifacts>/pods`` (unreadable
+    ones skipped; a record written before its pod's create answer came has only the name)."""
     out = {}
     for p in sorted(Path(artifacts, "pods").rglob("*.json")):
         try:
@@ -47,8 +48,10 @@ def lease_records(artifacts: Path) -> dict[str, dict]:
         except (OSError, ValueError):
             log.warning("unreadable lease record %s: skipped", p)
             continue
-        if isinstance(rec, dict) and rec.get("pod_id"):
-            out[rec["pod_id"]] = {**rec, "record": str(p)}
+        if isinstance(rec, dict):
+            for key in (rec.get("pod_id"), rec.get("name")):
+                if key:
+                    out[key] = {**rec, "record": str(p)}
     return out
 
 
@@ -60,7 +63,7 @@ def moola_pods(api: PodAPI, artifacts: Path) -> list[dict]:
     for pod in api.get_pods():
         if not str(pod.get("name") or "").startswith(NAME_PREFIX):
             continue
-        rec = records.get(pod["id"])
+        rec = records.get(pod["id"]) or records.get(pod.get("name"))
         uptime = float(((pod.get("runtime") or {}).get("uptimeInSeconds")) or 0)
         volume = int(pod.get("volumeInGb") or 0)
         out.append({"pod_id": pod["id"], "name": pod.get("name"), "status": pod.get("desiredStatus"),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..atomic import write_json_atomic
+from ..errors import RemotePermanent
 from .retry import call_with_retry
 from .call import GateCall
 from .runpod import PodAPI, PodLease, PodSpec
@@ -31,6 +32,7 @@ log = logging.getLogger("moola.remote.pods")
 
 STOP_ATTEMPTS, STOP_RETRY_S = 3, 5.0
 POD_DEADLINE_S = 1800  # how long a run waits for capacity (retrying) before it fails without a pod
+SSH_UP_S = 120  # how long a pod's sshd may take to answer after the API shows its port
 
 
 def acquire(lease: PodLease, record: Path, deadline_s: float = 0.0, extra: dict | None = None) -> tuple[str, int]:
@@ -40,11 +42,15 @@ def acquire(lease: PodLease, record: Path, deadline_s: float = 0.0, extra: dict 
     owner = {"host": socket.gethostname(), "pid": os.getpid()}  # `moola pods` tells live owners from gone ones
 
     def write(_=None):
-        record.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(record, {**lease.record(), "owner": owner, **(extra or {})})
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(record, {**lease.record(), "owner": owner, **(extra or {})})
+        except OSError as exc:  # a full or read-only disk must not leave the pod unowned: it is ended
+            log.error("cannot write the lease record %s (%s); pod %s is still ended by this process", record,
+                      exc, lease.pod_id)
     # written as soon as the pod exists, before a boot of minutes: a process killed while waiting
     # still leaves what a hook or a restarted worker needs to stop it
-    lease.on_pod = write
+    lease.on_pod = lease.on_intent = write
     try:
         return call_with_retry(lease.acquire, retry_for=deadline_s)
     finally:
@@ -58,9 +64,15 @@ def release(lease: PodLease, record: Path, attempts: int = STOP_ATTEMPTS, retry_
     is stopped, so a failure hook or a later release tries again."""
     out = {}
     for attempt in range(attempts):
-        out = lease.release()
+        try:
+            out = lease.release()
+        except RemotePermanent as exc:  # e.g. the key was revoked: retrying will not help, say it
+            log.error("pod %s could NOT be ended: %s; its lease stays in %s", lease.pod_id, exc, record)
+            up = lease.clock() - lease.started_at if lease.started_at is not None else 0.0
+            return {"pod_id": lease.pod_id, "uptime_s": up, "cost_usd": lease.cost_per_hr * up / 3600,
+                    "stopped": False, "ended": None, "error": str(exc)}
         if out["stopped"] or lease.keep_alive:
-            record.unlink(missing_ok=True)
+            _forget(record)
             break
         if attempt + 1 < attempts:
             sleep(retry_s)
@@ -74,12 +86,23 @@ def release(lease: PodLease, record: Path, attempts: int = STOP_ATTEMPTS, retry_
     return out
 
 
+def _forget(record: Path) -> None:
+    """Remove a lease record once its pod is ended; a disk that refuses is said, not raised."""
+    try:
+        record.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not remove the lease record %s (%s); its pod is ended", record, exc)
+
+
 def release_recorded(api: PodAPI, spec: PodSpec, record: Path, attempts: int = STOP_ATTEMPTS,
                      retry_s: float = STOP_RETRY_S) -> dict | None:
     """Release the pod named in ``record``, if any (idempotent: None when there is none)."""
     if not record.is_file():
         return None
     lease = PodLease.from_record(api, spec, json.loads(record.read_text()))
+    if lease.pod_id is None:  # only an intent, and RunPod has no pod of that name: nothing to end
+        record.unlink(missing_ok=True)
+        return None
     return release(lease, record, attempts, retry_s)
 
 
@@ -96,7 +119,11 @@ class RunPodRunner:
         record = self.record or Path(tempfile.mkdtemp(prefix="moola-pod-")) / "lease.json"
         try:
             host, port = acquire(self.lease, record)
-            return self.make_ssh(host, port, self.lease.host_key).run_gate(call)
+            runner = self.make_ssh(host, port, self.lease.host_key)
+            # a booting pod's sshd answers some seconds after the API shows its port: wait for it
+            # here, on this pod, rather than end it and have a retry create another
+            call_with_retry(lambda: runner.connect().close(), retry_for=SSH_UP_S)
+            return runner.run_gate(call)
         finally:
             if self.lease.pod_id:
                 release(self.lease, record)

@@ -17,11 +17,13 @@ from __future__ import annotations
 import logging
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from ..errors import ConfigError, RemotePermanent, RemoteUnavailable
-from .podboot import BOOT_GRACE_S, START_COMMAND, boot_env, graphql_safe, identity_from_env, new_identity
+from ..errors import ConfigError, NoCapacity, RemotePermanent, RemoteUnavailable
+from .podboot import (BOOT_GRACE_S, START_COMMAND, PodIdentity, boot_env, graphql_safe, identity_from_env,
+                      new_identity)
 
 log = logging.getLogger("moola.remote.runpod")
 
@@ -89,7 +91,7 @@ def classify(exc: Exception, secret: str | None = None) -> Exception:
         return RemoteUnavailable(f"RunPod API unreachable: {type(exc).__name__}: {msg}")
     if isinstance(exc, rp_error.QueryError):
         if any(h in low for h in CAPACITY_HINTS):
-            return RemoteUnavailable(f"RunPod has no capacity: {msg}")
+            return NoCapacity(f"RunPod has no capacity: {msg}")
         if any(h in low for h in TRANSIENT_HINTS):
             return RemoteUnavailable(f"RunPod API error (transient): {msg}")
         return RemotePermanent(f"RunPod API error: {msg}")
@@ -160,7 +162,7 @@ class PodSpec:
     volume_gb: int = DEFAULT_VOLUME_GB
     container_disk_gb: int = DEFAULT_CONTAINER_DISK_GB
     gpu_count: int = 1
-    name: str = "moola-gates"
+    name: str | None = None           # unique per pod, ``moola-...`` (`moola pods` finds them by it); None: made up
     client_public: str | None = None  # the public half of MOOLA_SSH_KEY: the pod's PUBLIC_KEY
     workdir: str = "/workspace/moola"
     idle_stop_s: float = 900.0        # the pod's watchdog (podboot.py)
@@ -193,7 +195,12 @@ class PodLease:
     created: bool = False               # moola created it: terminated on release
     host_key: str | None = None         # 'ssh-ed25519 AAAA...' the pod was given (None: the user's own pod)
     on_pod: Callable[["PodLease"], None] | None = None  # called once the pod exists, before waiting for it
+    # called before the create request, with ``name`` and ``host_key`` set: what finds the pod again
+    # when the request's answer is lost
+    on_intent: Callable[["PodLease"], None] | None = None
+    name: str | None = None
     events: list[str] = field(default_factory=list)
+    _identity: PodIdentity | None = field(default=None, repr=False)
 
     def acquire(self) -> tuple[str, int]:
         if self.pod_id:
@@ -215,16 +222,20 @@ class PodLease:
         return self._wait_for_ssh()
 
     def record(self) -> dict:
-        """What a later process needs to end this pod and cost it (a flow's failure hook)."""
-        return {"pod_id": self.pod_id, "started_wall": self.started_wall, "cost_per_hr": self.cost_per_hr,
-                "keep_alive": self.keep_alive, "gpu_type": self.gpu_type, "created": self.created,
-                "host_key": self.host_key}
+        """What a later process needs to end this pod and cost it (a flow's failure hook); before the
+        pod's id is known, its name finds it."""
+        return {"pod_id": self.pod_id, "name": self.name, "started_wall": self.started_wall,
+                "cost_per_hr": self.cost_per_hr, "keep_alive": self.keep_alive, "gpu_type": self.gpu_type,
+                "created": self.created or self.pod_id is None, "host_key": self.host_key}
 
     @classmethod
     def from_record(cls, api: PodAPI, spec: PodSpec, record: dict) -> "PodLease":
-        lease = cls(api, spec, pod_id=record["pod_id"], keep_alive=bool(record.get("keep_alive")),
+        lease = cls(api, spec, pod_id=record.get("pod_id"), keep_alive=bool(record.get("keep_alive")),
                     cost_per_hr=float(record.get("cost_per_hr") or 0.0), gpu_type=record.get("gpu_type"),
-                    created=bool(record.get("created")), host_key=record.get("host_key"))
+                    created=bool(record.get("created")), host_key=record.get("host_key"), name=record.get("name"))
+        if lease.pod_id is None and lease.name:  # only the intent was recorded: is there such a pod?
+            found = lease._find_by_name(lease.name)
+            lease.pod_id = found["id"] if found else None
         if record.get("started_wall") is not None:
             lease.started_at = lease.clock() - max(0.0, time.time() - record["started_wall"])
         return lease
@@ -233,10 +244,20 @@ class PodLease:
         if not self.spec.client_public:
             raise ConfigError("runner runpod: no SSH public key for the pod (MOOLA_SSH_KEY, and its .pub beside "
                               "it or an unencrypted key): RunPod starts a pod's sshd only with one")
-        identity = new_identity()
+        if self._identity is not None:  # a retry after a lost answer: the pod may exist by now
+            found = self._find_by_name(self.name)
+            if found is not None:
+                self.events.append(f"found {found['id']} by name {self.name}")
+                self.created = True
+                return found["id"]
+        identity = self._identity = self._identity or new_identity()  # one per pod, kept across retries
         env = boot_env(identity, self.spec.client_public, self.spec.workdir, self.spec.idle_stop_s,
                        self.spec.boot_grace_s)
-        name, image = graphql_safe("pod name", self.spec.name), graphql_safe("pod image", self.spec.image)
+        self.name = self.name or self.spec.name or f"moola-{uuid.uuid4().hex[:12]}"
+        name, image = graphql_safe("pod name", self.name), graphql_safe("pod image", self.spec.image)
+        self.host_key = identity.public
+        if self.on_intent is not None:  # recorded before asking: a lost answer still leaves the name
+            self.on_intent(self)
         last: Exception | None = None
         for gpu in self.spec.gpu_types:  # tried in order: the first with capacity wins
             try:
@@ -246,13 +267,30 @@ class PodLease:
                                           container_disk_in_gb=self.spec.container_disk_gb, ports="22/tcp",
                                           env=env, docker_args=START_COMMAND, volume_mount_path=VOLUME_MOUNT_PATH)
                 self.events.append(f"create {gpu} -> {pod['id']}")
-                self.gpu_type, self.created, self.host_key = gpu, True, identity.public
+                self.gpu_type, self.created = gpu, True
                 return pod["id"]
-            except RemoteUnavailable as exc:
+            except NoCapacity as exc:
                 self.events.append(f"no capacity for {gpu}")
                 log.warning("no RunPod capacity for %s: %s", gpu, exc)
                 last = exc
-        raise RemoteUnavailable(f"no capacity for any of {', '.join(self.spec.gpu_types)}") from last
+            except RemoteUnavailable as exc:
+                # the answer is lost, not a refusal: RunPod may have created the pod. Find it by its
+                # name before asking again, so a pod is never created twice
+                found = self._find_by_name(name)
+                if found is not None:
+                    self.events.append(f"create {gpu}: answer lost ({exc}); found {found['id']} by name")
+                    self.gpu_type, self.created = gpu, True
+                    return found["id"]
+                self.events.append(f"create {gpu} failed: {exc}")
+                raise
+        raise NoCapacity(f"no capacity for any of {', '.join(self.spec.gpu_types)}") from last
+
+    def _find_by_name(self, name: str) -> dict | None:
+        try:
+            return next((p for p in self.api.get_pods() if p.get("name") == name), None)
+        except RemoteUnavailable as exc:  # the API is down: the caller's retry asks again later
+            raise RemoteUnavailable(f"RunPod API: the create answer was lost and the pod list is unreachable "
+                                    f"({exc})") from exc
 
     def _wait_for_ssh(self) -> tuple[str, int]:
         deadline = self.clock() + self.wait_timeout

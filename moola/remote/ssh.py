@@ -135,8 +135,10 @@ class SSHRunner:
         return client
 
     def _exec(self, client: paramiko.SSHClient, argv: list[str], cwd: str | None = None,
-              env: dict[str, str] | None = None, stream_as: str | None = None) -> tuple[int, str]:
-        """Run argv remotely (quoted, no shell interpolation of values); return (code, log tail)."""
+              env: dict[str, str] | None = None, stream_as: str | None = None,
+              timeout: float | None = None) -> tuple[int, str]:
+        """Run argv remotely (quoted, no shell interpolation of values); return (code, log tail).
+        ``timeout``: seconds without output before it counts as a lost connection (None: none)."""
         cmd = shlex.join(argv)
         if env:
             cmd = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + cmd
@@ -144,7 +146,7 @@ class SSHRunner:
             cmd = f"cd {shlex.quote(cwd)} && {cmd}"
         cmd += " 2>&1"  # one stream, in order
         try:
-            _, stdout, _ = client.exec_command(cmd, timeout=None, get_pty=False)
+            _, stdout, _ = client.exec_command(cmd, timeout=timeout, get_pty=False)
             tail: list[str] = []
             for line in iter(stdout.readline, ""):
                 line = line.rstrip("\n")

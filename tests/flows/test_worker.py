@@ -83,6 +83,8 @@ def gate_running(rig, run_id, gate="baseline"):
 def created(rig, n0: int) -> list[str]:
     """The pods created after the first ``n0`` operations."""
     api = rig["api"]
+    if len(api.ops) <= n0:
+        return []
     return [p.id for p in list(api.pods.values()) + list(api.gone.values())
             if any(o == f"create {p.gpu}" for o in api.ops[n0:]) and p.created >= api.times[n0]]
 
@@ -178,15 +180,17 @@ def test_missing_data_fails_the_run_before_any_pod_is_created(rig, tmp_path):
 
 
 def test_an_impostor_at_the_pods_address_is_refused(rig, tmp_path):
-    """While the baseline runs, the pod's sshd is replaced by another machine's (its own host key,
-    admitting our key) at the same address: the next connection is refused, the run fails naming
-    the changed key, nothing is decided, and the pod is terminated."""
+    """Once the worker verified the pod, another machine answers at the pod's address (its own host
+    key, admitting our key): the run's first connection is refused naming the changed key, nothing
+    is decided, and the pod is terminated."""
     api, n0 = rig["api"], len(rig["api"].ops)
+    log_at = len(rig["log"].read_text())
     run_id = start(rig, tmp_path / "art", idle_stop_s=20)
-    gate_running(rig, run_id)
-    [pod] = created(rig, n0)
+    [pod] = wait_for(rig, lambda: created(rig, n0), 60, "the pod to be created")
+    wait_for(rig, lambda: f"pod {pod} guarded" in rig["log"].read_text()[log_at:], 60, "the pod to be guarded",
+             poll_s=0.1)
     p = api.pods[pod]
-    for pid in p.pids():  # the pod's listening sshd (its sessions go on: the baseline finishes)
+    for pid in p.pids():  # the pod's listening sshd
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
@@ -289,27 +293,10 @@ def test_crossing_the_budget_ends_the_pods_and_fails_the_run_with_the_figure(rig
     assert usage["budget_stop"] == run.state.message and usage["cost_usd"] > 0.002
 
 
-def test_cancelling_from_the_ui_ends_the_pod(rig, tmp_path):
-    from prefect.states import Cancelling
-    n0 = len(rig["api"].ops)
-    run = gate_running(rig, start(rig, tmp_path / "art", idle_stop_s=20))
-    [pod] = created(rig, n0)
-    t_cancel = time.time()
-    client_call(rig["server"], lambda c: c.set_flow_run_state(run.id, Cancelling(), force=True))
-    wait_for(rig, lambda: rig["api"].when(f"terminate {pod}") and not leases(rig), 60, f"{pod} to end")
-    assert rig["api"].when(f"terminate {pod}") - t_cancel < 10
-    # the pods did not wait for the process, which Prefect's runner stops (or the worker, 15 s later)
-    state = client_call(rig["server"], lambda c: c.read_flow_run(run.id)).state
-    assert state.is_cancelling() or state.is_cancelled(), state
-    # the next run of the deployment (concurrency limit 1) must not wait for this one
-    wait_for(rig, lambda: client_call(rig["server"], lambda c: c.read_flow_run(run.id)).state.is_final(), 60,
-             "the cancelled run to end")
-
-
 def test_the_machine_of_the_worker_dies_mid_gate_and_the_pod_terminates_itself(rig, tmp_path):
     """The worker and the run's process are SIGKILLed (the orchestrating machine died): nothing sends
     heartbeats any more, and the pod's own watchdog terminates it (its pod-scoped key) within
-    idle_stop_s + 60 s. Last of the module's runs on this worker; a new worker is started after."""
+    idle_stop_s + 60 s. A new worker is started after it."""
     from prefect.states import Crashed
     api, n0, idle = rig["api"], len(rig["api"].ops), 20
     run = gate_running(rig, start(rig, tmp_path / "art", idle_stop_s=idle))
@@ -327,36 +314,60 @@ def test_the_machine_of_the_worker_dies_mid_gate_and_the_pod_terminates_itself(r
         rig["rig"].start_worker()
 
 
-def test_a_restarted_worker_stops_the_pods_of_runs_that_ended_without_it(server, tmp_path, monkeypatch):
-    """The worker that leased them died (SIGKILL, reboot): its successor stops the pods of runs that
-    are over or gone, and leaves those of a run still going to their watchdog. This worker has no
-    RUNPOD_API_KEY: it reads the key from the Prefect Secret block `runpod-api-key`."""
+def test_cancelling_from_the_ui_ends_the_pod(rig, tmp_path):
+    """Last of the module's runs: the cancelled process takes up to ~30 s to stop, and the
+    deployment's concurrency limit of 1 would make a next run wait for it."""
+    from prefect.states import Cancelling
+    n0 = len(rig["api"].ops)
+    run = gate_running(rig, start(rig, tmp_path / "art", idle_stop_s=20))
+    [pod] = created(rig, n0)
+    t_cancel = time.time()
+    client_call(rig["server"], lambda c: c.set_flow_run_state(run.id, Cancelling(), force=True))
+    wait_for(rig, lambda: rig["api"].when(f"terminate {pod}") and not leases(rig), 60, f"{pod} to end")
+    assert rig["api"].when(f"terminate {pod}") - t_cancel < 10
+    # the pods did not wait for the process, which Prefect's runner stops (or the worker, 15 s later)
+    state = client_call(rig["server"], lambda c: c.read_flow_run(run.id)).state
+    assert state.is_cancelling() or state.is_cancelled(), state
+
+
+def test_a_restarted_worker_ends_the_pods_of_runs_that_ended_or_never_started_without_it(server, tmp_path,
+                                                                                       monkeypatch):
+    """The worker that leased them died (SIGKILL, reboot): its successor ends the pods of runs that
+    are over or gone, and of a run its dead worker never started (Pending: marked Failed), and
+    leaves those of a run still going to their watchdog. A malformed record crashes nothing. This
+    worker has no RUNPOD_API_KEY: it reads the key from the Secret block the records name."""
     import asyncio
     import uuid
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
-    from prefect.states import Running
+    from prefect.states import Pending, Running
 
     from flows.worker import RunPodWorker, leases_dir
     from moola.atomic import write_json_atomic
     from moola.settings import load_settings
-    from tests.remote.fake_runpod_http import FakeRunPodHTTP
+    from tests.remote.runpod_emulator import Pod, RunPodEmulator
 
-    api = FakeRunPodHTTP(api_key=KEY)
-    for pod in ("podgone", "podlive"):
-        api.pods[pod] = {"id": pod, "desiredStatus": "RUNNING", "costPerHr": 3.99, "runtime": None}
+    api = RunPodEmulator(tmp_path / "pods", api_key=KEY)
+    for pod in ("podgone", "podlive", "podpending"):
+        api.pods[pod] = Pod(pod, f"moola-{pod}", "img", "NVIDIA H200", {}, "", 0, "/runpod-volume", 30, "k",
+                            tmp_path / pod)
     monkeypatch.delenv("RUNPOD_API_KEY", raising=False)
     monkeypatch.setenv("RUNPOD_API_BASE_URL", api.url)
     monkeypatch.setenv("MOOLA_ARTIFACTS", str(tmp_path / "art"))
-    live = client_call(server, lambda c: c.read_deployment_by_name("gates/full"))
-    live_run = client_call(server, lambda c: c.create_flow_run_from_deployment(live.id, parameters={
-        "data": "x", "runner": "local"}))
+    dep = client_call(server, lambda c: c.read_deployment_by_name("gates/full"))
+    live_run, pending_run = (client_call(server, lambda c: c.create_flow_run_from_deployment(dep.id, parameters={
+        "data": "x", "runner": "local"})) for _ in range(2))
     client_call(server, lambda c: c.set_flow_run_state(live_run.id, Running(), force=True))
+    client_call(server, lambda c: c.set_flow_run_state(pending_run.id, Pending(), force=True))
     records = leases_dir(load_settings())
     records.mkdir(parents=True)
-    for pod, run_id in (("podgone", str(uuid.uuid4())), ("podlive", str(live_run.id))):
+    dead = {"host": os.uname().nodename, "pid": 2 ** 22 + 11}  # beyond pid_max: a process that is gone
+    for pod, run_id in (("podgone", str(uuid.uuid4())), ("podlive", str(live_run.id)),
+                        ("podpending", str(pending_run.id))):
         write_json_atomic(records / f"{run_id}.0.json", {"pod_id": pod, "started_wall": time.time() - 60,
-                                                          "cost_per_hr": 3.99, "run_id": run_id})
+                                                          "cost_per_hr": 3.99, "run_id": run_id, "created": True,
+                                                          "owner": dead, "api_key_secret": "my-runpod-key"})
+    (records / "000-broken.json").write_text("[1, 2")
 
     async def start_and_stop():
         async with RunPodWorker(work_pool_name="runpod"):
@@ -364,10 +375,13 @@ def test_a_restarted_worker_stops_the_pods_of_runs_that_ended_without_it(server,
     from prefect.blocks.system import Secret
     try:
         with temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}):
-            Secret(value=KEY).save("runpod-api-key", overwrite=True)
+            Secret(value=KEY).save("my-runpod-key", overwrite=True)
             asyncio.run(start_and_stop())
+        pending = client_call(server, lambda c: c.read_flow_run(pending_run.id))
     finally:
         api.close()
-        client_call(server, lambda c: c.delete_flow_run(live_run.id))
-    assert api.ops == ["stop podgone"] and api.pods["podlive"]["desiredStatus"] == "RUNNING"
-    assert [p.name for p in records.glob("*.json")] == [f"{live_run.id}.0.json"]
+        for r in (live_run, pending_run):
+            client_call(server, lambda c: c.delete_flow_run(r.id))
+    assert sorted(api.ops) == ["terminate podgone", "terminate podpending"] and set(api.pods) == {"podlive"}
+    assert pending.state.is_failed() and "worker died while acquiring" in pending.state.message
+    assert sorted(p.name for p in records.glob("*.json")) == ["000-broken.json", f"{live_run.id}.0.json"]

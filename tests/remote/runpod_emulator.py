@@ -46,7 +46,7 @@ NO_CAPACITY = "There are no longer any instances available with the requested sp
 SOMETHING_WRONG = "Something went wrong. Please try again later or contact support."
 KNOWN_GPUS = {"NVIDIA H100 80GB HBM3", "NVIDIA H200", "NVIDIA A100 80GB PCIe"}
 IMAGE_PYTHON_AT = "/opt/moola-image"
-HTML_TITLES = {403: "Forbidden", 502: "Bad Gateway", 503: "Service Unavailable"}  # where the image's Python tree is seen inside a pod
+HTML_TITLES = {403: "Forbidden", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}  # where the image's Python tree is seen inside a pod
 
 # RunPod's container-template/start.sh, without nginx and jupyter (and DSA keys, gone from OpenSSH)
 START_SH = r"""#!/bin/bash
@@ -168,13 +168,14 @@ class Pod:
 class RunPodEmulator:
     def __init__(self, root: Path, api_key: str = "rp_emulated_account_key", capacity=("NVIDIA H200",),
                  image: Path | None = None, hide: list[Path] = (), registered_keys: list[str] = (),
-                 boot_polls: int = 0, pod_key_may_terminate: bool = True):
+                 boot_polls: int = 0, pod_key_may_terminate: bool = True, pod_key: bool = True):
         self.root, self.api_key, self.capacity = Path(root), api_key, set(capacity)
         # a Python tree (make_image_python's root), seen in pods at IMAGE_PYTHON_AT; None: pods exist
         # in the API only, without a container (tests of requests and answers)
         self.image = image
         self.hide, self.registered_keys = [Path(h) for h in hide], list(registered_keys)
         self.boot_polls, self.pod_key_may_terminate = boot_polls, pod_key_may_terminate
+        self.pod_key = pod_key  # False: pods get no RUNPOD_API_KEY (a template that strips it, say)
         self.pods: dict[str, Pod] = {}
         self.gone: dict[str, Pod] = {}  # terminated: what they ran up, for the bill
         self.ops: list[str] = []
@@ -183,6 +184,7 @@ class RunPodEmulator:
         self.queries: list[str] = []  # the raw GraphQL the SDK sent (with the account key)
         self.fail_next: list[str] = []  # messages the next mutations answer with (fault injection)
         self.html_next: list[int] = []  # HTTP statuses the next requests answer with, as an HTML page
+        self.lose_creates = 0  # the next N creates are carried out, and their answer is lost (a 504 page)
         self.polls: dict[str, int] = {}
         self.lock = threading.RLock()
         self._n = 0
@@ -195,19 +197,30 @@ class RunPodEmulator:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if fake.lose_creates and "podFindAndDeployOnDemand" in body["query"]:
+                    with fake.lock:
+                        got = fake.answer(body["query"], self.headers.get("Authorization", "").removeprefix("Bearer "))
+                    if "data" not in got:  # refused (no capacity): that answer arrives
+                        return self._send(json.dumps(got).encode())
+                    fake.lose_creates -= 1
+                    return self._page(504)  # the pod exists; its answer is lost on the way
                 if fake.html_next:  # a proxy, a firewall or an outage answers instead of the API
-                    code = fake.html_next.pop(0)
-                    page = f"<html><head><title>{code}</title></head><body><h1>{code} {HTML_TITLES.get(code, '')}" \
-                           "</h1></body></html>".encode()
-                    self.send_response(code)
-                    self.send_header("Content-Type", "text/html")
-                    self.send_header("Content-Length", str(len(page)))
-                    self.end_headers()
-                    self.wfile.write(page)
-                    return
+                    return self._page(fake.html_next.pop(0))
                 auth = self.headers.get("Authorization", "")
                 with fake.lock:
                     out = json.dumps(fake.answer(body["query"], auth.removeprefix("Bearer "))).encode()
+                self._send(out)
+
+            def _page(self, code: int) -> None:
+                page = f"<html><head><title>{code}</title></head><body><h1>{code} {HTML_TITLES.get(code, '')}" \
+                       "</h1></body></html>".encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def _send(self, out: bytes) -> None:
                 try:
                     self.send_response(200)  # RunPod answers 200 for GraphQL errors, a bad key included
                     self.send_header("Content-Type", "application/json")
@@ -279,6 +292,8 @@ class RunPodEmulator:
                "RUNPOD_POD_ID": pod.id, "RUNPOD_API_KEY": pod.pod_key, "RUNPOD_POD_HOSTNAME": f"{pod.id}-host",
                "RUNPOD_PUBLIC_IP": "127.0.0.1", "RUNPOD_TCP_PORT_22": str(pod.port), "RUNPOD_GPU_COUNT": "1",
                "RUNPOD_API_BASE_URL": self.url}
+        if not self.pod_key:
+            del env["RUNPOD_API_KEY"]
         if self.registered_keys:  # startSsh: the account's keys, unless the request sets PUBLIC_KEY
             env["PUBLIC_KEY"] = "\n".join(self.registered_keys)
         env.update(pod.env)

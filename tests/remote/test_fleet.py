@@ -43,7 +43,7 @@ def test_handover_records_cost_and_release(tmp_path):
     f = fleet(api, tmp_path)
     assert f.acquire() == [("127.0.0.1", 22022), ("127.0.0.1", 22022)]
     handed = f.handover()
-    assert [p["pod_id"] for p in handed] == ["pod-1", "pod-2"] and {p["gpu_type"] for p in handed} == {"NVIDIA H200"}
+    assert sorted(p["pod_id"] for p in handed) == ["pod-1", "pod-2"] and {p["gpu_type"] for p in handed} == {"NVIDIA H200"}
     assert set(run_records(tmp_path / "leases")) == {"run-1"} and len(run_records(tmp_path / "leases")["run-1"]) == 2
     now = handed[0]["started_wall"] + 3600
     assert f.cost_usd(now) == pytest.approx(2 * 3.99, rel=1e-3)
@@ -73,15 +73,15 @@ def test_a_pod_the_run_released_through_its_record_is_not_stopped_again_nor_hear
     f.heartbeats, f.make_ssh = ["hb-1", "hb-2"], lambda host, port, key: None
     touched = []
     monkeypatch.setattr(fleet_mod, "touch", lambda runner, path: touched.append(path))
-    lost = f.handover()[1]  # the run found pod-2 lost and stopped it through its record
+    kept, lost = f.handover()  # the run found the second lost and ended it through its record
     got = release_handed(api, PodSpec(gpu_types=["NVIDIA H200"]), lost)
-    assert got["pod_id"] == "pod-2" and got["stopped"]
+    assert got["pod_id"] == lost["pod_id"] and got["stopped"]
     f.heartbeat()
     assert touched == ["hb-1"]
     out = f.release()
     # ended once, by the run; the worker's release reports it (from the run's receipt) with the other
     assert api.calls.count("terminate pod-2") == 1 and api.calls.count("terminate pod-1") == 1
-    assert [(r["pod_id"], r.get("released_by")) for r in out] == [("pod-1", None), ("pod-2", "run")]
+    assert [(r["pod_id"], r.get("released_by")) for r in out] == [(kept["pod_id"], None), (lost["pod_id"], "run")]
     assert out[1]["uptime_s"] == got["uptime_s"] and not list((tmp_path / "leases").iterdir())
 
 
@@ -102,3 +102,81 @@ def test_pods_are_acquired_side_by_side_not_one_boot_after_another(tmp_path):
     assert f.acquire() == [("127.0.0.1", 22022)] * 3
     assert sorted(p["pod_id"] for p in f.handover()) == ["pod-1", "pod-2", "pod-3"]
     f.release()
+
+
+# -- faults (issue 23): every pod ended whatever happens to one -------------------------------------
+def test_one_pod_that_cannot_be_ended_never_keeps_the_others_running(tmp_path):
+    from moola.errors import RemotePermanent
+    api = FakeRunPod(boot_polls=0)
+    f = fleet(api, tmp_path, count=3)
+    f.acquire()
+    real = api.terminate_pod
+
+    def terminate(pod_id):
+        if pod_id == "pod-1":
+            raise RemotePermanent("RunPod API error: You do not have permission to perform this action.")
+        return real(pod_id)
+    api.terminate_pod = terminate
+    out = f.release()
+    assert {r["pod_id"]: r["stopped"] for r in out} == {"pod-1": False, "pod-2": True, "pod-3": True}
+    assert api.pods["pod-2"]["desiredStatus"] == api.pods["pod-3"]["desiredStatus"] == "TERMINATED"
+    bad = next(i for i, ls in enumerate(f.leases) if ls.pod_id == "pod-1")
+    assert [p.name for p in (tmp_path / "leases").glob("*.json")] == [f"run-1.{bad}.json"]  # kept for a later try
+    api.terminate_pod = real
+    again = f.release()  # a later release ends it, and replaces the failed entry
+    assert sorted((r["pod_id"], r["stopped"]) for r in again) == [("pod-1", True), ("pod-2", True), ("pod-3", True)]
+
+
+def test_a_pod_terminated_in_the_console_counts_as_ended(tmp_path):
+    api = FakeRunPod(boot_polls=0)
+    f = fleet(api, tmp_path, count=2)
+    f.acquire()
+    api.terminate_pod("pod-1")  # by hand, in the console
+    out = {r["pod_id"]: r for r in f.release()}
+    assert out["pod-1"]["stopped"] and out["pod-1"]["ended"] == "gone" and out["pod-2"]["ended"] == "terminated"
+    assert not list((tmp_path / "leases").glob("*.json"))
+
+
+def test_a_lease_record_that_cannot_be_written_does_not_leave_the_pod_running(tmp_path):
+    api = FakeRunPod(boot_polls=0)
+    (tmp_path / "leases").write_text("a file where the folder should be")  # mkdir fails: like a read-only disk
+    f = fleet(api, tmp_path, count=2)
+    f.acquire()
+    out = f.release()
+    assert [r["stopped"] for r in out] == [True, True]
+    assert {api.pods[p]["desiredStatus"] for p in ("pod-1", "pod-2")} == {"TERMINATED"}
+
+
+def test_a_bad_record_first_does_not_stop_the_release_of_the_others(tmp_path):
+    api = FakeRunPod(boot_polls=0)
+    f = fleet(api, tmp_path, count=2)
+    f.acquire()
+    recs = tmp_path / "leases"
+    (recs / "aaa.json").write_text("{not json")
+    (recs / "aab.json").write_text(json.dumps({"pod_id": "pod-x", "run_id": "run-1", "created": True}))
+    got = release_run(api, PodSpec(gpu_types=["NVIDIA H200"]), sorted(recs.glob("*.json")))
+    assert sorted((r["pod_id"], r["ended"]) for r in got) == [("pod-1", "terminated"), ("pod-2", "terminated"),
+                                                              ("pod-x", "gone")]  # not found: already gone
+
+
+def test_a_lost_create_answer_adopts_the_pod_it_made_and_creates_no_second(tmp_path):
+    """RunPod accepted the create, the answer never arrived (a read timeout): the pod is found by its
+    name (written in the lease record before the request) instead of created again."""
+    api = FakeRunPod(boot_polls=0)
+    real = api.create_pod
+    lost = [1]
+
+    def create(**kw):
+        pod = real(**kw)
+        if lost[0]:
+            lost[0] -= 1
+            raise RemoteUnavailable("RunPod API unreachable: ReadTimeout: read timed out")
+        return pod
+    api.create_pod = create
+    f = fleet(api, tmp_path, count=1)
+    f.acquire()
+    assert [c for c in api.calls if c.startswith("create")] == ["create NVIDIA H100 80GB HBM3", "create NVIDIA H200"]
+    assert f.handover()[0]["pod_id"] == "pod-1" and len(api.pods) == 2  # "existing" + the one pod
+    assert json.loads(f.record(0).read_text())["name"] == f.leases[0].name and f.leases[0].name.startswith("moola-")
+    f.release()
+    assert api.pods["pod-1"]["desiredStatus"] == "TERMINATED"

@@ -175,3 +175,31 @@ def test_moola_pods_and_pods_clean_on_the_command_line(api, tmp_path, monkeypatc
     monkeypatch.setenv("RUNPOD_API_KEY", "rp_wrong")
     assert main(["pods"]) == 1  # a refused key: an infrastructure error (exit 1), said in one line
     assert "RunPod rejected the API key" in capsys.readouterr().err
+
+
+def test_sigterm_to_moola_gate_run_with_the_runpod_runner_ends_its_pod(api, tmp_path, sample_dir):
+    """A CI cancel or `timeout` sends SIGTERM: the command unwinds like Ctrl-C and terminates the pod
+    it created (here an API-only pod whose SSH never answers: the command waits on it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "key")], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "MOOLA_"))}
+    env.update(RUNPOD_API_KEY=KEY, RUNPOD_API_BASE_URL=api.url, MOOLA_SSH_KEY=str(tmp_path / "key"),
+               RUNPOD_GPU_TYPES="NVIDIA H200", MOOLA_ARTIFACTS=str(tmp_path / "art"), MOOLA_SSH_TIMEOUT="1")
+    proc = subprocess.Popen([sys.executable, "-m", "moola.cli", "gate", "run", "validate", "--data",
+                             str(sample_dir / "train.parquet"), "--out", str(tmp_path / "out"), "--runner", "runpod",
+                             "--retry-for", "120"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    t_end = time.monotonic() + 60
+    while not api.pods and time.monotonic() < t_end:
+        time.sleep(0.2)
+    assert api.pods, proc.communicate(timeout=5)
+    time.sleep(1.0)  # waiting for SSH on it now
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert api.pods == {} and [o for o in api.ops if o.startswith("terminate")] == ["terminate pod1"], out
+    assert not list((tmp_path / "art" / "pods").glob("*.json"))  # its lease record went with it
