@@ -19,7 +19,7 @@ from prefect.states import Failed
 
 from flows.decide import decide_flow, decision_state
 from flows.report import publish_decision
-from flows.pod import PodJudge, acquire_pod, end_pods, prepare_pods, stop_pod_hook, worker_pods
+from flows.pod import PodJudge, acquire_pod, end_pods, keep_alive, prepare_pods, stop_pod_hook, worker_pods
 from flows.tasks import run_gate
 from moola.config import load_gate_config
 from moola.data.validate import DEFAULT_DATA, DataConfig
@@ -69,6 +69,8 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
             # the `runpod` worker acquired the pods and stops them when this process exits; without
             # it, one pod for the whole run, stopped in finally (and by the hooks)
             leased = handed or [acquire_pod(artifacts, str(flow_run.id), pod_deadline_s)]
+            if not handed and leased[0].get("host_key"):  # a pod it created guards itself: beat for it
+                keep_alive(leased[0])
             ready = prepare_pods(leased, judge)
         placed = train_gates(base, run_dir, runner, ready, judge)
         results.update(placed.results)

@@ -26,7 +26,8 @@ from flows.tasks import moola_logs_in_task, run_logger
 from moola.errors import ConfigError, MoolaError, PodsLost, RemoteUnavailable
 from moola.remote import pods
 from moola.remote.fleet import HANDOVER_ENV, release_handed
-from moola.remote.pods import POD_DEADLINE_S, STOP_ATTEMPTS, STOP_RETRY_S  # noqa: F401  (tests shorten the retry)
+from moola.remote.pods import (POD_DEADLINE_S, STOP_ATTEMPTS, STOP_RETRY_S,  # noqa: F401  (tests shorten the retry)
+                               PodHeartbeat)
 from moola.remote.podenv import ensure_env
 from moola.remote.runner import make_runner
 from moola.remote.runpod import PodAPI, make_lease, pod_spec, sdk_from_settings
@@ -80,6 +81,25 @@ def acquire_pod(artifacts: str, flow_run_id: str, deadline_s: float = POD_DEADLI
     run_logger().info("pod %s: ssh %s:%d (%s)", lease.pod_id, host, port, "; ".join(lease.events))
     return {"pod_id": lease.pod_id, "host": host, "port": port, "gpu_type": lease.gpu_type,
             "cost_per_hr": lease.cost_per_hr, "started_wall": lease.started_wall, "host_key": lease.host_key}
+
+
+# The flow's own pod (no worker): heartbeats from this process while the run holds it.
+_BEATS: dict[str, object] = {}
+
+
+def keep_alive(pod: dict) -> None:
+    """Heartbeats to the flow's own pod from a thread of this process (the worker beats for its
+    pods): a pod moola created ends itself after its idle time without them."""
+    if pod["pod_id"] not in _BEATS:
+        s = load_settings()
+        runner = make_runner("ssh", s, (pod["host"], int(pod["port"])), host_key=pod.get("host_key"))
+        _BEATS[pod["pod_id"]] = PodHeartbeat(runner, pod["pod_id"], pod_spec(s).idle_stop_s).start()
+
+
+def stop_beats() -> None:
+    for beat in _BEATS.values():
+        beat.stop()
+    _BEATS.clear()
 
 
 @task(task_run_name="make pod {pod[pod_id]} ready")
@@ -179,6 +199,7 @@ def end_pods(handed: list[dict] | None, artifacts: str, flow_run_id, judge: PodJ
     the flow's own pod through its lease. A pod that cannot be ended here is ended by the worker
     (or this flow's hooks) when the run's process exits."""
     if handed is None:
+        stop_beats()
         got = release_pod(artifacts, flow_run_id)
         if got:
             judge.released.setdefault(got["pod_id"], got)

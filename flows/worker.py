@@ -41,7 +41,7 @@ from flows.pod import KEY_SECRET_ENV, run_api
 from flows.tasks import moola_logs_to
 from moola.errors import MoolaError
 from moola.remote.fleet import HANDOVER_ENV, IDLE_STOP_S, Fleet, record_field, release_run, run_records
-from moola.remote.pods import POD_DEADLINE_S
+from moola.remote.pods import POD_DEADLINE_S, beat_every
 from moola.remote.runner import make_runner
 from moola.remote.runpod import (DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB, PodSpec,
                                  pod_spec)
@@ -251,8 +251,8 @@ class RunPodWorker(ProcessWorker):
 
     async def _watch(self, fleet: Fleet, cfg: RunPodJobConfiguration, started: _Started, over: dict, log) -> None:
         """Heartbeats to every pod, and the budget, while the flow's process runs."""
-        beat_every = max(1.0, min(60.0, cfg.idle_stop_s / 4))
-        next_beat = time.monotonic() + beat_every
+        every = beat_every(cfg.idle_stop_s)
+        next_beat = time.monotonic() + every
         beating: threading.Thread | None = None  # heartbeats in their own thread: a hung pod never holds
         # up the budget, cancellation and process-exit checks below
         while True:
@@ -291,7 +291,7 @@ class RunPodWorker(ProcessWorker):
                 if beating is None or not beating.is_alive():  # the last round still running: skip one
                     beating = threading.Thread(target=fleet.heartbeat, name="heartbeats", daemon=True)
                     beating.start()
-                next_beat = time.monotonic() + beat_every
+                next_beat = time.monotonic() + every
 
     async def _cancelled(self, flow_run_id) -> None:
         """Cancelled, if the run is still Cancelling (what Prefect's runner does once it stopped it)."""

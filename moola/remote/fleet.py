@@ -29,6 +29,7 @@ from typing import Callable
 from ..atomic import write_json_atomic
 from ..errors import RemoteError, RemotePermanent, RemoteUnavailable
 from . import pods
+from .pods import heartbeat_path, touch
 from .retry import call_with_retry
 from .runpod import PodAPI, PodLease, PodSpec
 
@@ -254,11 +255,6 @@ def release_run(api: PodAPI, spec: PodSpec, paths: list[Path]) -> list[dict]:
 
 
 # -- the watchdog, checked over ssh -----------------------------------------------------------
-def heartbeat_path(workdir, pod_id: str) -> PurePosixPath:
-    """Where the orchestrator beats and the pod's watchdog looks (podboot.py uses the same layout)."""
-    return PurePosixPath(workdir) / "heartbeat" / pod_id
-
-
 def guard_pod(runner, pod_id: str, idle_stop_s: float, started_at_boot: bool = True) -> str:
     """Verify that the pod's watchdog runs and guards ``pod_id``, and beat once; the heartbeat path.
 
@@ -311,17 +307,6 @@ def start_watchdog(runner, client, hb: PurePosixPath, pod_id: str, idle_stop_s: 
     if code != 0:
         raise RemoteUnavailable(f"could not start the watchdog on pod {pod_id}: {tail}")
     time.sleep(0.5)  # it writes its status as its first act
-
-
-HEARTBEAT_TIMEOUT_S = 20.0  # a touch that takes longer is a missed beat, not a wait
-
-
-def touch(runner, path: str, timeout: float = HEARTBEAT_TIMEOUT_S) -> None:
-    client = runner.connect()
-    try:
-        runner._exec(client, ["touch", path], timeout=timeout)
-    finally:
-        client.close()
 
 
 def stand_down(runner, path: str) -> None:

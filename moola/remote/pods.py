@@ -18,12 +18,13 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from ..atomic import write_json_atomic
-from ..errors import RemotePermanent
+from ..errors import RemoteError, RemotePermanent
 from .retry import call_with_retry
 from .call import GateCall
 from .runpod import PodAPI, PodLease, PodSpec
@@ -106,6 +107,56 @@ def release_recorded(api: PodAPI, spec: PodSpec, record: Path, attempts: int = S
     return release(lease, record, attempts, retry_s)
 
 
+# -- heartbeats: a pod moola created ends itself without them (its watchdog) ----------------------
+def heartbeat_path(workdir, pod_id: str) -> PurePosixPath:
+    """Where the orchestrator beats and the pod's watchdog looks (podboot.py uses the same layout)."""
+    return PurePosixPath(workdir) / "heartbeat" / pod_id
+
+
+HEARTBEAT_TIMEOUT_S = 20.0  # a touch that takes longer is a missed beat, not a wait
+
+
+def beat_every(idle_stop_s: float) -> float:
+    """How often a pod is told it is still wanted: four beats per idle time, at most a minute apart."""
+    return max(1.0, min(60.0, idle_stop_s / 4))
+
+
+class PodHeartbeat:
+    """Heartbeats to one pod from a thread, for the owners that are not the worker (the flow's own
+    pod, `moola gate run --runner runpod`): a pod moola created guards itself from boot, and would
+    end itself under a gate that outlasts its idle time without them. Missed beats are logged."""
+
+    def __init__(self, runner, pod_id: str, idle_stop_s: float):
+        self.runner, self.path = runner, str(heartbeat_path(runner.workdir, pod_id))
+        self.every, self.pod_id = beat_every(idle_stop_s), pod_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{pod_id}", daemon=True)
+
+    def start(self) -> "PodHeartbeat":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                touch(self.runner, self.path)
+            except RemoteError as exc:
+                log.warning("heartbeat to pod %s failed: %s", self.pod_id, exc)
+            self._stop.wait(self.every)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def touch(runner, path: str, timeout: float = HEARTBEAT_TIMEOUT_S) -> None:
+    client = runner.connect()
+    try:
+        runner._exec(client, ["touch", path], timeout=timeout)
+    finally:
+        client.close()
+
+
+
 class RunPodRunner:
     """Acquire a pod, run the gate over ssh on it, and release the pod on every exit path, through
     the one pod lifecycle above (its lease record at ``record`` while the pod may be up)."""
@@ -117,13 +168,18 @@ class RunPodRunner:
     def run_gate(self, call: GateCall) -> Path:
         import tempfile
         record = self.record or Path(tempfile.mkdtemp(prefix="moola-pod-")) / "lease.json"
+        beats = None
         try:
             host, port = acquire(self.lease, record)
             runner = self.make_ssh(host, port, self.lease.host_key)
             # a booting pod's sshd answers some seconds after the API shows its port: wait for it
             # here, on this pod, rather than end it and have a retry create another
             call_with_retry(lambda: runner.connect().close(), retry_for=SSH_UP_S)
+            if self.lease.created:  # its watchdog ends it unless told it is still wanted
+                beats = PodHeartbeat(runner, self.lease.pod_id, self.lease.spec.idle_stop_s).start()
             return runner.run_gate(call)
         finally:
+            if beats is not None:
+                beats.stop()
             if self.lease.pod_id:
                 release(self.lease, record)

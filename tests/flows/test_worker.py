@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from moola.remote.podboot import START_COMMAND, public_from_private
-from tests.flows.conftest import CONFIG, client_call, jsonl
+from tests.flows.conftest import CONFIG, client_call, deploy, jsonl
 from tests.flows.worker_rig import KEY, start_rig
 from tests.remote.sshd_server import make_sshd
 
@@ -347,6 +347,7 @@ def test_a_restarted_worker_ends_the_pods_of_runs_that_ended_or_never_started_wi
     from moola.settings import load_settings
     from tests.remote.runpod_emulator import Pod, RunPodEmulator
 
+    deploy(server)  # its own: it passes alone too (once per server; nothing when the rig deployed already)
     api = RunPodEmulator(tmp_path / "pods", api_key=KEY)
     for pod in ("podgone", "podlive", "podpending"):
         api.pods[pod] = Pod(pod, f"moola-{pod}", "img", "NVIDIA H200", {}, "", 0, "/runpod-volume", 30, "k",

@@ -134,3 +134,19 @@ def test_a_pod_whose_watchdog_has_no_key_is_not_guarded_and_says_why(image, tmp_
         ls.release()
     finally:
         api.close()
+
+
+def test_a_pod_held_without_the_worker_is_kept_by_its_heartbeats_and_ends_itself_after(emu, image):
+    """The flow's own pod and `moola gate run --runner runpod` beat for their pod (PodHeartbeat): its
+    watchdog leaves it alone while beats come, and terminates it once they stop."""
+    from moola.remote.pods import PodHeartbeat
+    ls, r = created(emu, image, idle_stop_s=4, boot_grace_s=4)
+    call_with_retry(r.connect, retry_for=20).close()
+    beats = PodHeartbeat(r, ls.pod_id, 4).start()
+    time.sleep(9)  # twice the idle time and more
+    assert ls.pod_id in emu.pods and not [o for o in emu.ops if o.startswith("terminate")]
+    beats.stop()
+    t_end = time.monotonic() + 15
+    while ls.pod_id in emu.pods and time.monotonic() < t_end:
+        time.sleep(0.2)
+    assert ls.pod_id not in emu.pods and emu.by[-1] == ls.pod_id  # by its own key
