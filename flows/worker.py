@@ -147,6 +147,10 @@ def preflight(params: dict) -> list[str]:
     from moola.errors import DataError
     if not params.get("data"):
         return ["the run has no `data` parameter"]
+    for key in ("data", "unlabeled"):  # read from here, as the run's process will read them
+        if params.get(key) and not Path(params[key]).is_absolute() and not Path(params[key]).exists():
+            return [f"{key}: {params[key]} not found relative to {Path.cwd()} (start the worker in the checkout "
+                    "the deployment was made from, or pass an absolute path)"]
     try:
         cfg = DataConfig(**{k: params[k] for k in ("val_size", "folds") if params.get(k) is not None})
         return validate(params["data"], params.get("unlabeled"), cfg).problems

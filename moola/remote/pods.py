@@ -175,7 +175,7 @@ class RunPodRunner:
             # a booting pod's sshd answers some seconds after the API shows its port: wait for it
             # here, on this pod, rather than end it and have a retry create another
             call_with_retry(lambda: runner.connect().close(), retry_for=SSH_UP_S)
-            if self.lease.created:  # its watchdog ends it unless told it is still wanted
+            if self.lease.host_key:  # a pod moola made: its watchdog ends it unless told it is still wanted
                 beats = PodHeartbeat(runner, self.lease.pod_id, self.lease.spec.idle_stop_s).start()
             return runner.run_gate(call)
         finally:
