@@ -95,10 +95,9 @@ class SSHD:
 NO_STARTUP_FILES = {"SHLVL": "1"}
 
 
-def make_sshd(root: Path, env: dict[str, str] | None = None, client_key: Path | None = None,
-              port: int | None = None) -> SSHD:
-    """Keys, config and known_hosts under ``root``; call .start() to run it. ``env``: variables every
-    session on it sees (sshd's SetEnv), as RunPod sets RUNPOD_POD_ID and RUNPOD_API_KEY in a pod.
+def make_sshd(root: Path, client_key: Path | None = None, port: int | None = None) -> SSHD:
+    """Keys, config and known_hosts under ``root``; call .start() to run it. A plain host, not a
+    RunPod pod (those are tests/remote/runpod_emulator.py, whose sessions never see RUNPOD_*).
     ``client_key``: admit this key (several pods, one identity) instead of making one. ``port``: listen
     there (an impostor at a pod's address) instead of a free port."""
     _keygen(root / "host_key")
@@ -121,7 +120,7 @@ StrictModes no
 UsePAM no
 Subsystem sftp internal-sftp
 LogLevel ERROR
-SetEnv {" ".join(f"{k}={v}" for k, v in {**(env or {}), **NO_STARTUP_FILES}.items())}
+SetEnv {" ".join(f"{k}={v}" for k, v in NO_STARTUP_FILES.items())}
 """)
     host_key = paramiko.Ed25519Key.from_private_key_file(str(root / "host_key"))
     known = root / "known_hosts"
