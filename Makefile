@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # CPU build of torch for dev and CI (a plain `torch` would pull a 5.5 GB CUDA build).
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test setup bench clean sshd ui-check
+.PHONY: demo test test-fast soak setup bench clean sshd ui-check
 
 setup: $(STAMP)
 
@@ -38,6 +38,16 @@ sshd:
 test: $(STAMP) sshd
 	$(VENV)/bin/ruff check --select F,E7,E9 moola flows tests bench
 	$(PY) -m pytest -q
+
+# Everything but the end-to-end flows (tests/flows/, marker e2e): for the edit-test loop.
+test-fast: $(STAMP) sshd
+	$(VENV)/bin/ruff check --select F,E7,E9 moola flows tests bench
+	$(PY) -m pytest -q -m "not e2e"
+
+# Runs through the runpod worker with injected faults, then RunPod's view: nothing left running or
+# billing (bench/faults.py; about 10 minutes; not part of `make test`).
+soak: $(STAMP) sshd
+	$(PY) bench/faults.py
 
 bench: $(STAMP)
 	$(PY) bench/validate.py

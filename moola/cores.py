@@ -27,6 +27,19 @@ def cores_dir() -> Path:
     return Path(os.environ.get("MOOLA_CORES_DIR") or Path(tempfile.gettempdir()) / f"moola-cores-{os.getuid()}")
 
 
+def own_folder(folder: Path) -> Path:
+    """``folder``, made if missing; refused when another user owns it or others may write to it (in a
+    shared temp directory anyone can create it first and hold every core, or swap the lock files)."""
+    from .errors import ConfigError
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = folder.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise ConfigError(f"{folder}: the core-claim folder belongs to uid {st.st_uid} (you are {os.getuid()}) "
+                          f"or others may write to it (mode {st.st_mode & 0o777:o}); remove it or set "
+                          "MOOLA_CORES_DIR to a folder of your own")
+    return folder
+
+
 def _try_claim(folder: Path, cores: list[int]) -> list[tuple[int, int]]:
     held = []
     for c in cores:
@@ -55,8 +68,7 @@ def claimed_cores(poll_s: float = 0.5):
     how many. Thread pools and the CPU affinity are restored afterwards."""
     import torch
     cores = sorted(os.sched_getaffinity(0))
-    folder = cores_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = own_folder(cores_dir())
     held = _try_claim(folder, cores)
     if not held:
         log.info("all %d cores are in use by other moola gates: waiting for one", len(cores))

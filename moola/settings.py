@@ -6,6 +6,7 @@ Every field is listed in ``.env.example`` (the pod shape commented out: the work
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -15,9 +16,20 @@ from .remote.kinds import DEFAULT_RUNNER, RunnerKind
 from .remote.runpod import DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_POD_PYTHON, DEFAULT_VOLUME_GB
 
 
+ENV_FILE_VAR = "MOOLA_ENV_FILE"  # another settings file than ./.env; set and empty: none (the test suite)
+
+
+def env_file() -> str | None:
+    return os.environ.get(ENV_FILE_VAR, ".env") or None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True,
                                       case_sensitive=False)
+
+    def __init__(self, **values):
+        values.setdefault("_env_file", env_file())
+        super().__init__(**values)
 
     moola_runner: RunnerKind = DEFAULT_RUNNER
     moola_ssh_host: str | None = None

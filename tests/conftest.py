@@ -4,6 +4,7 @@ folders produced once per session by real training on the sample data (CPU)."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,25 @@ import pytest
 # Tests never talk to a real Prefect Cloud or leave telemetry around.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Nor read the developer's settings: a `.env` in the checkout (the README has users write one, e.g.
+# MOOLA_RUNNER=runpod) or MOOLA_*/RUNPOD_* in the shell would send the suite's gates elsewhere, to billed
+# pods at worst. Each test sets what it needs; subprocesses inherit this clean environment.
+for _k in [k for k in os.environ if k.startswith(("MOOLA_", "RUNPOD_"))]:
+    del os.environ[_k]
+os.environ["MOOLA_ENV_FILE"] = ""
+# The suite's gates claim cores among themselves, not with other moola processes on this machine.
+os.environ["MOOLA_CORES_DIR"] = tempfile.mkdtemp(prefix="moola-test-cores-")
 
 from moola.cli import main  # noqa: E402
 from moola.data.sample import make_sample, write_sample  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    """tests/flows/ runs flows end to end through Prefect servers: marked `e2e`, which `make test-fast`
+    leaves out (`make test` runs everything)."""
+    for item in items:
+        if item.nodeid.startswith("tests/flows/"):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

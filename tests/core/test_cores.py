@@ -55,3 +55,21 @@ def test_another_process_holding_the_cores_blocks_a_claim_until_it_dies(tmp_path
     finally:
         proc.kill()
         proc.wait(30)
+
+
+def test_a_claim_folder_others_may_write_to_or_own_is_refused(tmp_path, monkeypatch):
+    import pytest
+
+    from moola.cores import own_folder
+    from moola.errors import ConfigError
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(ConfigError, match="others may write"):
+        own_folder(shared)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, 12345, -1) if os.getuid() == 0 else pytest.skip("needs root to give a folder away")
+    with pytest.raises(ConfigError, match="belongs to uid 12345"):
+        own_folder(theirs)
+    assert own_folder(tmp_path / "mine") == tmp_path / "mine" and (tmp_path / "mine").stat().st_mode & 0o777 == 0o700

@@ -56,16 +56,24 @@ def test_parse_version():
         parse_version("v01")
 
 
-def test_rollback_reads_under_the_lock(tmp_path, gate_dir):
-    """A ship that lands while a rollback waits for the lock is not overwritten by stale state."""
+def test_rollback_reads_under_the_lock(tmp_path, gate_dir, monkeypatch):
+    """A ship that lands while a rollback waits for the lock is not overwritten by stale state. The
+    ship is written only once the rollback is waiting for the lock (whatever it read before is read)."""
     reg = Registry(tmp_path / "art")
     ship_n(reg, gate_dir, 2)
     from filelock import FileLock
     lock = FileLock(str(reg.root / ".registry.lock"))
     lock.acquire()
-    out = {}
+    out, waiting, real_acquire = {}, threading.Event(), FileLock.acquire
+
+    def acquire(self, *a, **kw):
+        if threading.current_thread() is t:
+            waiting.set()
+        return real_acquire(self, *a, **kw)
+    monkeypatch.setattr(FileLock, "acquire", acquire)
     t = threading.Thread(target=lambda: out.setdefault("state", reg.rollback()))
     t.start()
+    assert waiting.wait(30)
     # while the rollback waits, a ship lands (written directly, as another process holding the lock would)
     state = reg.read()
     other = Registry(reg.root)

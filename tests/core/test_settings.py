@@ -30,3 +30,19 @@ def test_secrets_never_show_in_the_repr(monkeypatch):
     s = Settings(_env_file=None)
     assert "rp_very_secret" not in repr(s) and "rp_very_secret" not in str(s.model_dump())
     assert s.runpod_api_key.get_secret_value() == "rp_very_secret"
+
+
+def test_the_suite_reads_no_env_file_and_a_user_does(tmp_path, monkeypatch):
+    """A `.env` in the checkout (MOOLA_RUNNER=runpod, as a user writes one) must not send the suite's
+    gates to billed pods: tests/conftest.py sets MOOLA_ENV_FILE empty. Without it, `.env` is read."""
+    import os
+
+    from moola.settings import load_settings
+    (tmp_path / ".env").write_text("MOOLA_RUNNER=runpod\n")
+    monkeypatch.chdir(tmp_path)
+    assert os.environ["MOOLA_ENV_FILE"] == "" and load_settings().moola_runner == "here"
+    monkeypatch.delenv("MOOLA_ENV_FILE")
+    assert load_settings().moola_runner == "runpod"
+    (tmp_path / "other.env").write_text("MOOLA_RUNNER=ssh\n")
+    monkeypatch.setenv("MOOLA_ENV_FILE", str(tmp_path / "other.env"))
+    assert load_settings().moola_runner == "ssh"

@@ -29,6 +29,22 @@ def prefect_server(tmp_path_factory):
         yield
 
 
+# What the sample data (tests/conftest.py: seed 17, 98 labelled windows) leads to under CONFIG without
+# unlabelled data (gates 3-4 skipped): training is seeded, so the decision is known. A change to the
+# training, the data or the decision rule that changes it fails the end-to-end tests that assert it.
+EXPECTED_WITHOUT_UNLABELED = {"action": "ship", "candidate": "augment", "pooled_f1": 0.688}
+
+
+def assert_expected_decision(decision: dict, expected: dict = EXPECTED_WITHOUT_UNLABELED, f1_tol: float = 0.02):
+    """The decision and its candidate exactly; the candidate's pooled F1 (the figure the reasons give)
+    within ``f1_tol`` (about one of its 60 windows), so a change of BLAS or CPU does not fail it."""
+    import re
+    assert (decision["action"], decision["candidate"]) == (expected["action"], expected["candidate"]), \
+        decision["reasons"]
+    f1 = re.search(rf"{expected['candidate']} is healthy \(pooled F1 ([0-9.]+)\)", "; ".join(decision["reasons"]))
+    assert f1 and abs(float(f1.group(1)) - expected["pooled_f1"]) <= f1_tol, decision["reasons"]
+
+
 def jsonl(root: Path) -> list[dict]:
     p = root / "experiment_results.jsonl"
     return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
@@ -90,17 +106,42 @@ def prefect(env, *args, timeout=120) -> str:
     return r.stdout + r.stderr
 
 
-_deployed: set[str] = set()
+_deployed: dict[str, dict[str, list[tuple]]] = {}  # API URL -> the schedules `prefect deploy` made
+DEPLOYMENTS = ("gates/full", "gates/revalidate")
 
 
-def deploy(env) -> None:
+def deploy(env) -> dict[str, list[tuple]]:
     """README's steps: the `runpod` work pool (moola's worker type) and `prefect deploy --all`; once per
-    server (each `prefect` command costs seconds on a 2-core machine)."""
+    server (each `prefect` command costs seconds on a 2-core machine). Returns the schedules as deployed
+    ({deployment: [(cron, timezone, active)]}); on the test server they are then switched off (and what
+    they queued removed): a suite running across 02:00 New York time would otherwise get a scheduled
+    gates/full run, with the runpod runner, among its own."""
     if env["PREFECT_API_URL"] in _deployed:
-        return
+        return _deployed[env["PREFECT_API_URL"]]
     prefect(env, "work-pool", "create", "runpod", "--type", "runpod", "--overwrite")
     prefect(env, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
-    _deployed.add(env["PREFECT_API_URL"])
+    made = client_call(env, lambda c: {name: [(s.schedule.cron, s.schedule.timezone, s.active) for s in
+                                              c.read_deployment_by_name(name).schedules] for name in DEPLOYMENTS})
+    schedules(env, active=False)
+    _deployed[env["PREFECT_API_URL"]] = made
+    return made
+
+
+def schedules(env, active: bool) -> None:
+    """Switch the deployments' schedules on or off; off also removes the runs they queued."""
+    def switch(c):
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+        from prefect.client.schemas.objects import StateType
+        for name in DEPLOYMENTS:
+            dep = c.read_deployment_by_name(name)
+            for sched in dep.schedules:
+                c.update_deployment_schedule(dep.id, sched.id, active=active)
+        if not active:
+            for run in c.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])))):
+                if run.auto_scheduled:  # the schedules' runs, not a test's
+                    c.delete_flow_run(run.id)
+    client_call(env, switch)
 
 
 def client_call(env, fn):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.flows.conftest import CONFIG, jsonl
+from tests.flows.conftest import CONFIG, assert_expected_decision, jsonl
 
 
 def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sample_dir, tmp_path):
@@ -17,7 +17,7 @@ def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sa
     gate_lines = [x for x in lines if x["kind"] == "gate_result"]
     decision = [x for x in lines if x["kind"] == "decision"][-1]["decision"]
     assert {x["gate"] for x in gate_lines} == {"validate", "baseline", "minirocket", "pretrain", "transfer", "augment"}
-    assert decision["action"] in ("ship", "revert", "investigate", "blocked")
+    assert_expected_decision(decision)  # gates 3-4 ran too; transfer does not beat augment here
     # a reliability diagram per model in the run folder, linked from the UI
     run_dir = Path(gate_lines[0]["dir"]).parent
     pngs = sorted(p.name for p in run_dir.glob("reliability-*.png"))
@@ -45,17 +45,11 @@ def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sa
     assert "| check | outcome |" in g0 and "train / validation | 78 / 20" in g0
     if decision["action"] == "investigate":
         assert "control beats baseline: investigate" in gate_arts["gate-2-minirocket"].data
-    registry = json.loads((art / "registry.json").read_text()) if (art / "registry.json").exists() else None
-    if decision["action"] == "ship":
-        assert state.is_completed()
-        assert registry["production"]["name"] == decision["candidate"] == decision["production_after"]["name"]
-        from moola.registry import Registry
-        assert (Registry(art).folder(registry["production"]) / "card.json").is_file()
-    else:
-        assert registry is None and decision["production_after"] is None
-        assert state.is_failed() == (decision["action"] in ("blocked", "investigate"))
-        if state.is_failed():  # the flow says why, in the decision's own words
-            assert state.message == f"{decision['action']}: " + "; ".join(decision["reasons"])
+    registry = json.loads((art / "registry.json").read_text())
+    assert state.is_completed() and state.message == "ship: " + "; ".join(decision["reasons"])
+    assert registry["production"]["name"] == decision["candidate"] == decision["production_after"]["name"]
+    from moola.registry import Registry
+    assert (Registry(art).folder(registry["production"]) / "card.json").is_file()
 
 
 def test_seed_smoke_is_blocked_and_never_shipped(prefect_server, sample_dir, tmp_path):
@@ -108,4 +102,4 @@ def test_without_unlabelled_data_gates_3_4_are_skipped_and_a_decision_is_reached
     assert {g for g, s in gates_seen.items() if s != "skipped"} == {"validate", "baseline", "minirocket", "augment"}
     decision = [x for x in lines if x["kind"] == "decision"][-1]["decision"]
     assert state.name == STATE_NAMES[decision["action"]]
-    assert decision["candidate"] in (None, "baseline", "augment")
+    assert_expected_decision(decision)

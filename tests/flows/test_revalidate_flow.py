@@ -94,16 +94,29 @@ def test_decide_returns_a_degraded_production_to_the_last_good_version(prefect_s
     assert decision["production_before"]["version"] == 2 and decision["production_after"]["version"] == 1
 
 
-def test_two_decides_at_once_ship_once_and_record_what_really_happened(prefect_server, gate_dirs, tmp_path):
+def test_two_decides_at_once_ship_once_and_record_what_really_happened(prefect_server, gate_dirs, tmp_path,
+                                                                       monkeypatch):
     """Both see no production and want to ship the same healthy baseline. One ships; the other
     finds production changed, decides again against it and reverts (the same model does not beat
-    itself). Each JSONL decision's before/after matches the registry's history."""
+    itself). Each JSONL decision's before/after matches the registry's history. A barrier holds
+    each decide after its first read of production until the other has read it too, so both
+    always decide against "no production" and the compare-and-swap retry must happen."""
     import threading
 
     from flows.decide import decide_flow
+    from moola.registry import Registry
     art = tmp_path / "art"
     result = json.loads((gate_dirs["baseline"] / "result.json").read_text())
     outs, errors = [], []
+    both_read, reads, real = threading.Barrier(2, timeout=60), [], Registry.production_card
+
+    def production_card(self):
+        got = real(self)
+        reads.append(got[0])
+        if len(reads) <= 2:  # each decide's first read
+            both_read.wait()
+        return got
+    monkeypatch.setattr(Registry, "production_card", production_card)
 
     def one():
         try:
@@ -116,6 +129,8 @@ def test_two_decides_at_once_ship_once_and_record_what_really_happened(prefect_s
     for t in threads:
         t.join()
     assert not errors and sorted(o["action"] for o in outs) == ["revert", "ship"]
+    # the retry path: two first reads of no production, then the loser read the winner's version
+    assert reads[:2] == [None, None] and len(reads) == 3 and reads[2]["version"] == 1
     state = json.loads((art / "registry.json").read_text())
     assert [h["action"] for h in state["history"]] == ["ship"] and state["production"]["version"] == 1
     decisions = [x["decision"] for x in jsonl(art) if x["kind"] == "decision"]

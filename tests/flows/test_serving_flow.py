@@ -46,6 +46,7 @@ def test_moola_artifacts_from_dotenv_is_the_one_registry_root(prefect_server, ga
     from flows.decide import decide_flow
     from moola.cli import main
     monkeypatch.delenv("MOOLA_ARTIFACTS", raising=False)
+    monkeypatch.delenv("MOOLA_ENV_FILE", raising=False)  # the suite reads no .env (tests/conftest.py); this test does
     work = tmp_path / "worker"
     work.mkdir()
     (work / ".env").write_text("MOOLA_ARTIFACTS=./reg\n")

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from moola.remote.podboot import START_COMMAND, public_from_private
-from tests.flows.conftest import CONFIG, client_call, deploy, jsonl
+from tests.flows.conftest import CONFIG, assert_expected_decision, client_call, deploy, jsonl
 from tests.flows.worker_rig import KEY, start_rig
 from tests.remote.sshd_server import make_sshd
 
@@ -128,8 +128,8 @@ def test_a_deployment_run_reaches_a_decision_on_fresh_pods_trusted_only_by_the_k
     assert api.ops[n0:n0 + 2] == ["create NVIDIA H100 80GB HBM3", "create NVIDIA H200"]
     [pod] = created(rig, n0)
     decision = [x for x in jsonl(art) if x["kind"] == "decision"][-1]
-    assert run.state.name == {"ship": "Shipped", "revert": "Reverted", "investigate": "Investigate",
-                              "block": "Blocked"}[decision["decision"]["action"]], run.state.message
+    assert_expected_decision(decision["decision"])  # the same as on this machine (tests/flows/conftest.py)
+    assert run.state.name == "Shipped", run.state.message
     assert {x["gate"] for x in jsonl(art) if x["kind"] == "gate_result"} == {
         "validate", "baseline", "minirocket", "augment", "pretrain", "transfer"}
     # the create request: a host key for this pod, our SSH key as PUBLIC_KEY, a start command that
@@ -243,7 +243,8 @@ def test_two_pods_share_the_gates_and_a_pod_lost_mid_gate_hands_its_gate_to_the_
     api.crash(victim)
     run = final(rig, run_id)
     decision = [x for x in jsonl(art) if x["kind"] == "decision"][-1]
-    assert run.state.name in ("Shipped", "Reverted", "Investigate", "Blocked"), run.state.message
+    assert_expected_decision(decision["decision"])  # augment trained again on the other pod: the same model
+    assert run.state.name == "Shipped", run.state.message
     # the record says which gate moved, from where to where, and why
     assert [(m["unit"], m["from"], m["to"]) for m in decision["moves"]] == [("augment", victim, other)]
     assert decision["moves"][0]["why"].startswith("ssh unreachable 3 times")

@@ -183,6 +183,7 @@ class RunPodEmulator:
         self.by: list[str] = []  # whose key sent each op: "account", or the pod id whose pod-scoped key did
         self.queries: list[str] = []  # the raw GraphQL the SDK sent (with the account key)
         self.fail_next: list[str] = []  # messages the next mutations answer with (fault injection)
+        self.fail_queries: list[str] = []  # messages the next pod status queries answer with
         self.html_next: list[int] = []  # HTTP statuses the next requests answer with, as an HTML page
         self.lose_creates = 0  # the next N creates are carried out, and their answer is lost (a 504 page)
         self.polls: dict[str, int] = {}
@@ -400,6 +401,8 @@ class RunPodEmulator:
             self.gone[pod_id] = pod
             return {"data": {"podTerminate": None}}
         if re.search(r"query\s+pod\b", query):
+            if self.fail_queries and scoped is None:
+                return {"errors": [{"message": self.fail_queries.pop(0)}]}
             pod = self.pods.get(pod_id)
             return {"data": {"pod": self._pod(pod) if pod else None}}
         return {"errors": [{"message": f"emulator: unexpected query {query[:80]!r}"}]}
