@@ -57,11 +57,14 @@ fit_minirocket(X, ["a", "b"] * 6, ["a", "b"], seed=0)
 
 
 def start_rig(root: Path, server_env: dict, hide: list[Path], boot_polls: int = 0) -> Rig:
-    """The emulated RunPod account (pods hide ``hide``: the orchestrator's folders), a client SSH key,
-    a wheelhouse, the deployments, and a worker."""
+    """The emulated RunPod account (pods hide ``hide``, the orchestrator's folders, and this checkout:
+    a pod has nothing of moola's but what moola uploads; only the checkout's venv, which the image's
+    Python links into, stays), a client SSH key, a wheelhouse, the deployments, and a worker."""
     image = root / "img"
     make_image_python(image, seen_at=IMAGE_PYTHON_AT)
-    api = RunPodEmulator(root / "pods", api_key=KEY, image=image, hide=hide, boot_polls=boot_polls)
+    venv = Path(sys.prefix)
+    api = RunPodEmulator(root / "pods", api_key=KEY, image=image, hide=[*hide, ROOT], boot_polls=boot_polls,
+                         keep=[venv] if venv.is_relative_to(ROOT) else [])
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / "client_key")], check=True)
     env = dict(server_env, RUNPOD_API_KEY=KEY, RUNPOD_API_BASE_URL=api.url, MOOLA_SSH_KEY=str(root / "client_key"),
                MOOLA_POD_WHEELHOUSE=str(make_wheelhouse(root / "wheelhouse")), MOOLA_SSH_TIMEOUT="3",

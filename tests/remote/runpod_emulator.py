@@ -98,7 +98,7 @@ LogLevel ERROR
 # Runs as PID 1 of the pod's namespaces: the pod's root is an overlay of this machine's, then
 # chroot into it and exec the pod's command (its environment is this process's).
 CONTAINER = r"""set -e
-R=$1; U=$2; W=$3; IMG=$4; VOL=$5; VOLAT=$6; shift 6
+R=$1; U=$2; W=$3; IMG=$4; VOL=$5; VOLAT=$6; KEEP=$7; shift 7
 mount --make-rprivate /
 mount -t overlay overlay -o lowerdir=/,upperdir=$U,workdir=$W $R
 mount --rbind /dev $R/dev
@@ -107,6 +107,7 @@ mount -t tmpfs tmpfs $R/run
 mkdir -p $R/run/sshd
 mount --bind $IMG $R/opt/moola-image
 if [ -n "$VOL" ]; then mount --bind $VOL $R$VOLAT; fi
+IFS=:; for k in $KEEP; do mkdir -p "$R$k"; mount --bind "$k" "$R$k"; done; unset IFS
 exec chroot $R "$@"
 """
 
@@ -167,13 +168,16 @@ class Pod:
 
 class RunPodEmulator:
     def __init__(self, root: Path, api_key: str = "rp_emulated_account_key", capacity=("NVIDIA H200",),
-                 image: Path | None = None, hide: list[Path] = (), registered_keys: list[str] = (),
+                 image: Path | None = None, hide: list[Path] = (), keep: list[Path] = (),
+                 registered_keys: list[str] = (),
                  boot_polls: int = 0, pod_key_may_terminate: bool = True, pod_key: bool = True):
         self.root, self.api_key, self.capacity = Path(root), api_key, set(capacity)
         # a Python tree (make_image_python's root), seen in pods at IMAGE_PYTHON_AT; None: pods exist
         # in the API only, without a container (tests of requests and answers)
         self.image = image
         self.hide, self.registered_keys = [Path(h) for h in hide], list(registered_keys)
+        # folders inside a hidden one that the image's files live in (the venv its site links into)
+        self.keep = [Path(k) for k in keep]
         self.boot_polls, self.pod_key_may_terminate = boot_polls, pod_key_may_terminate
         self.pod_key = pod_key  # False: pods get no RUNPOD_API_KEY (a template that strips it, say)
         self.pods: dict[str, Pod] = {}
@@ -303,7 +307,7 @@ class RunPodEmulator:
         pod.proc = subprocess.Popen(
             ["unshare", "-m", "-p", "-f", "--mount-proc", "--kill-child", "bash", "-c", CONTAINER, "container",
              str(mnt), str(pod.disk / "upper"), str(pod.disk / "work"), str(self.image),
-             vol, pod.volume_mount_path, *cmd],
+             vol, pod.volume_mount_path, ":".join(map(str, self.keep)), *cmd],
             env=env, stdin=subprocess.DEVNULL, stdout=open(pod.root / "container.log", "ab"),
             stderr=subprocess.STDOUT, start_new_session=True)
 

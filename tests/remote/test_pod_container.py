@@ -150,3 +150,35 @@ def test_a_pod_held_without_the_worker_is_kept_by_its_heartbeats_and_ends_itself
     while ls.pod_id in emu.pods and time.monotonic() < t_end:
         time.sleep(0.2)
     assert ls.pod_id not in emu.pods and emu.by[-1] == ls.pod_id  # by its own key
+
+
+def test_nothing_of_moola_reaches_a_worker_pod_but_what_moola_uploads(image, tmp_path, tmp_path_factory,
+                                                                      monkeypatch, sample_dir):
+    """The worker tests' pods (tests/flows/worker_rig.py) hide this checkout and the tests' folders:
+    a gate that was handed a local path (an input not shipped) or run without the uploaded code on
+    PYTHONPATH fails there, as it would on RunPod; with what moola ships, both are found."""
+    import sys
+    from pathlib import Path
+
+    from tests.flows.conftest import ROOT
+    api = RunPodEmulator(tmp_path / "pods", api_key=KEY, image=image,
+                         hide=[tmp_path_factory.getbasetemp(), ROOT], keep=[Path(sys.prefix)])
+    monkeypatch.setenv("RUNPOD_API_BASE_URL", api.url)
+    try:
+        ls, r = created(api, image)
+        local_data = sample_dir / "train.parquet"
+        code, out = run(r, "sh", "-c", 'ls "$1" "$2"; cd /; python -c "import moola"', "sh", str(local_data),
+                        str(ROOT / "moola" / "__init__.py"))
+        assert code != 0 and out.count("No such file or directory") == 2 and "No module named 'moola'" in out
+        client = call_with_retry(r.connect, retry_for=20)
+        try:
+            sftp = client.open_sftp()
+            code_dir, shipped = r.ship_code(client, sftp), r.ship_input(client, sftp, local_data)
+            code, out = r._exec(client, ["sh", "-c", 'cd / && ls "$1" && python -c "import moola; print(moola.__file__)"',
+                                         "sh", shipped], env={"PYTHONPATH": str(code_dir)})
+        finally:
+            client.close()
+        assert code == 0 and out.splitlines()[-1] == f"{code_dir}/moola/__init__.py", out
+        ls.release()
+    finally:
+        api.close()
