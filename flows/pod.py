@@ -133,7 +133,10 @@ def stop_pod_hook(flow, flow_run, state) -> None:
         release_pod(str(registry_from_settings(root=params.get("artifacts")).root), flow_run.id)
 
 
-LOST_PROBES, LOST_PROBE_S = 3, 2.0  # ssh tries, and the pause between them, before a pod is called lost
+LOST_PROBE_S = 2.0  # the pause between ssh tries on a pod whose connection was lost
+# how long ssh must stay unreachable before a pod RunPod still reports RUNNING is called lost: a
+# restarting sshd is back within seconds, and calling a live pod lost ends it (with one pod, the run)
+LOST_RUNNING_S = 20.0
 
 
 class PodJudge:
@@ -141,8 +144,8 @@ class PodJudge:
 
     ``lost`` (pod id -> why) and ``released`` (the stop's uptime and cost) are the run's record."""
 
-    def __init__(self, artifacts: str, flow_run_id, probes: int = LOST_PROBES, pause_s: float = LOST_PROBE_S):
-        self.artifacts, self.flow_run_id, self.probes, self.pause_s = artifacts, flow_run_id, probes, pause_s
+    def __init__(self, artifacts: str, flow_run_id, window_s: float = LOST_RUNNING_S, pause_s: float = LOST_PROBE_S):
+        self.artifacts, self.flow_run_id, self.window_s, self.pause_s = artifacts, flow_run_id, window_s, pause_s
         self.lost: dict[str, str] = {}
         self.released: dict[str, dict] = {}
 
@@ -163,16 +166,18 @@ class PodJudge:
                 return f"RunPod reports it {status}"
         except MoolaError as exc:  # the API's own trouble: judge by ssh alone
             run_logger().warning("pod %s: RunPod API not answering (%s); judging by ssh", pod["pod_id"], exc)
-        last = None
-        for attempt in range(self.probes):
+        # RUNNING (or the API cannot say): lost only if ssh stays unreachable for the whole window
+        last, tries, t0 = None, 0, time.monotonic()
+        while True:
             try:
+                tries += 1
                 make_runner("ssh", s, (pod["host"], int(pod["port"])), host_key=pod.get("host_key")).connect().close()
                 return None
             except RemoteUnavailable as exc:
                 last = exc
-                if attempt + 1 < self.probes:
-                    time.sleep(self.pause_s)
-        return f"ssh unreachable {self.probes} times in {self.pause_s * (self.probes - 1):.0f} s ({last})"
+            if time.monotonic() - t0 >= self.window_s:
+                return f"ssh unreachable {tries} times in {time.monotonic() - t0:.0f} s ({last})"
+            time.sleep(self.pause_s)
 
     def release(self, pod: dict) -> None:
         """Stop a lost pod now. A worker's pod through its lease record (the worker then skips it);

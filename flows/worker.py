@@ -49,6 +49,8 @@ from moola.settings import load_settings, registry_from_settings
 from prefect.workers.process import ProcessJobConfiguration, ProcessVariables, ProcessWorker, ProcessWorkerResult
 
 API_KEY_BLOCK = "runpod-api-key"
+DEFAULT_MAX_USD = 20.0  # a run's pods are ended past this estimated spend unless the deployment says otherwise
+GATE_TIMEOUT_S = 4 * 3600.0  # a gate on the sample takes seconds, on real data minutes: hours means hung
 WATCH_S = 1.0        # how often the budget is checked while the flow runs
 KILL_GRACE_S = 10.0  # SIGTERM, then SIGKILL after this long
 CANCEL_GRACE_S = 15.0  # a cancelled run's process gets this long to be stopped by Prefect
@@ -61,7 +63,8 @@ class RunPodJobConfiguration(ProcessJobConfiguration):
     volume_gb: int = DEFAULT_VOLUME_GB
     pods: int = 1
     pod_deadline_s: float = POD_DEADLINE_S
-    max_usd: Optional[float] = None
+    max_usd: Optional[float] = DEFAULT_MAX_USD
+    gate_timeout_s: Optional[float] = GATE_TIMEOUT_S
     idle_stop_s: float = IDLE_STOP_S
     keep_alive: bool = False
     api_key_secret: str = API_KEY_BLOCK
@@ -82,9 +85,13 @@ class RunPodVariables(ProcessVariables):
                       "gate per pod at a time (a pod lost mid-gate: the gate moves to another).")
     pod_deadline_s: float = Field(POD_DEADLINE_S, gt=0, description="Give up (run Failed, no pod left) when "
                                   "no GPU type had capacity for this long.")
-    max_usd: Optional[float] = Field(None, gt=0, title="Budget (USD)", description="Estimated spend per run "
-                                     "(cost/hour x uptime, all pods) at which the pods are stopped and the run "
-                                     "fails. Empty: no cap.")
+    max_usd: Optional[float] = Field(DEFAULT_MAX_USD, gt=0, allow_inf_nan=False, title="Budget (USD)",
+                                     description="Estimated spend per run (cost/hour x uptime, all pods) at which "
+                                     "the pods are ended and the run fails. Empty: no cap.")
+    gate_timeout_s: Optional[float] = Field(GATE_TIMEOUT_S, gt=0, allow_inf_nan=False, title="Gate time limit (s)",
+                                            description="A gate still running on its pod after this long is ended "
+                                            "there and the run fails (a hung gate bills while the heartbeats go "
+                                            "on). Empty: none.")
     idle_stop_s: float = Field(IDLE_STOP_S, ge=10, description="A pod stops itself when this worker's "
                                "heartbeats stopped for this long (the worker's machine died).")
     keep_alive: bool = Field(False, description="Leave the pods running after the run (billed).")
@@ -108,7 +115,8 @@ class _Started:
 
 
 def leases_dir(settings) -> Path:
-    return Path(settings.moola_artifacts) / "pods" / "worker"
+    # absolute: the run's process gets these paths and may start in another folder
+    return (Path(settings.moola_artifacts) / "pods" / "worker").absolute()
 
 
 def _alive(pid: int) -> bool:
@@ -234,6 +242,8 @@ class RunPodWorker(ProcessWorker):
         configuration.env[HANDOVER_ENV] = json.dumps(fleet.handover())
         # the run stops a pod it finds lost itself: it needs the API key from where the worker got it
         configuration.env[KEY_SECRET_ENV] = configuration.api_key_secret
+        if configuration.gate_timeout_s:  # the run's ssh runners end a gate on its pod past this
+            configuration.env["MOOLA_GATE_TIMEOUT_S"] = f"{configuration.gate_timeout_s:g}"
         started, over = _Started(task_status), {}
         try:
             async with anyio.create_task_group() as tg:

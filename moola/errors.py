@@ -12,7 +12,8 @@
         │   └── NoCapacity       RunPod has no GPU of the requested type (nothing was created)
         └── RemotePermanent      not worth retrying: auth, host key, missing dependency, gate crash
             ├── HostKeyMismatch  the server's key is unknown or changed
-            └── PodsLost         every pod of a run was lost before its units finished
+            ├── PodsLost         every pod of a run was lost before its units finished
+            └── GateTimedOut     a gate on a remote host ran past its time limit (ended there)
 
 Third-party errors (pyarrow, paramiko, runpod) are converted at the boundary with
 ``raise ... from exc`` so callers only ever catch these.
@@ -86,6 +87,11 @@ class HostKeyMismatch(RemotePermanent):
 
 class PodsLost(RemotePermanent):
     """Every pod of the run was lost (unreachable or stopped) with units still to run."""
+
+
+class GateTimedOut(RemotePermanent):
+    """A gate on a remote host ran past MOOLA_GATE_TIMEOUT_S and was ended there (a hung gate
+    would otherwise bill a pod for as long as the worker's heartbeats keep its watchdog quiet)."""
 
 
 def config_error(exc, where: str = "", flags: bool = False) -> ConfigError:

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
 
     moola_runner: RunnerKind = DEFAULT_RUNNER
     moola_ssh_host: str | None = None
-    moola_ssh_port: int = 22
+    moola_ssh_port: int = Field(22, ge=1, le=65535)
     moola_ssh_user: str = "root"
     moola_ssh_key: Path | None = Field(None, description="private key file")
     moola_ssh_known_hosts: Path | None = Field(None, description="known_hosts file with the host's key")
@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     moola_ssh_timeout: float = Field(15.0, description="connect, banner and auth timeouts (s)")
     moola_fetch_limit_kbit: int | None = Field(None, gt=0, description="cap big fetches at this many Kbit/s (scp -l)")
     moola_remote_workdir: str = "/workspace/moola"
+    moola_gate_timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                               description="a gate on an ssh host or pod is ended after this many "
+                                               "seconds (the runpod worker sets it from its gate_timeout_s)")
     moola_remote_python: str = Field("python3", description="interpreter on the MOOLA_SSH_HOST host")
     moola_pod_python: str = Field(DEFAULT_POD_PYTHON, description="interpreter with torch on a RunPod pod")
     moola_ssh_key_passphrase: SecretStr | None = Field(None, description="passphrase of an encrypted MOOLA_SSH_KEY")

@@ -117,7 +117,19 @@ class Fleet:
                 for i, (ls, (h, p)) in enumerate(zip(self.leases, self.endpoints))]
 
     def cost_usd(self, now: float | None = None) -> float:
-        return sum(usage(ls, now)["cost_usd"] for ls in self.leases)
+        """Estimated spend so far: a pod already ended (by the run, or released here) counts what it cost
+        until it ended, not its uptime since (which would stop a run's budget early, for nothing)."""
+        ended = {r["pod_id"]: r["cost_usd"] for r in self.released if r.get("stopped")}
+        total = 0.0
+        for i, ls in enumerate(self.leases):
+            receipt = peek_receipt(self.record(i)) if ls.pod_id not in ended else None
+            if ls.pod_id in ended:
+                total += ended[ls.pod_id]
+            elif receipt is not None and receipt.get("stopped"):
+                total += float(receipt.get("cost_usd") or 0.0)
+            else:
+                total += usage(ls, now)["cost_usd"]
+        return total
 
     def release(self) -> list[dict]:
         """End every pod (unless keep-alive: then its watchdog stands down), whatever happens to any
@@ -201,14 +213,20 @@ def release_handed(api: PodAPI, spec: PodSpec, pod: dict, attempts: int = pods.S
     return got
 
 
-def take_receipt(record: Path) -> dict | None:
-    """The receipt release_handed left for ``record`` (read once, then removed), or None."""
-    path = record.with_suffix(".stopped")
+def peek_receipt(record: Path) -> dict | None:
+    """The receipt release_handed left for ``record``, left in place; None if there is none."""
     try:
-        got = json.loads(path.read_text())
+        got = json.loads(record.with_suffix(".stopped").read_text())
     except (OSError, ValueError):
         return None
-    path.unlink(missing_ok=True)
+    return got if isinstance(got, dict) else None
+
+
+def take_receipt(record: Path) -> dict | None:
+    """The receipt release_handed left for ``record`` (read once, then removed), or None."""
+    got = peek_receipt(record)
+    if got is not None:
+        record.with_suffix(".stopped").unlink(missing_ok=True)
     return got
 
 

@@ -94,7 +94,7 @@ def make_runner(kind: str, settings=None, endpoint: tuple[str, int] | None = Non
 
 def run_call(kind: str, call: GateCall, retry_for: float = 0.0) -> Path:
     """Run ``call`` with the runner of ``kind``, retrying transient errors for ``retry_for`` s."""
-    if retry_for < 0:
+    if not 0 <= retry_for < float("inf"):  # nan and inf too: either would retry forever
         raise ConfigError(f"--retry-for {retry_for}: expected 0 or more seconds")
     runner = make_runner(kind)
     return call_with_retry(lambda: runner.run_gate(call), retry_for=retry_for)

@@ -29,7 +29,7 @@ import paramiko
 
 from ..atomic import check_replaceable, replace_folder
 from ..digest import hash_while_written
-from ..errors import HostKeyMismatch, ModelFileError, RemotePermanent, RemoteUnavailable
+from ..errors import GateTimedOut, HostKeyMismatch, ModelFileError, RemotePermanent, RemoteUnavailable
 from ..version import git_commit
 from ..modelfile import MANIFEST, parse_manifest, sha256_file
 from .bundle import build_bundle
@@ -63,7 +63,7 @@ class SSHRunner:
                  known_hosts: Path | None = None, pinned_sha256: str | None = None,
                  workdir: str = "/workspace/moola", python: str = "python3", timeout: float = 15.0,
                  limit_kbit: int | None = None, passphrase: str | None = None, site: str | None = None,
-                 host_key: str | None = None):
+                 host_key: str | None = None, gate_timeout_s: float | None = None):
         if not known_hosts and not pinned_sha256 and not host_key:
             raise RemotePermanent("ssh: set MOOLA_SSH_KNOWN_HOSTS or MOOLA_SSH_HOST_KEY_SHA256; "
                                   "host keys are never trusted blindly")
@@ -75,6 +75,7 @@ class SSHRunner:
         self.limit_kbit = limit_kbit  # cap on big fetches (scp -l), e.g. to spare a shared link
         self._passphrase = passphrase  # of an encrypted key; never logged
         self.site = site  # the pod's pinned packages (moola.remote.podenv), after the code on PYTHONPATH
+        self.gate_timeout_s = gate_timeout_s  # a gate is ended on the host after this long (None: never)
 
     @classmethod
     def from_settings(cls, s, host_key: str | None = None) -> "SSHRunner":
@@ -84,7 +85,7 @@ class SSHRunner:
                    s.moola_ssh_known_hosts, s.moola_ssh_host_key_sha256, s.moola_remote_workdir,
                    s.moola_remote_python, s.moola_ssh_timeout, s.moola_fetch_limit_kbit,
                    s.moola_ssh_key_passphrase.get_secret_value() if s.moola_ssh_key_passphrase else None,
-                   host_key=host_key)
+                   host_key=host_key, gate_timeout_s=s.moola_gate_timeout_s)
 
     # -- connection -------------------------------------------------------------------------
     def connect(self) -> paramiko.SSHClient:
@@ -235,12 +236,18 @@ class SSHRunner:
                     paths[role] = self.ship_folder(client, sftp, getattr(call, role))
             remote_out = self.workdir / "runs" / f"{call.gate}-{uuid.uuid4().hex[:12]}"
             argv = [self.python, "-m", "moola.cli", *call.argv(paths, str(remote_out))]
+            if self.gate_timeout_s:  # ended on the host itself (coreutils), so nothing keeps running there
+                argv = ["timeout", "--kill-after=30", f"{self.gate_timeout_s:.0f}", *argv]
             env = {"PYTHONPATH": str(code_dir) + (f":{self.site}" if self.site else ""), "PYTHONUNBUFFERED": "1"}
             commit = git_commit()
             if commit:
                 env["MOOLA_GIT_COMMIT"] = commit
             log.info("remote %s: moola %s", self.host, " ".join(argv[3:]))
             code, tail = self._exec(client, argv, env=env, stream_as=call.gate)
+            if self.gate_timeout_s and code in (124, 137):  # timeout's own codes: ended, killed after grace
+                raise GateTimedOut(f"gate {call.gate} on {self.host} ran past its time limit of "
+                                   f"{self.gate_timeout_s:.0f} s (MOOLA_GATE_TIMEOUT_S, the worker's gate_timeout_s) "
+                                   f"and was ended there; last lines:\n{tail[-1500:]}")
             if code == 127 or "No module named" in tail:
                 raise RemotePermanent(f"{self.host}: a dependency is missing for {self.python} "
                                       f"(run `moola remote check --install`):\n{tail}")

@@ -122,7 +122,7 @@ def test_a_failing_stop_is_retried_and_never_forgotten(prefect_server, pod, tmp_
 def test_the_runs_only_pod_lost_mid_gate_fails_the_run_clean_with_the_pod_stopped(prefect_server, pod, sample_dir,
                                                                                    tmp_path, monkeypatch):
     """The pod's sshd (and the gate running under it) killed while the baseline trains: the run
-    judges the pod lost (API still says RUNNING, ssh refused 3 times), stops it, has no pod left for
+    judges the pod lost (API still says RUNNING, ssh refused for LOST_RUNNING_S), stops it, has no pod left for
     the gate, and fails naming the pod and the gates that never ran; no decision is recorded."""
     import threading
     from tests.remote.sshd_server import make_sshd
@@ -153,7 +153,7 @@ def test_the_runs_only_pod_lost_mid_gate_fails_the_run_clean_with_the_pod_stoppe
         killed.set()
         own.stop()
     assert state.is_failed(), state.message
-    assert "every pod of the run was lost (existing: ssh unreachable 3 times" in state.message
+    assert "every pod of the run was lost (existing: ssh unreachable " in state.message
     assert "never finished: baseline, minirocket, augment" in state.message
     assert pod.calls.count("stop existing") == 1 and pod.pods["existing"]["desiredStatus"] == "EXITED"
     assert not [x for x in jsonl(art) if x["kind"] == "decision"]
@@ -189,3 +189,35 @@ def test_a_lost_pod_the_run_cannot_stop_is_left_to_the_worker_not_a_failed_run(t
     judge = PodJudge(str(tmp_path), "r")
     judge.release({"pod_id": "pod9", "record": str(record)})  # no API key in this process: logged, not raised
     assert judge.released == {} and record.is_file()  # the worker still finds it and stops it
+
+
+def test_a_running_pod_whose_sshd_restarts_is_not_lost_and_one_that_stays_away_is(pod, tmp_path, monkeypatch):
+    """The judge called a pod RunPod reports RUNNING lost after ~4 s of refused ssh (3 tries), so a
+    restarting sshd ended a live pod, and with one pod the run. Now ssh must stay away for its window."""
+    import threading
+
+    from flows.pod import PodJudge
+    from tests.remote.sshd_server import make_sshd
+    (tmp_path / "pod").mkdir()
+    own = make_sshd(tmp_path / "pod")
+    own.start()
+    monkeypatch.setenv("MOOLA_SSH_KEY", str(own.client_key))
+    monkeypatch.setenv("MOOLA_SSH_KNOWN_HOSTS", str(own.known_hosts))
+    pod.pods["existing"]["desiredStatus"] = "RUNNING"
+    where = {"pod_id": "existing", "host": "127.0.0.1", "port": own.port}
+    own.stop()
+    back = threading.Timer(6.0, own.start)
+    back.start()
+    try:
+        t0 = time.monotonic()
+        assert PodJudge(str(tmp_path / "art"), "run-1").why_lost(where) is None
+        assert time.monotonic() - t0 >= 5  # it waited for the sshd rather than judging at once
+    finally:
+        back.join()
+    own.stop()
+    why = PodJudge(str(tmp_path / "art"), "run-1", window_s=3).why_lost(where)
+    import re
+    got = re.match(r"ssh unreachable (\d+) times in (\d+) s ", why or "")
+    assert got and int(got.group(1)) >= 2 and int(got.group(2)) >= 3, why
+    pod.pods["existing"]["desiredStatus"] = "EXITED"  # what RunPod says is believed at once
+    assert PodJudge(str(tmp_path / "art"), "run-1").why_lost(where) == "RunPod reports it EXITED"

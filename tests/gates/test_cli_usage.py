@@ -47,3 +47,23 @@ def test_predict_refuses_a_tampered_model_folder(capsys, gate_dirs, sample_dir, 
     err = capsys.readouterr().err
     assert code == 1 and "model.json: sha256" in err and "does not match MANIFEST.sha256" in err
     assert not (tmp_path / "p.parquet").exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_retry_for_that_would_never_end_is_refused(capsys, sample_dir, tmp_path, value):
+    """`--retry-for nan` retried forever (every comparison with nan is false)."""
+    code = main(["gate", "run", "validate", "--data", str(sample_dir / "train.parquet"), "--out",
+                 str(tmp_path / "out"), "--runner", "local", "--retry-for", value])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--retry-for {float(value)}: expected 0 or more seconds" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_ssh_port_out_of_range_is_a_config_error_naming_it(capsys, sample_dir, tmp_path, monkeypatch):
+    """MOOLA_SSH_PORT=99999 wrapped around (to 34463) instead of being refused."""
+    monkeypatch.setenv("MOOLA_SSH_PORT", "99999")
+    monkeypatch.setenv("MOOLA_SSH_HOST", "127.0.0.1")
+    code = main(["gate", "run", "validate", "--data", str(sample_dir / "train.parquet"), "--out",
+                 str(tmp_path / "out"), "--runner", "ssh"])
+    err = capsys.readouterr().err
+    assert code == 2 and "moola_ssh_port" in err.lower() and "65535" in err and "Traceback" not in err

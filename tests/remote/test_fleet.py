@@ -180,3 +180,22 @@ def test_a_lost_create_answer_adopts_the_pod_it_made_and_creates_no_second(tmp_p
     assert json.loads(f.record(0).read_text())["name"] == f.leases[0].name and f.leases[0].name.startswith("moola-")
     f.release()
     assert api.pods["pod-1"]["desiredStatus"] == "TERMINATED"
+
+
+def test_a_pod_the_run_already_ended_counts_its_final_cost_not_its_time_since(tmp_path):
+    """The budget summed every lease's uptime until now, a pod the run had ended mid-run included:
+    a run that lost a pod early could pass max_usd for nothing."""
+    import time
+
+    from moola.remote.fleet import release_handed
+    api = FakeRunPod(boot_polls=0)
+    f = fleet(api, tmp_path)
+    f.acquire()
+    for ls in f.leases:
+        ls.cost_per_hr, ls.started_wall = 3600.0, time.time() - 10  # $1 a second, up 10 s
+    kept, lost = f.handover()
+    got = release_handed(api, PodSpec(gpu_types=["NVIDIA H200"]), lost)
+    later = time.time() + 100
+    assert f.cost_usd(later) == pytest.approx(110 + got["cost_usd"], abs=0.5)  # not 110 + 110
+    out = f.release()
+    assert f.cost_usd(later + 100) == pytest.approx(sum(r["cost_usd"] for r in out), abs=0.5)

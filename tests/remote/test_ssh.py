@@ -265,3 +265,18 @@ def test_remote_check_install_adds_what_is_missing(sshd, tmp_path):
     assert after["installed"] == ["safetensors"] and after["missing"] == []
     assert after["packages"]["safetensors"] == safetensors.__version__
     assert any(remote_site.glob("safetensors-*.dist-info"))  # installed into the remote's own Python
+
+
+def test_a_gate_past_its_time_limit_is_ended_on_the_host_and_said(sshd, sample_dir, small_config, tmp_path):
+    """MOOLA_GATE_TIMEOUT_S (the worker's gate_timeout_s): a hung gate must not bill a pod for as long as
+    the heartbeats keep its watchdog quiet. The gate is ended on the host (coreutils `timeout`), not
+    merely abandoned by this side, and the error names the limit."""
+    from moola.errors import GateTimedOut
+    runner = sshd.runner(tmp_path / "remote")
+    runner.gate_timeout_s = 1  # a baseline gate takes seconds here
+    t0 = time.monotonic()
+    with pytest.raises(GateTimedOut, match="gate baseline on 127.0.0.1 ran past its time limit of 1 s"):
+        runner.run_gate(call(sample_dir, tmp_path / "r", config=small_config))
+    assert time.monotonic() - t0 < 30 and not (tmp_path / "r").exists()
+    left = subprocess.run(["pgrep", "-f", "--", f"--out {tmp_path / 'remote'}/runs/baseline-"], capture_output=True)
+    assert left.returncode == 1, left.stdout  # no gate process left on the host
