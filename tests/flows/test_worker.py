@@ -124,6 +124,7 @@ def test_a_deployment_run_reaches_a_decision_on_fresh_pods_trusted_only_by_the_k
     api, art = rig["api"], tmp_path / "art"
     n0 = len(api.ops)
     run = final(rig, start(rig, art, idle_stop_s=20))
+    assert run.state.is_completed(), run.state.message
     # the deployment's GPU types in order: no capacity for the H100, the H200 is used
     assert api.ops[n0:n0 + 2] == ["create NVIDIA H100 80GB HBM3", "create NVIDIA H200"]
     [pod] = created(rig, n0)
