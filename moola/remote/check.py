@@ -32,8 +32,7 @@ print("MOOLA_CHECK " + json.dumps(out))
 
 def remote_check(runner, install: bool = False) -> dict:
     """Probe the remote; with ``install``, pip-install missing core packages, then probe again."""
-    client = runner.connect()
-    try:
+    with runner.session() as client:
         report = _probe(runner, client)
         missing = [CORE[k] for k, v in report["packages"].items() if v is None]
         report["missing"] = missing
@@ -47,8 +46,6 @@ def remote_check(runner, install: bool = False) -> dict:
             report["installed"] = missing
             report["missing"] = [CORE[k] for k, v in report["packages"].items() if v is None]
         return report
-    finally:
-        client.close()
 
 
 def _probe(runner, client) -> dict:

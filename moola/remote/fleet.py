@@ -282,8 +282,7 @@ def guard_pod(runner, pod_id: str, idle_stop_s: float, started_at_boot: bool = T
     when it cannot guard the pod (no key in the pod, another pod's id, not running)."""
     hb = heartbeat_path(runner.workdir, pod_id)
     status_file = f"{hb}.guard"
-    client = runner.connect()
-    try:
+    with runner.session() as client:
         code, text = runner._exec(client, ["cat", status_file])
         if code != 0 and not started_at_boot:
             start_watchdog(runner, client, hb, pod_id, idle_stop_s)
@@ -304,8 +303,6 @@ def guard_pod(runner, pod_id: str, idle_stop_s: float, started_at_boot: bool = T
             raise RemotePermanent(f"pod {pod_id} is not guarded: its watchdog (pid {status['pid']}) is not "
                                   f"running; {log_tail}")
         runner._exec(client, ["sh", "-c", 'mkdir -p "$(dirname "$1")" && touch "$1"', "sh", str(hb)])
-    finally:
-        client.close()
     log.info("pod %s guarded: watchdog pid %s ends it after %.0f s without a heartbeat", pod_id, status["pid"],
              status.get("idle_stop_s") or idle_stop_s)
     return str(hb)
@@ -329,8 +326,5 @@ def start_watchdog(runner, client, hb: PurePosixPath, pod_id: str, idle_stop_s: 
 
 def stand_down(runner, path: str) -> None:
     """Tell the pod's watchdog the pod is kept alive on purpose."""
-    client = runner.connect()
-    try:
+    with runner.session() as client:
         runner._exec(client, ["touch", f"{path}.keep"])
-    finally:
-        client.close()

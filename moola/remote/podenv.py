@@ -133,8 +133,7 @@ def ensure_env(runner, wheelhouse: Path | None = None, lock: Path = LOCK) -> Env
     pins = {k: v for k, v in read_lock(lock).items() if k not in FROM_IMAGE}
     root = runner.workdir / "env" / lock_digest(pins)
     site, ready = root / "site", root / "READY"
-    client = runner.connect()
-    try:
+    with runner.session() as client:
         sftp = client.open_sftp()
         if sftp_exists(sftp, ready):  # imports were proven when READY was written: versions suffice
             seen = probe(runner, client, site, pins, imports=False)
@@ -178,8 +177,6 @@ def ensure_env(runner, wheelhouse: Path | None = None, lock: Path = LOCK) -> Env
         with sftp.open(str(ready), "w") as f:
             f.write(json.dumps({"pins": pins, "installed": need, "python": seen["python"]}))
         return EnvReport(str(site), False, need, time.perf_counter() - t0, seen["python"])
-    finally:
-        client.close()
 
 
 def _ship_wheels(runner, client, sftp, wheelhouse: Path, need: list[str]) -> PurePosixPath:

@@ -149,11 +149,8 @@ class PodHeartbeat:
 
 
 def touch(runner, path: str, timeout: float = HEARTBEAT_TIMEOUT_S) -> None:
-    client = runner.connect()
-    try:
+    with runner.session() as client:
         runner._exec(client, ["touch", path], timeout=timeout)
-    finally:
-        client.close()
 
 
 

@@ -23,6 +23,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 import paramiko
@@ -220,11 +221,25 @@ class SSHRunner:
                 raise RemotePermanent(f"could not publish {folder} on {self.host} as {remote}: {tail}")
         return str(remote)
 
+    @contextmanager
+    def session(self):
+        """A connection for a few commands and transfers, closed after. The connection lost on the
+        way (paramiko says so with SSHException or EOFError, from sftp too: "Server connection
+        dropped") is RemoteUnavailable, as it is while connecting: the pod may be gone."""
+        client = self.connect()
+        try:
+            yield client
+        except (paramiko.SSHException, EOFError) as exc:
+            raise RemoteUnavailable(f"connection to {self.host} lost: {type(exc).__name__}: {exc}") from exc
+        except OSError as exc:
+            raise map_oserror(exc, self.host) from exc
+        finally:
+            client.close()
+
     # -- the gate ---------------------------------------------------------------------------
     def run_gate(self, call: GateCall) -> Path:
         check_replaceable(call.out)  # before any work: the user's files at --out are never replaced
-        client = self.connect()
-        try:
+        with self.session() as client:
             sftp = client.open_sftp()
             code_dir = self.ship_code(client, sftp)
             paths = {"data": self.ship_input(client, sftp, call.data)}
@@ -254,10 +269,6 @@ class SSHRunner:
             raise_for_exit(code, call.gate, tail)
             self.fetch(sftp, str(remote_out), call.out)
             return call.out
-        except OSError as exc:
-            raise map_oserror(exc, self.host) from exc
-        finally:
-            client.close()
 
     def fetch(self, sftp: paramiko.SFTPClient, remote_dir: str, out: Path) -> Path:
         """Fetch a gate folder: all files verified against its MANIFEST, then renamed into place."""

@@ -176,3 +176,37 @@ def test_a_connection_cut_mid_command_is_transient_not_a_gate_crash(tmp_path):
     assert not t.is_alive()
     assert isinstance(got.get("error"), RemoteUnavailable), got
     assert "connection to 127.0.0.1 lost" in str(got["error"])
+
+
+def test_a_pod_gone_mid_upload_is_transient_not_a_paramiko_error(tmp_path, sample_dir, monkeypatch):
+    """Found by bench/faults.py (crash-pod): the pod's machine died while the run uploaded the gate's
+    data; sftp's close of the file then read EOF and raised paramiko's own SSHException ("Server
+    connection dropped"), which escaped as is and failed the run instead of letting it judge the pod
+    lost and move the gate. The sshd here dies at the same point: the uploaded file's close."""
+    import paramiko
+
+    import os
+    import signal
+    import threading
+
+    from moola.remote.call import GateCall
+    from .sshd_server import descendants, make_sshd
+    (tmp_path / "sshd-gone").mkdir()
+    server = make_sshd(tmp_path / "sshd-gone")
+    server.start()
+    runner = server.runner(tmp_path / "work")
+    real_close, killer = paramiko.SFTPFile.close, []
+
+    def close(self):
+        if not killer:  # the pod's machine freezes, then dies, while this close waits for its answer
+            for pid in descendants(server.proc.pid):
+                os.kill(pid, signal.SIGSTOP)
+            killer.append(threading.Timer(0.5, server.stop))
+            killer[0].start()
+        return real_close(self)
+    monkeypatch.setattr(paramiko.SFTPFile, "close", close)
+    call = GateCall(gate="validate", data=sample_dir / "train.parquet", out=tmp_path / "out", device="cpu", seed=17)
+    with pytest.raises(RemoteUnavailable, match="127.0.0.1"):
+        runner.run_gate(call)
+    killer[0].join()
+    assert not (tmp_path / "out").exists()
