@@ -22,7 +22,7 @@ from flows.report import publish_decision
 from flows.pod import PodJudge, acquire_pod, end_pods, keep_alive, prepare_pods, stop_pod_hook, worker_pods
 from flows.tasks import run_gate
 from moola.config import load_gate_config
-from moola.data.validate import DEFAULT_DATA, DataConfig
+from moola.data.validate import DEFAULT_DATA, load_data_config
 from moola.decision import DECISION_FOLDS, load_policy
 from moola.errors import DataError
 from moola.remote.call import GateCall
@@ -44,11 +44,12 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
     check_runner(runner)  # a typo fails the run at once, before any gate
     load_gate_config(preset, config, seed)  # raises ConfigError naming the preset or the file
     load_policy(policy)  # likewise, naming the field
+    data_config = load_data_config(val_size=val_size, folds=folds)  # likewise
     artifacts = str(registry_from_settings(root=artifacts).root)
     run_dir = Path(artifacts) / "runs" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
     base = GateCall(gate="validate", data=Path(data), out=run_dir / "validate",
                     unlabeled=Path(unlabeled) if unlabeled else None, config=Path(config) if config else None,
-                    data_config=DataConfig(val_size=val_size, folds=folds), preset=preset, seed=seed)
+                    data_config=data_config, preset=preset, seed=seed)
     t0 = time.perf_counter()
     decide_opts = dict(artifacts=artifacts, require_approval=require_approval, approval_timeout_s=approval_timeout_s,
                        data=data, publish=False, policy=policy)
@@ -173,15 +174,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policy", type=json.loads, help='decision thresholds as JSON, e.g. \'{"f1_margin": 0.02}\'')
     args = ap.parse_args(argv)
     from moola.cli import stop_on_signals
+    from moola.errors import MoolaError
+    try:  # what the flow would refuse, refused here: one line and exit 2, no flow run, no traceback
+        check_runner(args.runner)
+        load_gate_config(args.preset, args.config, args.seed)
+        load_policy(args.policy)
+        load_data_config(val_size=args.val_size, folds=args.folds)
+        registry = registry_from_settings(root=args.artifacts)
+        decisions_before = len(registry.records("decision"))
+    except MoolaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     stop_on_signals()  # SIGTERM/SIGHUP unwind like Ctrl-C: the flow's finally ends its pod
     state = gates(data=args.data, unlabeled=args.unlabeled, val_size=args.val_size, folds=args.folds,
                   runner=args.runner, preset=args.preset, seed=args.seed, config=args.config,
                   artifacts=args.artifacts, require_approval=args.require_approval,
                   approval_timeout_s=args.approval_timeout_s, pod_deadline_s=args.pod_deadline_s,
                   policy=args.policy, return_state=True)
-    registry = registry_from_settings(root=args.artifacts)
     last = registry.last_decision()
-    if last is None:
+    if last is None or len(registry.records("decision")) == decisions_before:  # an earlier run's is not this one's
         print(f"no decision reached: {state.message}", file=sys.stderr)
         return 1
     print(f"decision: {last['action'].upper()}" + (f" ({last['candidate']})" if last.get("candidate") else ""))

@@ -44,15 +44,9 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 def data_config(args: argparse.Namespace):
     """The typed DataConfig of the options given; a bad value names its flag."""
-    from pydantic import ValidationError
-
-    from .data.validate import DataConfig
-    from .errors import config_error
+    from .data.validate import load_data_config
     given = {k: getattr(args, k) for k in ("val_size", "folds", "bar_seconds") if getattr(args, k) is not None}
-    try:
-        return DataConfig(**given, assume_row_order=args.assume_row_order)
-    except ValidationError as exc:
-        raise config_error(exc, flags=True) from exc
+    return load_data_config(flags=True, **given, assume_row_order=args.assume_row_order)
 
 
 # -- validate, sample-data ---------------------------------------------------------------------

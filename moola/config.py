@@ -115,7 +115,9 @@ class GateConfig(_Frozen):
     """Everything a gate run needs beyond the data and the folders."""
 
     preset: str = "default"
-    seed: int = 17
+    # 32 bits: numpy's legacy generators and scikit-learn's random_state take 0..2**32 - 1 (a larger
+    # seed reached torch.manual_seed as an overflow traceback)
+    seed: int = Field(17, ge=0, le=2**32 - 1)
     normalize: Literal["auto", "ohlc_window", "ohlc", "zscore", "none"] = Field(
         "auto", description="auto: for OHLC, log-price relative to the first open standardised per window "
         "(ohlc_window), else a per-window z-score (moola/preprocess.py)")

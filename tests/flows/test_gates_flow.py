@@ -81,8 +81,14 @@ def test_a_parameter_typo_fails_at_once_and_records_nothing(prefect_server, samp
     art = tmp_path / "art"
     state = gates(data=str(sample_dir / "train.parquet"), runner="runpd", artifacts=str(art), return_state=True)
     assert state.is_failed() and "runner: expected one of here, local, ssh, runpod, found 'runpd'" in state.message
-    assert main(["--data", str(sample_dir / "train.parquet"), "--preset", "fast", "--artifacts", str(art)]) == 1
+    assert main(["--data", str(sample_dir / "train.parquet"), "--preset", "fast", "--artifacts", str(art)]) == 2
     assert "--preset: expected one of default, seed-smoke, found 'fast'" in capsys.readouterr().err
+    # the same for values pydantic refuses: one line naming the field, never its traceback
+    assert main(["--data", str(sample_dir / "train.parquet"), "--val-size", "nan", "--artifacts", str(art)]) == 2
+    err = capsys.readouterr().err
+    assert "val_size" in err and "Traceback" not in err and len(err.strip().splitlines()) <= 3, err
+    assert main(["--data", str(sample_dir / "train.parquet"), "--seed", str(2**64), "--artifacts", str(art)]) == 2
+    assert "seed" in capsys.readouterr().err
     state = gates(data=str(sample_dir / "train.parquet"), policy={"f1_margn": 0.1}, artifacts=str(art),
                   return_state=True)
     assert state.is_failed() and "policy.f1_margn: Extra inputs are not permitted" in state.message
@@ -103,3 +109,23 @@ def test_without_unlabelled_data_gates_3_4_are_skipped_and_a_decision_is_reached
     decision = [x for x in lines if x["kind"] == "decision"][-1]["decision"]
     assert state.name == STATE_NAMES[decision["action"]]
     assert_expected_decision(decision)
+
+
+def test_a_run_that_decides_nothing_exits_1_and_never_prints_an_earlier_decision(prefect_server, sample_dir,
+                                                                                  tmp_path, capsys, monkeypatch):
+    """`python -m flows.gates` (what `make demo` runs) printed the registry's last decision and exited 0
+    when this run decided nothing (here the decision step itself fails after the gates)."""
+    import flows.decide
+    from flows.gates import main
+    from moola.registry import Registry
+    art = tmp_path / "art"
+    Registry(art).append({"kind": "decision", "decision": {"action": "ship", "candidate": "augment",
+                                                           "reasons": ["an earlier run"]}})
+
+    def broken(*a, **kw):
+        raise RuntimeError("decide broke")
+    monkeypatch.setattr(flows.decide, "decide_and_ship", broken)
+    assert main(["--data", str(sample_dir / "train.parquet"), "--config", CONFIG, "--artifacts", str(art)]) == 1
+    out, err = capsys.readouterr()
+    assert "no decision reached" in err and "decide broke" in err
+    assert "an earlier run" not in out + err and "decision: SHIP" not in out

@@ -67,3 +67,15 @@ def test_an_ssh_port_out_of_range_is_a_config_error_naming_it(capsys, sample_dir
                  str(tmp_path / "out"), "--runner", "ssh"])
     err = capsys.readouterr().err
     assert code == 2 and "moola_ssh_port" in err.lower() and "65535" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("extra,name", [(["--seed", str(2**64)], "seed"), (["--bar-seconds", str(10**20)], "bar-seconds"),
+                                        (["--val-size", "nan"], "val-size")])
+def test_numbers_beyond_what_the_libraries_take_are_one_line_errors(capsys, sample_dir, tmp_path, extra, name):
+    """A seed past 2**63 reached torch.manual_seed as an overflow traceback, a bar length past int64
+    numpy's as another; --val-size nan went through."""
+    code = main(["gate", "run", "baseline", "--data", str(sample_dir / "train.parquet"), "--out", str(tmp_path / "out"),
+                 "--device", "cpu", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and name.replace("-", "_") in err.replace("-", "_") and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
