@@ -191,7 +191,7 @@ class RunPodWorker(ProcessWorker):
                      cfg.idle_stop_s, make_ssh=lambda host, port, key: make_runner("ssh", settings, (host, port),
                                                                                    host_key=key),
                      # a restarted worker (or kill_infrastructure) finds the key where this one did
-                     record_extra={"api_key_secret": cfg.api_key_secret})
+                     record_extra={"api_key_secret": cfg.api_key_secret}, max_usd=cfg.max_usd)
 
     async def run(self, flow_run, configuration: RunPodJobConfiguration, task_status=None) -> RunPodWorkerResult:
         task_status = task_status or anyio.TASK_STATUS_IGNORED

@@ -52,6 +52,9 @@ class Fleet:
     make_ssh: Callable[[str, int, str | None], object] | None = None   # (host, port, host key) -> SSHRunner
     poll_s: float = 5.0
     record_extra: dict = field(default_factory=dict)  # more for each lease record (the key's Secret block)
+    # the run's budget, also while acquiring: with capacity for some pods only, the others would wait
+    # (billed, not yet guarded by the worker) for up to deadline_s
+    max_usd: float | None = None
     leases: list[PodLease] = field(default_factory=list)
     endpoints: list[tuple[str, int]] = field(default_factory=list)
     heartbeats: list[str | None] = field(default_factory=list)
@@ -71,7 +74,7 @@ class Fleet:
         def one(i: int) -> tuple[str, int]:
             lease = self.leases[i]
             got = pods.acquire(lease, self.record(i), max(0.0, t_end - time.monotonic()),
-                               extra={"run_id": self.run_id, **self.record_extra})
+                               extra={"run_id": self.run_id, **self.record_extra}, give_up=self.over_budget)
             log.info("pod %d/%d: %s (%s) at $%.2f/h; %s", i + 1, self.count, lease.pod_id, lease.gpu_type or "?",
                      lease.cost_per_hr, "; ".join(lease.events))
             return got
@@ -115,6 +118,14 @@ class Fleet:
         return [{"pod_id": ls.pod_id, "host": h, "port": p, "gpu_type": ls.gpu_type, "cost_per_hr": ls.cost_per_hr,
                  "started_wall": ls.started_wall, "record": str(self.record(i)), "host_key": ls.host_key}
                 for i, (ls, (h, p)) in enumerate(zip(self.leases, self.endpoints))]
+
+    def over_budget(self) -> str | None:
+        """Why the run must stop for its budget, or None (no max_usd, or not passed yet)."""
+        spent = self.cost_usd()
+        if self.max_usd is not None and spent > self.max_usd:
+            return (f"budget: ${spent:.4f} spent on {sum(1 for ls in self.leases if ls.pod_id)} pod(s) passed "
+                    f"max_usd ${self.max_usd:.4f}")
+        return None
 
     def cost_usd(self, now: float | None = None) -> float:
         """Estimated spend so far: a pod already ended (by the run, or released here) counts what it cost

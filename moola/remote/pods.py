@@ -36,7 +36,8 @@ POD_DEADLINE_S = 1800  # how long a run waits for capacity (retrying) before it 
 SSH_UP_S = 120  # how long a pod's sshd may take to answer after the API shows its port
 
 
-def acquire(lease: PodLease, record: Path, deadline_s: float = 0.0, extra: dict | None = None) -> tuple[str, int]:
+def acquire(lease: PodLease, record: Path, deadline_s: float = 0.0, extra: dict | None = None,
+            give_up: Callable[[], str | None] | None = None) -> tuple[str, int]:
     """(host, port) of the pod's SSH once it is up. Transient failures (no capacity for any GPU
     type, pod not up yet) are retried with capped backoff until ``deadline_s``; a pod created by
     a failed attempt is reused, never created twice. ``extra`` goes into the record (its owner)."""
@@ -53,7 +54,7 @@ def acquire(lease: PodLease, record: Path, deadline_s: float = 0.0, extra: dict 
     # still leaves what a hook or a restarted worker needs to stop it
     lease.on_pod = lease.on_intent = write
     try:
-        return call_with_retry(lease.acquire, retry_for=deadline_s)
+        return call_with_retry(lease.acquire, retry_for=deadline_s, give_up=give_up)
     finally:
         if lease.pod_id:  # again with the final price; also when waiting failed: the pod may cost money
             write()

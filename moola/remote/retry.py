@@ -7,7 +7,7 @@ import random
 import time
 from typing import Callable, TypeVar
 
-from ..errors import RemoteUnavailable
+from ..errors import RemotePermanent, RemoteUnavailable
 
 log = logging.getLogger("moola.remote")
 T = TypeVar("T")
@@ -25,10 +25,12 @@ def backoff_delays(base: float = 1.0, factor: float = 2.0, cap: float = 30.0, ji
 
 
 def call_with_retry(fn: Callable[[], T], retry_for: float, base: float = 1.0, cap: float = 30.0,
-                    sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> T:
+                    sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                    give_up: Callable[[], str | None] | None = None) -> T:
     """Call ``fn``; on RemoteUnavailable wait and try again until ``retry_for`` seconds have passed.
 
     Permanent errors propagate at once. The last transient error propagates at the deadline.
+    ``give_up``: asked before each wait; a reason it returns ends the retries at once (RemotePermanent).
     """
     deadline = clock() + retry_for
     delays = backoff_delays(base=base, cap=cap)
@@ -37,6 +39,9 @@ def call_with_retry(fn: Callable[[], T], retry_for: float, base: float = 1.0, ca
         try:
             return fn()
         except RemoteUnavailable as exc:
+            why = give_up() if give_up is not None else None
+            if why:
+                raise RemotePermanent(f"{why} (while retrying: {exc})") from exc
             delay = next(delays)
             left = deadline - clock()
             if left <= 0:

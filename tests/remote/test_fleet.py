@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from moola.errors import RemoteUnavailable
+from moola.errors import RemotePermanent, RemoteUnavailable
 from moola.remote.fleet import Fleet, pods_usage, release_run, run_records
 from moola.remote.runpod import PodSpec
 
@@ -199,3 +199,25 @@ def test_a_pod_the_run_already_ended_counts_its_final_cost_not_its_time_since(tm
     assert f.cost_usd(later) == pytest.approx(110 + got["cost_usd"], abs=0.5)  # not 110 + 110
     out = f.release()
     assert f.cost_usd(later + 100) == pytest.approx(sum(r["cost_usd"] for r in out), abs=0.5)
+
+
+def test_the_budget_holds_while_acquiring_not_only_once_the_run_started(tmp_path):
+    """Capacity for one pod of two: the first pod ran (billed, not yet guarded) while the second
+    waited for capacity until the deadline (30 minutes by default). Now the budget ends the wait."""
+    import time
+    api = FakeRunPod(boot_polls=0)
+    real_create = api.create_pod
+
+    def create_then_full(**kw):
+        pod = real_create(**kw)
+        pod["costPerHr"] = 3600.0  # $1 a second
+        api.capacity = set()
+        return pod
+    api.create_pod = create_then_full
+    f = fleet(api, tmp_path, max_usd=1.5)
+    f.deadline_s = 120
+    t0 = time.monotonic()
+    with pytest.raises(RemotePermanent, match=r"budget: \$.* passed max_usd \$1.5000"):
+        f.acquire()
+    assert time.monotonic() - t0 < 20  # not the 120 s deadline
+    assert api.pods["pod-1"]["desiredStatus"] == "TERMINATED" and not list((tmp_path / "leases").glob("*.json"))
