@@ -30,7 +30,7 @@ from moola.remote.fleet import pods_usage
 from moola.remote.pods import POD_DEADLINE_S
 from moola.remote.spread import MAX_ATTEMPTS, Spread, Unit, spread
 from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RUNNER_KINDS, check_runner
-from moola.settings import registry_from_settings
+from moola.settings import load_settings, registry_from_settings
 
 
 @flow(name="gates", flow_run_name="gates-{runner}-{preset}",
@@ -64,7 +64,7 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
         return outcome(decide_flow(failed, {}, return_state=True, **decide_opts), failed, artifacts)
     results = {"validate": v.result()}
     handed, leased, ready = worker_pods() if runner == "runpod" else None, [], None
-    judge = PodJudge(artifacts, flow_run.id)
+    judge = PodJudge(artifacts, flow_run.id, window_s=load_settings().moola_pod_lost_after_s)
     try:
         if runner == "runpod":
             # the `runpod` worker acquired the pods and stops them when this process exits; without

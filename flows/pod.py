@@ -136,7 +136,7 @@ def stop_pod_hook(flow, flow_run, state) -> None:
 LOST_PROBE_S = 2.0  # the pause between ssh tries on a pod whose connection was lost
 # how long ssh must stay unreachable before a pod RunPod still reports RUNNING is called lost: a
 # restarting sshd is back within seconds, and calling a live pod lost ends it (with one pod, the run)
-LOST_RUNNING_S = 20.0
+LOST_RUNNING_S = Settings.model_fields["moola_pod_lost_after_s"].default  # MOOLA_POD_LOST_AFTER_S
 
 
 class PodJudge:

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     moola_ssh_timeout: float = Field(15.0, description="connect, banner and auth timeouts (s)")
     moola_fetch_limit_kbit: int | None = Field(None, gt=0, description="cap big fetches at this many Kbit/s (scp -l)")
     moola_remote_workdir: str = "/workspace/moola"
+    moola_pod_lost_after_s: float = Field(20.0, gt=0, le=3600, description="a pod RunPod still reports RUNNING "
+                                          "is lost once ssh stayed unreachable this long (a restarting sshd is not)")
     moola_gate_timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False,
                                                description="a gate on an ssh host or pod is ended after this many "
                                                "seconds (the runpod worker sets it from its gate_timeout_s)")

@@ -154,7 +154,6 @@ def touch(runner, path: str, timeout: float = HEARTBEAT_TIMEOUT_S) -> None:
         runner._exec(client, ["touch", path], timeout=timeout)
 
 
-
 class RunPodRunner:
     """Acquire a pod, run the gate over ssh on it, and release the pod on every exit path, through
     the one pod lifecycle above (its lease record at ``record`` while the pod may be up)."""

@@ -23,7 +23,7 @@ def pod(sshd, tmp_path, monkeypatch):  # noqa: F811
     env = {"MOOLA_SSH_USER": getpass.getuser(), "MOOLA_SSH_KEY": str(sshd.client_key),
            "MOOLA_SSH_KNOWN_HOSTS": str(sshd.known_hosts), "MOOLA_REMOTE_WORKDIR": str(tmp_path / "remote"),
            "MOOLA_POD_PYTHON": sys.executable, "MOOLA_SSH_TIMEOUT": "3", "RUNPOD_POD_ID": "existing",
-           "RUNPOD_API_KEY": "rp_never_sent"}
+           "RUNPOD_API_KEY": "rp_never_sent", "MOOLA_POD_LOST_AFTER_S": "6"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     fake = FakeRunPod(ssh_port=sshd.port, boot_polls=0)

@@ -180,6 +180,21 @@ def test_a_deployment_run_reaches_a_decision_on_fresh_pods_trusted_only_by_the_k
     assert f"make pod {pod} ready" in names.values()
 
 
+@pytest.mark.parametrize("bad", [{"pods": 0}, {"pods": 17}, {"gpu_types": []}, {"idle_stop_s": 0},
+                                 {"max_usd": 0}, {"gate_timeout_s": -1}])
+def test_job_variables_outside_their_limits_are_refused_before_any_run(rig, bad):
+    """pods=0 skipped the watchdog and the budget, pods=10**6 asked for a million pods, idle_stop_s=0
+    ended every pod at once, gpu_types=[] could never get one: the work pool's schema (from the
+    worker's variables) makes the Prefect server refuse such a run; nothing reaches the worker."""
+    n0 = len(rig["api"].ops)
+    params = {"data": rig["data"], "unlabeled": None, "config": CONFIG, "runner": "runpod"}
+    with pytest.raises(Exception) as e:
+        client_call(rig["server"], lambda c: c.create_flow_run_from_deployment(
+            rig["deployment"].id, parameters=params, job_variables=bad))
+    assert list(bad)[0] in str(e.value), e.value
+    assert rig["api"].ops[n0:] == []
+
+
 def test_missing_data_fails_the_run_before_any_pod_is_created(rig, tmp_path):
     n0 = len(rig["api"].ops)
     run = final(rig, start(rig, tmp_path / "art", data=str(tmp_path / "nope.parquet")))

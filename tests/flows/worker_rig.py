@@ -68,7 +68,8 @@ def start_rig(root: Path, server_env: dict, hide: list[Path], boot_polls: int = 
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / "client_key")], check=True)
     env = dict(server_env, RUNPOD_API_KEY=KEY, RUNPOD_API_BASE_URL=api.url, MOOLA_SSH_KEY=str(root / "client_key"),
                MOOLA_POD_WHEELHOUSE=str(make_wheelhouse(root / "wheelhouse")), MOOLA_SSH_TIMEOUT="3",
-               MOOLA_ARTIFACTS=str(root / "worker-art"), PREFECT_WORKER_QUERY_SECONDS="1")
+               MOOLA_ARTIFACTS=str(root / "worker-art"), PREFECT_WORKER_QUERY_SECONDS="1",
+               MOOLA_POD_LOST_AFTER_S="6")  # a killed pod is judged lost in 6 s, not 20: the suite's time
     for k in [k for k in env if k.startswith("MOOLA_SSH_KNOWN") or k in ("MOOLA_SSH_HOST_KEY_SHA256",
                                                                         "MOOLA_REMOTE_WORKDIR", "MOOLA_POD_PYTHON")]:
         del env[k]

@@ -221,3 +221,41 @@ def test_the_budget_holds_while_acquiring_not_only_once_the_run_started(tmp_path
         f.acquire()
     assert time.monotonic() - t0 < 20  # not the 120 s deadline
     assert api.pods["pod-1"]["desiredStatus"] == "TERMINATED" and not list((tmp_path / "leases").glob("*.json"))
+
+
+def test_a_hung_pod_delays_neither_the_other_pods_heartbeats_nor_the_caller_past_its_timeout(tmp_path):
+    """Heartbeats went one pod after another over ssh with no timeout: a pod whose sshd hangs (a
+    stuck machine: TCP still accepts, nothing answers) held up the other pods' beats and, in the
+    worker, the budget, cancellation and process-exit checks behind them. Two real sshds here, the
+    first frozen (SIGSTOP)."""
+    import os
+    import signal
+    import time
+    from types import SimpleNamespace
+
+    from .sshd_server import make_sshd
+    servers = []
+    for name in ("hung", "fine"):
+        (tmp_path / name).mkdir()
+        servers.append(make_sshd(tmp_path / name))
+        servers[-1].start()
+    hung, fine = servers
+    f = Fleet(None, PodSpec(gpu_types=["NVIDIA H200"]), 2, tmp_path / "leases", "run-1")
+    f.leases = [SimpleNamespace(pod_id=f"pod-{s.port}", host_key=None) for s in servers]
+    f.endpoints = [("127.0.0.1", s.port) for s in servers]
+    f.records.mkdir()
+    for i in range(2):
+        f.record(i).write_text("{}")
+    f.heartbeats = [str(tmp_path / "hb-hung"), str(tmp_path / "hb-fine")]
+    f.make_ssh = lambda host, port, key: next(s for s in servers if s.port == port).runner(tmp_path / "w", timeout=2.0)
+    os.kill(hung.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        f.heartbeat()
+        took = time.monotonic() - t0
+    finally:
+        os.kill(hung.proc.pid, signal.SIGCONT)
+        for s in servers:
+            s.stop()
+    assert (tmp_path / "hb-fine").exists() and not (tmp_path / "hb-hung").exists()
+    assert took < 10, took  # the hung pod's connect gave up after its 2 s timeout; nothing waited on it
