@@ -133,13 +133,12 @@ class Fleet:
         ended = {r["pod_id"]: r["cost_usd"] for r in self.released if r.get("stopped")}
         total = 0.0
         for i, ls in enumerate(self.leases):
-            receipt = peek_receipt(self.record(i)) if ls.pod_id not in ended else None
             if ls.pod_id in ended:
                 total += ended[ls.pod_id]
-            elif receipt is not None and receipt.get("stopped"):
-                total += float(receipt.get("cost_usd") or 0.0)
-            else:
-                total += usage(ls, now)["cost_usd"]
+                continue
+            receipt = peek_receipt(self.record(i))  # the run ended it (lost, or after its last gate)
+            total += float(receipt.get("cost_usd") or 0.0) if receipt and receipt.get("stopped") \
+                else usage(ls, now)["cost_usd"]
         return total
 
     def release(self) -> list[dict]:
