@@ -33,6 +33,16 @@ from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RUNNER_KINDS, ch
 from moola.settings import load_settings, registry_from_settings
 
 
+def check_parameters(runner: str, preset: str, config: str | None, seed: int, policy: dict | None,
+                     val_size: float, folds: int):
+    """A typo or an impossible value fails at once, before any gate: ConfigError naming the parameter
+    (the runner, the preset or config file, the policy field, the data field). Returns the DataConfig."""
+    check_runner(runner)
+    load_gate_config(preset, config, seed)
+    load_policy(policy)
+    return load_data_config(val_size=val_size, folds=folds)
+
+
 @flow(name="gates", flow_run_name="gates-{runner}-{preset}",
       on_failure=[stop_pod_hook], on_crashed=[stop_pod_hook], on_cancellation=[stop_pod_hook])
 def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DATA.val_size,
@@ -41,10 +51,7 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
           approval_timeout_s: int = 3600, pod_deadline_s: int = POD_DEADLINE_S, policy: dict | None = None):
     """``artifacts`` defaults to MOOLA_ARTIFACTS (environment or .env), else ./artifacts.
     ``policy``: fields of moola.decision.Policy (thresholds of the decision), e.g. {"f1_margin": 0.02}."""
-    check_runner(runner)  # a typo fails the run at once, before any gate
-    load_gate_config(preset, config, seed)  # raises ConfigError naming the preset or the file
-    load_policy(policy)  # likewise, naming the field
-    data_config = load_data_config(val_size=val_size, folds=folds)  # likewise
+    data_config = check_parameters(runner, preset, config, seed, policy, val_size, folds)
     artifacts = str(registry_from_settings(root=artifacts).root)
     run_dir = Path(artifacts) / "runs" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
     base = GateCall(gate="validate", data=Path(data), out=run_dir / "validate",
@@ -176,10 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     from moola.cli import stop_on_signals
     from moola.errors import MoolaError
     try:  # what the flow would refuse, refused here: one line and exit 2, no flow run, no traceback
-        check_runner(args.runner)
-        load_gate_config(args.preset, args.config, args.seed)
-        load_policy(args.policy)
-        load_data_config(val_size=args.val_size, folds=args.folds)
+        check_parameters(args.runner, args.preset, args.config, args.seed, args.policy, args.val_size, args.folds)
         registry = registry_from_settings(root=args.artifacts)
         decisions_before = len(registry.records("decision"))
     except MoolaError as exc:

@@ -286,10 +286,9 @@ class RunPodWorker(ProcessWorker):
                     await anyio.to_thread.run_sync(_kill, int(started.pid))
                     await self._cancelled(fleet.run_id)
                 return
-            spent = fleet.cost_usd()
-            if cfg.max_usd is not None and spent > cfg.max_usd and not over:
-                over["message"] = (f"budget: ${spent:.4f} spent on {len(fleet.leases)} pod(s) passed max_usd "
-                                   f"${cfg.max_usd:.4f}; the run was stopped and its pods with it")
+            why = None if over else fleet.over_budget()
+            if why:
+                over["message"] = f"{why}; the run was stopped and its pods with it"
                 log.error(over["message"])
                 # the run is Failed before its process dies, so it never reads as a crash
                 await self._fail(fleet.run_id, over["message"], force=True)
