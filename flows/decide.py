@@ -14,7 +14,7 @@ from prefect.states import Completed, Failed
 from flows.report import STATE_NAMES, publish_decision
 from moola.decision import CANDIDATE_GATES, Decision, Evidence, Policy, apply_approval, decide, load_policy
 from moola.errors import ConfigError
-from moola.evidence import gather, rescore_production
+from moola.evidence import gather, rescore_production, with_groups
 from moola.registry import Registry
 from moola.serving import check_serves
 from moola.settings import registry_from_settings
@@ -63,14 +63,15 @@ def serving_check(candidate: str, folder: str, data: str, assume_row_order: bool
 
 @task(task_run_name="re-score production v{version} on the candidates' windows", cache_policy=NONE)
 def rescore(version: int, folder: str, expected_sha256: str | None, card: dict, data: str, evidence: Evidence,
-            assume_row_order: bool = False, bar_seconds: int | None = None) -> Evidence:
+            assume_row_order: bool = False, bar_seconds: int | None = None,
+            used: frozenset[str] = frozenset()) -> Evidence:
     """``evidence`` with production's probabilities on the candidates' pooled windows that start
-    after its training data (moola.evidence.rescore_production)."""
+    after its training data, less those earlier decisions used (moola.evidence.rescore_production)."""
     on = next((evidence.gates[g] for g in CANDIDATE_GATES if g in evidence.gates), None)
     if on is None:
         return Evidence(evidence.gates, None, "no candidate predictions to compare on", list(evidence.notes))
     scored, what, notes = rescore_production(Path(folder), card, Path(data), on, assume_row_order, bar_seconds,
-                                             expected_sha256)
+                                             expected_sha256, used=used)
     get_run_logger().info("%s", what)
     return Evidence(evidence.gates, scored, what, [*evidence.notes, *notes] + ([what] if scored is not None else []))
 
@@ -90,6 +91,8 @@ def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, re
     Returns (decision, production before, production after), or None if it never settled."""
     approved_for, notes = None, []
     gathered, rescored = gather(results, dirs), {}
+    if data is not None and gathered.gates:
+        gathered = with_groups(gathered, Path(data), assume_row_order, bar_seconds)
     for _ in range(8):
         before, prod_card = reg.production_card()
         evidence = gathered
@@ -98,7 +101,8 @@ def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, re
             if key not in rescored:
                 folder = reg.folder(before)
                 rescored[key] = (rescore(before["version"], str(folder), reg.expected_manifest(folder), prod_card,
-                                         data, gathered, assume_row_order, bar_seconds)
+                                         data, gathered, assume_row_order, bar_seconds,
+                                         reg.windows_compared_with(before))
                                  if data is not None else Evidence(gathered.gates, None, "no data to re-score "
                                                                    "production on", list(gathered.notes)))
             evidence = rescored[key]

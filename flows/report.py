@@ -15,7 +15,7 @@ from moola.metrics import reliability_bins
 
 # the name of the state a run ends in, per decision / re-validation outcome (the UI's run list shows it)
 STATE_NAMES = {"ship": "Shipped", "revert": "Reverted", "investigate": "Investigate", "blocked": "Blocked"}
-REVALIDATION_STATES = {"keep": "Healthy", "revert": "Degraded", "degraded": "Degraded", "none": "No production"}
+REVALIDATION_STATES = {"healthy": "Healthy", "degraded": "Degraded", "none": "No production"}
 
 METRIC_ROWS = ("accuracy", "f1_weighted", "f1_macro", "pr_auc", "brier", "ece", "log_loss")
 

@@ -1,8 +1,10 @@
 """The re-validation flow (deployment `gates/revalidate`, nightly): is production still healthy?
 
-Scores the production model on the latest data's validation fold; when it is degenerate there or
-its F1 fell below the policy floor against the F1 recorded when it shipped, production returns to
-the last good version and the registry records why.
+Scores production and two challengers trained strictly before them on the labelled windows that
+arrived since production was trained, adds them to its ledger, and tests the whole ledger
+(moola.revalidate). Healthy: nothing changes. Degraded: production stays where it is (it is never
+switched to a version nobody scored on the new windows) and a `gates/full` run starts on the
+current data, when that deployment exists; what ships is then that run's decision.
 
     python -m flows.revalidate --data data/sample/train.parquet
 """
@@ -10,8 +12,8 @@ the last good version and the registry records why.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -20,81 +22,90 @@ from prefect.states import Completed, Failed
 
 from flows.report import REVALIDATION_STATES, revalidation_description, revalidation_markdown
 from moola.data.validate import DEFAULT_DATA, DataConfig
-from moola.decision import Policy
+from moola.decision import load_policy
+from moola.revalidate import read_card, revalidation_verdict, score_night
 from moola.settings import registry_from_settings
-from moola.revalidate import evaluate_on_latest, revalidation_verdict
+
+GATES_DEPLOYMENT = "gates/full"
 
 
-@task(task_run_name="score production on the latest validation fold")
-def score_production(path: str, data: str, val_size: float, folds: int, manifest_sha256: str | None = None) -> dict:
-    return evaluate_on_latest(Path(path), Path(data), DataConfig(val_size=val_size, folds=folds),
-                              expected_manifest_sha256=manifest_sha256)
+@task(task_run_name="score production v{version} and the challengers on tonight's windows")
+def score(version: int, path: str, card: dict, data: str, ledger: list[dict], night: str, val_size: float,
+          folds: int, manifest_sha256: str | None = None) -> tuple[list[dict], list[str]]:
+    return score_night(Path(path), card, Path(data), ledger, night, DataConfig(val_size=val_size, folds=folds),
+                       expected_manifest_sha256=manifest_sha256)
 
 
-MAX_RESCORES = 5
+def start_gates(data: str, artifacts: str | None) -> str:
+    """Start a `gates/full` run on ``data`` without waiting for it; what happened, in words."""
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+    params = {"data": data, **({"artifacts": artifacts} if artifacts else {})}
+    try:
+        run = run_deployment(GATES_DEPLOYMENT, parameters=params, timeout=0, as_subflow=False)
+    except ObjectNotFound:
+        return (f"no `{GATES_DEPLOYMENT}` deployment to start: run the gates yourself "
+                f"(python -m flows.gates --data {data})")
+    return f"started a `{GATES_DEPLOYMENT}` run on the current data: {run.name} ({run.id})"
 
 
 # Prefect name "gates": both deployments live under one flow, `gates/full` and `gates/revalidate`.
 @flow(name="gates", flow_run_name="revalidate")
 def revalidate(data: str, val_size: float = DEFAULT_DATA.val_size, folds: int = DEFAULT_DATA.folds,
-               artifacts: str | None = None,
-               policy: dict | None = None):
+               artifacts: str | None = None, policy: dict | None = None, start_gates_run: bool = True):
+    """``data``: every labelled window so far (the new ones are found through the ledger);
+    ``policy``: fields of moola.decision.Policy (``revalidate_margin``, ``revalidate_alpha``);
+    ``start_gates_run``: on Degraded, start a `gates/full` run on ``data``."""
     log = get_run_logger()
+    p = load_policy(policy)
     reg = registry_from_settings(root=artifacts)
-    for _ in range(MAX_RESCORES):
-        prod = reg.read()["production"]
-        if prod is None:
-            log.info("no production model: nothing to re-validate")
-            out = {"action": "none", "reasons": ["no production model"]}
-            return Completed(name=REVALIDATION_STATES["none"], message="no production model", data=out)
-        folder = reg.folder(prod)
-        card = json.loads((folder / "card.json").read_text())
-        # invalid data or a tampered model fails here, registry untouched
-        score = score_production(str(folder), data, val_size, folds, prod.get("manifest_sha256"))
-        verdict = revalidation_verdict(card.get("metrics") or {}, score["metrics"], score["degenerate"],
-                                       score["degenerate_reasons"], Policy(**(policy or {})))
-        after, action, reasons = prod, "keep", list(verdict.reasons)
-        if verdict.healthy:
-            break
-        # compare-and-swap: degrade only the version scored; if a ship landed meanwhile, score again
-        swapped = reg.revert_to_last_good("nightly re-validation: " + "; ".join(verdict.reasons), expected=prod)
-        if swapped is None:
-            log.info("production changed while re-validating %s v%s; scoring the new production",
-                     prod["name"], prod["version"])
-            continue
-        state, reverted = swapped
-        after = state["production"]
-        action = "revert" if reverted else "degraded"
-        reasons.append(f"returned to the last good version, {after['name']} v{after['version']}" if reverted
-                       else "no earlier good version to return to: production stays, marked degraded")
-        break
-    else:
-        return Failed(message="production kept changing while re-validating; nothing was marked")
+    state = reg.read()
+    prod = state["production"]
+    if prod is None:
+        log.info("no production model: nothing to re-validate")
+        out = {"action": "none", "reasons": ["no production model"]}
+        return Completed(name=REVALIDATION_STATES["none"], message="no production model", data=out)
+    folder = reg.folder(prod)
+    card = read_card(folder)
+    ledger = reg.ledger(prod)
+    night = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    # invalid data or a tampered model fails here, registry and ledger untouched
+    rows, notes = score(prod["version"], str(folder), card, data, ledger, night, val_size, folds,
+                        reg.expected_manifest(folder))
+    reg.extend_ledger(prod, rows)
+    ledger = reg.ledger(prod)
+    recorded = ((card.get("pooled") or card.get("metrics")) or {}).get("f1_weighted")
+    verdict = revalidation_verdict(ledger, p, recorded)
+    action = "healthy" if verdict.healthy else "degraded"
+    reasons = list(verdict.reasons) + notes
+    started = None
+    if not verdict.healthy:
+        started = start_gates(data, artifacts) if start_gates_run else "no gates run started (start_gates_run is off)"
+        reasons.append(f"production stays {prod['name']} v{prod['version']}; {started}")
     reg.append({"kind": "revalidation", "revalidation": {
-        "action": action, "reasons": reasons, "data": str(data), "production_before": prod,
-        "production_after": after, "metrics": score["metrics"], "recorded_metrics": card.get("metrics"),
-        "rules": verdict.to_dict()["rules"]}})
+        "action": action, "reasons": reasons, "data": str(data), "production": prod, "new_windows": len(rows),
+        "summary": verdict.summary, "rules": verdict.to_dict()["rules"]}})
     create_markdown_artifact(key="revalidation", markdown=revalidation_markdown(prod, action, reasons, verdict.rules),
                              description=revalidation_description(prod, action, reasons))
     log.info("revalidation %s: %s", action, "; ".join(reasons))
-    name = REVALIDATION_STATES[action]  # Healthy, or Degraded (returned to the last good version, or none left)
-    if action == "degraded":
-        return Failed(name=name, message="production is degraded and has no earlier good version: " + "; ".join(reasons))
-    out = {"action": action, "reasons": reasons, "production": after}
+    out = {"action": action, "reasons": reasons, "production": prod, "summary": verdict.summary}
+    name = REVALIDATION_STATES[action]
+    if action == "degraded" and started is not None and not started.startswith("started"):
+        return Failed(name=name, message="production is degraded: " + "; ".join(reasons), data=out)
     return Completed(name=name, message=f"{action}: " + "; ".join(reasons), data=out)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m flows.revalidate")
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--data", required=True, help="every labelled window so far (Parquet)")
     ap.add_argument("--val-size", type=float, default=DEFAULT_DATA.val_size)
     ap.add_argument("--folds", type=int, default=DEFAULT_DATA.folds)
     ap.add_argument("--artifacts", help="registry root (default: MOOLA_ARTIFACTS, else ./artifacts)")
     args = ap.parse_args(argv)
     state = revalidate(data=args.data, val_size=args.val_size, folds=args.folds, artifacts=args.artifacts,
                        return_state=True)
-    if state.is_completed():
-        out = state.result()
+    out = state.result(raise_on_failure=False) if state.is_completed() else None
+    if isinstance(out, dict):
         print(f"revalidation: {out['action'].upper()}")
         for r in out["reasons"]:
             print(f"  - {r}")

@@ -42,21 +42,30 @@ CONTROL_GATE = "minirocket"
 
 
 class Policy(BaseModel):
-    """Every threshold of the decision, in one place."""
+    """Every threshold of the decision and of re-validation, in one place."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     f1_margin: float = Field(0.0, ge=0, description="candidate F1 must exceed production F1 by more than this "
-                             "(the lower bound of its confidence interval must)")
-    pr_auc_tolerance: float = Field(0.02, ge=0, description="candidate PR-AUC may be lower by at most this")
-    brier_tolerance: float = Field(0.02, ge=0, description="candidate Brier may be higher by at most this")
+                             "(the lower bound of its confidence interval must, besides the permutation test)")
+    pr_auc_tolerance: float = Field(0.02, ge=0, description="non-inferiority: the lower bound of the candidate's "
+                                    "PR-AUC difference must be above minus this")
+    brier_tolerance: float = Field(0.02, ge=0, description="non-inferiority: the upper bound of the candidate's "
+                                   "Brier difference must be below this")
     alpha: float = Field(0.05, gt=0, lt=1, description="1 - confidence of the intervals; the one-sided "
                          "ship test runs at alpha/2, Holm-corrected over the candidates")
     n_boot: int = Field(2000, ge=200, description="bootstrap resamples")
+    n_perm: int = Field(9999, ge=999, description="random swaps of the permutation test when too many groups "
+                        "disagree to enumerate every swap")
+    detectable_gain: float = Field(0.05, gt=0, lt=1, description="the F1 gain the decision says how many "
+                                   "windows would be needed to detect (80% power)")
     control_rule: Literal["evidence", "point"] = Field(
         "evidence", description="evidence: investigate only when the control's F1 lead has its CI above 0; "
         "point: the seed's rule, any point lead of the control over the baseline")
-    revalidate_f1_drop: float = Field(0.05, ge=0, description="nightly: production F1 on the latest validation "
-                                      "fold may fall at most this below the F1 recorded when it shipped")
+    revalidate_margin: float = Field(0.02, ge=0, lt=1, description="nightly: production is degraded once the "
+                                     "evidence says its Brier score is worse than a fresh model's by more "
+                                     "than this, on windows it has never seen")
+    revalidate_alpha: float = Field(0.05, gt=0, lt=1, description="nightly: the chance of ever calling a "
+                                    "healthy production version degraded, over its whole life")
 
 
 def load_policy(values: dict | None) -> Policy:
@@ -81,12 +90,19 @@ class Scored:
     proba: np.ndarray
     classes: tuple[str, ...]
     positive: int | None = None
+    groups: tuple[str, ...] | None = None  # the data's base_window per window: resampled together
 
     def subset(self, ids: tuple[str, ...]) -> "Scored":
         """These predictions on ``ids``, in that order (every id must be here)."""
         where = {w: i for i, w in enumerate(self.ids)}
         rows = np.array([where[w] for w in ids], dtype=int)
-        return Scored(tuple(ids), self.y[rows], self.proba[rows], self.classes, self.positive)
+        groups = tuple(np.array(self.groups)[rows]) if self.groups is not None else None
+        return Scored(tuple(ids), self.y[rows], self.proba[rows], self.classes, self.positive, groups)
+
+    def with_groups(self, group_of: dict[str, str]) -> "Scored":
+        """These predictions with each window's group (its own id when ``group_of`` lacks it)."""
+        return Scored(self.ids, self.y, self.proba, self.classes, self.positive,
+                      tuple(str(group_of.get(i, i)) for i in self.ids))
 
 
 @dataclass
@@ -116,10 +132,12 @@ class Decision:
     rules: list[Rule] = field(default_factory=list)
     evidence: dict = field(default_factory=dict)  # name -> paired_evidence(...) behind the rules
     notes: list[str] = field(default_factory=list)  # caveats, and what the evidence covered
+    production_windows: list[str] = field(default_factory=list)  # compared with production: not reused
 
     def to_dict(self) -> dict:
         return {"action": self.action, "reasons": self.reasons, "candidate": self.candidate,
-                "rules": [r.__dict__ for r in self.rules], "evidence": self.evidence, "notes": self.notes}
+                "rules": [r.__dict__ for r in self.rules], "evidence": self.evidence, "notes": self.notes,
+                "production_windows": self.production_windows}
 
 
 def healthy(result: dict | None) -> bool:
@@ -183,7 +201,8 @@ def control_check(results: dict, best: str, evidence: Evidence, policy: Policy) 
                       if cmp.get("verdict") else "no control result: the control rule was not applied"], {}
     b = evidence.gates[best]
     c = evidence.gates[CONTROL_GATE].subset(b.ids)
-    e = paired_evidence(b.y, b.proba, c.proba, b.positive, 0.0, policy.n_boot, 0, policy.alpha)
+    e = paired_evidence(b.y, b.proba, c.proba, b.positive, 0.0, policy.n_boot, 0, policy.alpha, b.groups,
+                        policy.n_perm, policy.detectable_gain)
     key = f"control vs {best}"
     if e["f1_weighted"]["ci_low"] > 0:
         return (f"the MiniRocket control beats the best candidate ({best}): F1 {interval(e)}: "
@@ -205,8 +224,9 @@ def against_production(ranked: list[str], production: dict, p: Policy, evidence:
     if not comparable:
         return Decision("revert", ["no candidate was scored on production's windows; production stays"], rules=[shown])
     ev = {g: paired_evidence(prod.y, prod.proba, evidence.gates[g].subset(prod.ids).proba, prod.positive,
-                             p.f1_margin, p.n_boot, 0, p.alpha) for g in comparable}
-    pvals = {g: e["p_not_above_margin"] for g, e in ev.items()}
+                             p.f1_margin, p.n_boot, 0, p.alpha, prod.groups, p.n_perm, p.detectable_gain)
+          for g in comparable}
+    pvals = {g: ship_p(e) for g, e in ev.items()}
     beats = holm(pvals, p.alpha / 2)
     rules, qualified = [shown], []
     for g in comparable:
@@ -218,29 +238,48 @@ def against_production(ranked: list[str], production: dict, p: Policy, evidence:
     if qualified:
         g = max(qualified, key=lambda c: ev[c]["f1_weighted"]["diff"])
         return Decision("ship", [f"{g} beats production on the same windows: F1 {interval(ev[g])}"],
-                        candidate=g, rules=rules, evidence=evid)
+                        candidate=g, rules=rules, evidence=evid, notes=[detectable_note(ev[g])],
+                        production_windows=list(prod.ids))
     best = max(comparable, key=lambda c: ev[c]["f1_weighted"]["diff"])
     failed = [x.name for x in rules if not x.passed and x.name.startswith(best)]
     return Decision("revert", [f"no candidate beats production: {best} F1 difference {interval(ev[best])}: "
                                + ("not enough evidence" if any("F1" in f for f in failed) else
-                                  "F1 better, but " + "; ".join(failed).replace(f"{best}: ", ""))
-                               + "; production stays"], rules=rules, evidence=evid)
+                                  "F1 better, but not shown: " + "; ".join(failed).replace(f"{best}: ", ""))
+                               + "; production stays"], rules=rules, evidence=evid,
+                    notes=[detectable_note(ev[best])], production_windows=list(prod.ids))
+
+
+def ship_p(e: dict) -> float:
+    """The one-sided p-value a candidate's F1 gain is tested on: the sign-flip permutation test
+    (exact when few windows disagree); with a margin, also the bootstrap test against it."""
+    return e["p_sign_flip"] if not e["margin"] else max(e["p_sign_flip"], e["p_not_above_margin"])
 
 
 def candidate_rules(g: str, e: dict, beats: bool, level: float, m: int, p: Policy) -> list[Rule]:
     brier, pr = e["brier"], e["pr_auc"]
     correction = f"Holm over {m} candidates" if m > 1 else "one candidate"
-    rules = [Rule(f"{g}: F1 beats production by more than {p.f1_margin} (CI lower bound, {correction})", beats,
-                  f"{interval(e)}; one-sided p {e['p_not_above_margin']:.4f} vs level {level:.4f}"),
-             Rule(f"{g}: Brier not higher (tolerance {p.brier_tolerance})", brier["diff"] <= p.brier_tolerance,
+    test = "sign-flip permutation" + (", exact" if e["sign_flip_exact"] else "")
+    margin = f"; bootstrap p of a gain above {p.f1_margin}: {e['p_not_above_margin']:.4f}" if p.f1_margin else ""
+    rules = [Rule(f"{g}: F1 beats production by more than {p.f1_margin} ({test}, {correction})", beats,
+                  f"{interval(e)}; one-sided p {e['p_sign_flip']:.4f}{margin} vs level {level:.4f}"),
+             Rule(f"{g}: Brier non-inferior within {p.brier_tolerance} (CI upper bound)",
+                  brier["ci_high"] < p.brier_tolerance,
                   f"{brier['b']:.3f} vs {brier['a']:.3f} ({interval(e, 'brier')})")]
-    if pr["a"] is not None and pr["b"] is not None:
-        rules.append(Rule(f"{g}: PR-AUC not lower (tolerance {p.pr_auc_tolerance})",
-                          pr["diff"] >= -p.pr_auc_tolerance, f"{pr['b']:.3f} vs {pr['a']:.3f}"))
+    if pr["ci_low"] is not None:
+        rules.append(Rule(f"{g}: PR-AUC non-inferior within {p.pr_auc_tolerance} (CI lower bound)",
+                          pr["ci_low"] > -p.pr_auc_tolerance, f"{pr['b']:.3f} vs {pr['a']:.3f} ({interval(e, 'pr_auc')})"))
     mc = e["mcnemar"]
     rules.append(Rule(f"{g}: exact McNemar on correctness (reported only)", True,
                       f"only {g} right on {mc['b_only']}, only production on {mc['a_only']}: p {mc['p']:.3f}"))
     return rules
+
+
+def detectable_note(e: dict) -> str:
+    """What the windows of one comparison can show, in words."""
+    d = e["detectable"]["f1_weighted"]
+    return (f"on these {e['n']} windows ({e['groups']} groups) the test detects an F1 difference of "
+            f"{d['difference']:.3f} with {d['power']:.0%} power; a gain of {d['gain']:.2f} needs about "
+            f"{d['windows_for_gain']} windows")
 
 
 def recorded_rule(production: dict) -> Rule:
@@ -255,7 +294,7 @@ def apply_approval(d: Decision, answer: dict | None, timeout_s: int) -> Decision
     """A person's answer to a ship (``{"approve", "note"}``, or None when nobody answered within
     ``timeout_s``) turned into the decision: only an approval ships; production stays otherwise."""
     def keep(action, reasons):
-        return Decision(action, reasons, d.candidate, d.rules, d.evidence, d.notes)
+        return Decision(action, reasons, d.candidate, d.rules, d.evidence, d.notes, d.production_windows)
     if answer is None:
         return keep("revert", d.reasons + [f"ship not approved within {timeout_s} s; production stays"])
     note = f": {answer['note']}" if answer.get("note") else ""

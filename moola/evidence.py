@@ -68,11 +68,28 @@ def train_end_ns(card: dict) -> tuple[int | None, str]:
     return int(pd.Timestamp(end).value), basis
 
 
+def with_groups(ev: Evidence, data: Path, assume_row_order: bool = False, bar_seconds: int | None = None) -> Evidence:
+    """``ev`` with each window's ``base_window`` group from ``data`` (resampled and swapped together
+    by moola.stats); unchanged, with a note, when the data has no groups or cannot be read."""
+    from .data.load import load_windows
+    w = load_windows(data, labeled=True, assume_row_order=assume_row_order, bar_seconds=bar_seconds)
+    if w.problems or w.groups is None or w.ids is None:
+        why = "it has no base_window column" if not w.problems else w.problems[0]
+        return Evidence(ev.gates, ev.production, ev.production_note,
+                        [*ev.notes, f"{data}: windows compared one by one ({why})"])
+    group_of = {str(i): str(g) for i, g in zip(w.ids, w.groups)}
+    return Evidence({g: s.with_groups(group_of) for g, s in ev.gates.items()},
+                    ev.production.with_groups(group_of) if ev.production is not None else None,
+                    ev.production_note, list(ev.notes))
+
+
 def rescore_production(folder: Path, card: dict, data: Path, on: Scored, assume_row_order: bool = False,
                        bar_seconds: int | None = None, expected_manifest_sha256: str | None = None,
-                       device: str = "cpu") -> tuple[Scored | None, str, list[str]]:
+                       device: str = "cpu", used: frozenset[str] = frozenset()) -> tuple[Scored | None, str, list[str]]:
     """Production's probabilities on the windows of ``on`` (a gate's pooled set) that start at or
-    after production's training end. Returns (scored or None, what was scored or why not, notes)."""
+    after production's training end, less ``used``: the windows earlier decisions already compared
+    this production version on (each reuse would be another chance of a false ship). Returns
+    (scored or None, what was scored or why not, notes)."""
     from .data.load import load_windows
     from .inference import predict_windows
     notes: list[str] = []
@@ -94,6 +111,14 @@ def rescore_production(folder: Path, card: dict, data: Path, on: Scored, assume_
     if not keep.any():
         return None, (f"none of the {len(rows)} validation windows starts after production's training data "
                       f"(which ends {_card_data(card).get('train_end')})"), notes
+    reused = keep & np.isin(np.array(on.ids, dtype=str), np.array(sorted(used), dtype=str))
+    if reused.any():
+        keep &= ~reused
+        notes.append(f"{int(reused.sum())} windows were left out: earlier decisions already compared this "
+                     "production version on them")
+        if not keep.any():
+            return None, (f"every one of the windows after production's training data was already used by an "
+                          f"earlier decision against it ({int(reused.sum())}); new windows are needed"), notes
     ids = tuple(np.array(on.ids)[keep])
     try:
         proba, classes = predict_windows(Path(folder), w.X[rows[keep]], str(data), device, expected_manifest_sha256)

@@ -133,6 +133,13 @@ class Registry:
         decisions = self.records("decision")
         return decisions[-1]["decision"] if decisions else None
 
+    def windows_compared_with(self, pointer: dict) -> frozenset[str]:
+        """The windows earlier decisions compared this version (as production) with candidates on."""
+        key = _key(pointer)
+        return frozenset(w for r in self.records("decision")
+                         if _key(r["decision"].get("production_before")) == key
+                         for w in r["decision"].get("production_windows") or [])
+
     def production_card(self) -> tuple[dict | None, dict | None]:
         """(production pointer, its gate result.json) or (None, None)."""
         prod = self.read()["production"]
@@ -187,6 +194,44 @@ class Registry:
             raise RegistryError(f"{self.jsonl}: cannot be written ({exc.strerror or exc})") from exc
         finally:
             os.close(fd)
+
+    def ledger_path(self, pointer: dict) -> Path:
+        """The re-validation ledger of a version (moola.revalidate): windows it was scored on after
+        it shipped, one JSON line each."""
+        return self.root / "ledger" / pointer["name"] / f"v{int(pointer['version'])}.jsonl"
+
+    def ledger(self, pointer: dict) -> list[dict]:
+        path = self.ledger_path(pointer)
+        if not path.is_file():
+            return []
+        rows = []
+        for n, text in enumerate(path.read_text().splitlines(), 1):
+            if text.strip():
+                try:
+                    rows.append(json.loads(text))
+                except ValueError as exc:
+                    raise RegistryError(f"{path} line {n}: not valid JSON ({exc}); restore it from a backup") from exc
+        return rows
+
+    def extend_ledger(self, pointer: dict, rows: list[dict]) -> None:
+        """Append ``rows`` to the version's ledger in one write, fsynced, under the registry lock,
+        skipping any window already there (two runs of one night count it once)."""
+        if not rows:
+            return
+        path = self.ledger_path(pointer)
+        with self._lock():
+            known = {r["window_id"] for r in self.ledger(pointer)}
+            text = "".join(json.dumps(r) + "\n" for r in rows if r["window_id"] not in known).encode()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    os.write(fd, text)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise RegistryError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
 
     def _versions(self, name: str) -> list[int]:
         d = self.root / "models" / name

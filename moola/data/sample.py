@@ -84,11 +84,16 @@ def _window(rng: np.random.Generator, level: float, kind: str | None) -> tuple[n
     return ohlc, expansion
 
 
+FIRST_DAY = "2025-03-03"
+
+
 def make_sample(seed: int = 17, n_labeled: int = 98, n_unlabeled: int = 1000,
-                label_noise: float = 0.05) -> tuple[dict, dict]:
-    """Labelled and unlabelled windows as dicts of columns (see ``write_windows``)."""
+                label_noise: float = 0.05, first_day: str = FIRST_DAY) -> tuple[dict, dict]:
+    """Labelled and unlabelled windows as dicts of columns (see ``write_windows``); the labelled
+    ones on the trading days from ``first_day`` (later days of the same market: another seed and
+    a later ``first_day``)."""
     rng = np.random.default_rng(seed)
-    first_day = pd.Timestamp("2025-03-03")
+    first_day = pd.Timestamp(first_day)
     days = _trading_days(None, first_day, (n_labeled + 1) // len(LABELED_STARTS))
     level = 20_000.0
     # Exactly the seed's 56:42 class ratio; label noise swaps equal numbers both ways.

@@ -125,8 +125,8 @@ def test_holm_makes_several_candidates_pay_for_the_best_of_three():
     """One candidate whose one-sided p lies between alpha/2/3 and alpha/2 ships alone, but not
     as the best of three comparable ones (Holm's first step is at alpha/2/3)."""
     from moola.stats import paired_evidence
-    prod, cand = scored(40, seed=5), scored(50, seed=1)
-    p = paired_evidence(prod.y, prod.proba, cand.proba, 1)["p_not_above_margin"]
+    prod, cand = scored(40, seed=5), scored(51, seed=1)
+    p = paired_evidence(prod.y, prod.proba, cand.proba, 1)["p_sign_flip"]
     assert 0.025 / 3 < p <= 0.025  # a pair in the window (deterministic: seeds fixed)
     one = Evidence({"baseline": cand}, production=prod)
     only = {"validate": {"status": "passed"}, "baseline": result(f1=0.78)}
@@ -142,7 +142,7 @@ def test_higher_f1_but_worse_brier_does_not_ship():
     ev.gates["transfer"] = scored(59, seed=3, conf=0.51)  # right more often, but barely confident
     ev.production = scored(48, seed=5, conf=0.99)
     d = decide({"validate": {"status": "passed"}, "transfer": result(f1=0.9)}, PROD_CARD, evidence=ev)
-    assert d.action == "revert" and "Brier not higher" in d.reasons[0]
+    assert d.action == "revert" and "not shown: Brier non-inferior within 0.02" in d.reasons[0]
 
 
 def test_margin_raises_the_bar():
@@ -170,3 +170,46 @@ def test_without_control_predictions_gate_2s_own_verdict_is_used():
     results["minirocket"]["comparison"]["verdict"] = "within_noise"
     d = decide(results, evidence=Evidence({"transfer": scored(48)}))
     assert d.action == "ship" and "from Gate 2's verdict only" in d.notes[0]
+
+
+def test_four_windows_only_the_candidate_gets_right_do_not_ship():
+    """Issue 24: 4 discordant windows, all for the candidate. The percentile bootstrap said p ~0.01
+    and shipped; the exact sign-flip test says 1/16 and production stays."""
+    from tests.core.test_stats import discordant
+    y, pa, pb = discordant(4, 0, agree=56)
+    ids = tuple(f"w{i:03d}" for i in range(len(y)))
+    ev = Evidence({"transfer": Scored(ids, y, pb, CLASSES, 1)}, production=Scored(ids, y, pa, CLASSES, 1))
+    d = decide({"validate": {"status": "passed"}, "transfer": result(f1=0.9)}, PROD_CARD, evidence=ev)
+    assert d.action == "revert" and "not enough evidence" in d.reasons[0]
+    rule = next(r for r in d.rules if "sign-flip permutation, exact" in r.name)
+    assert not rule.passed and "one-sided p 0.0625" in rule.detail
+    y, pa, pb = discordant(6, 0, agree=54)
+    ev = Evidence({"transfer": Scored(ids, y, pb, CLASSES, 1)}, production=Scored(ids, y, pa, CLASSES, 1))
+    assert decide({"validate": {"status": "passed"}, "transfer": result(f1=0.9)}, PROD_CARD, evidence=ev).action == "ship"
+
+
+def test_brier_is_judged_on_its_interval_not_its_point():
+    """The candidate is right on 8 more windows (exact p 1/256) and its Brier point is lower, but
+    it swings between 0.51 and 0.99 confidence: the Brier interval reaches +0.048, past the 0.02
+    tolerance. The point rule shipped it; non-inferiority is not shown, production stays."""
+    y = np.arange(N) % 2
+    right_a = np.arange(N) < 40
+    right_b = np.arange(N) < 48
+    conf = np.where(np.arange(N) % 4 < 2, 0.51, 0.99)
+    pb = np.array([proba_from(y[i:i + 1], right_b[i:i + 1], conf=c)[0] for i, c in enumerate(conf)])
+    prod, cand = Scored(IDS, y, proba_from(y, right_a), CLASSES, 1), Scored(IDS, y, pb, CLASSES, 1)
+    d = decide({"validate": {"status": "passed"}, "transfer": result(f1=0.9)}, PROD_CARD,
+               evidence=Evidence({"transfer": cand}, production=prod))
+    e = d.evidence["transfer vs production"]
+    assert e["brier"]["diff"] < 0 < 0.02 < e["brier"]["ci_high"] and e["p_sign_flip"] == 1 / 256
+    assert d.action == "revert" and "not shown: Brier non-inferior within 0.02" in d.reasons[0]
+    assert decide({"validate": {"status": "passed"}, "transfer": result(f1=0.9)}, PROD_CARD,
+                  Policy(brier_tolerance=0.05), evidence=Evidence({"transfer": cand}, production=prod)).action == "ship"
+
+
+def test_every_comparison_with_production_says_what_its_windows_can_detect():
+    d = decide(healthy_set(), PROD_CARD, evidence=evidence(transfer=50, production=40))
+    note = next(n for n in d.notes if "the test detects an F1 difference of" in n)
+    e = d.evidence["transfer vs production"]["detectable"]["f1_weighted"]
+    assert f"{e['difference']:.3f}" in note and f"needs about {e['windows_for_gain']} windows" in note
+    assert e["windows"] == 60 and e["power"] == 0.8

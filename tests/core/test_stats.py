@@ -86,3 +86,76 @@ def test_brier_difference_and_its_interval_have_the_right_sign():
     assert e["f1_weighted"]["diff"] == 0
     assert e["brier"]["diff"] == pytest.approx(0.05 ** 2 - 0.4 ** 2)  # per window, halved sum over 2 classes
     assert e["brier"]["ci_high"] < 0
+
+
+def discordant(b_only: int, a_only: int, agree: int = 16):
+    """Windows where only B is right, only A is right, then both right (binary, balanced labels)."""
+    n = b_only + a_only + agree
+    y = np.arange(n) % 2
+    right_a = np.r_[np.zeros(b_only, bool), np.ones(a_only, bool), np.ones(agree, bool)]
+    right_b = np.r_[np.ones(b_only, bool), np.zeros(a_only, bool), np.ones(agree, bool)]
+    return y, proba_from(y, right_a), proba_from(y, right_b)
+
+
+@pytest.mark.parametrize("b_only,a_only,p", [
+    (4, 0, 1 / 16),  # the bootstrap's p here is ~0.01 and shipped; 1/16 does not ship at 2.5%
+    (6, 0, 1 / 64),  # ships at 2.5%
+    (0, 4, 1.0), (0, 0, 1.0),
+    (5, 1, 7 / 64),  # swaps with a difference at least the observed: 1 + 6
+])
+def test_the_sign_flip_test_is_exact_on_hand_made_tables(b_only, a_only, p):
+    from moola.stats import group_codes, sign_flip_p
+    y, pa, pb = discordant(b_only, a_only)
+    got, exact = sign_flip_p(y, pa.argmax(1), pb.argmax(1), 2, group_codes(None, len(y)))
+    assert exact and got == pytest.approx(p)
+    e = paired_evidence(y, pa, pb, positive=1, n_boot=300)
+    assert e["p_sign_flip"] == pytest.approx(p) and e["sign_flip_exact"]
+
+
+def test_4_of_0_discordant_windows_would_have_shipped_on_the_bootstrap_alone():
+    y, pa, pb = discordant(4, 0)
+    assert paired_evidence(y, pa, pb, positive=1)["p_not_above_margin"] < 0.025 < 1 / 16
+
+
+def test_windows_of_one_group_are_swapped_and_resampled_together():
+    from moola.stats import bootstrap_weights, group_codes, sign_flip_p
+    y, pa, pb = discordant(4, 0)
+    groups = ["g0", "g0", "g1", "g1"] + [f"s{i}" for i in range(16)]
+    codes = group_codes(groups, len(y))
+    got, exact = sign_flip_p(y, pa.argmax(1), pb.argmax(1), 2, codes)
+    assert exact and got == pytest.approx(1 / 4)  # two groups disagree: 4 swap patterns
+    w = bootstrap_weights(codes, 500, np.random.default_rng(0))
+    assert (w[:, 0] == w[:, 1]).all() and (w[:, 2] == w[:, 3]).all()
+    assert np.allclose(w.sum(axis=1).mean(), len(y), rtol=0.05)  # on average as many windows as there are
+    e = paired_evidence(y, pa, pb, positive=1, groups=groups, n_boot=300)
+    assert e["groups"] == 18 and e["p_sign_flip"] == pytest.approx(1 / 4)
+
+
+def test_many_disagreeing_groups_are_sampled_not_enumerated():
+    from moola.stats import EXACT_UP_TO, group_codes, sign_flip_p
+    y, pa, pb = discordant(EXACT_UP_TO + 6, 0)
+    got, exact = sign_flip_p(y, pa.argmax(1), pb.argmax(1), 2, group_codes(None, len(y)), n_perm=1999)
+    assert not exact and got == pytest.approx(1 / 2000, abs=1e-3)  # only the observed swap reaches it
+
+
+@pytest.mark.parametrize("k,positive", [(2, 1), (3, None)])
+def test_average_precision_under_resampling_matches_moola_metrics(k, positive):
+    from moola.metrics import pr_auc
+    from moola.stats import average_precision_rows
+    rng = np.random.default_rng(k)
+    y = rng.integers(0, k, 50)
+    p = np.round(rng.dirichlet(np.ones(k), 50), 1) + 1e-3  # rounded: tied scores, as sklearn groups them
+    p /= p.sum(axis=1, keepdims=True)
+    w = rng.multinomial(50, np.full(50, 1 / 50), size=5).astype(float)
+    got = average_precision_rows(y, p, positive, w)
+    for b in range(5):
+        reps = w[b].astype(int)
+        assert got[b] == pytest.approx(pr_auc(np.repeat(y, reps), np.repeat(p, reps, axis=0), positive))
+
+
+def test_the_smallest_detectable_difference_shrinks_with_windows():
+    from moola.stats import detectable
+    d = detectable(0.05, 0.025, 60, gain=0.05)
+    assert d["difference"] == pytest.approx((1.959964 + 0.841621) * 0.05, rel=1e-4)
+    assert d["windows_for_gain"] == int(np.ceil(60 * (d["difference"] / 0.05) ** 2))
+    assert detectable(0.0, 0.025, 60)["difference"] == pytest.approx(2.801585 / 60, rel=1e-4)  # one window's worth

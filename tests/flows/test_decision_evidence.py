@@ -87,3 +87,14 @@ def test_production_is_rescored_on_the_candidates_new_windows(prefect_server, ga
     assert any("production re-scored on" in w and f"{len(after)} of the 60" in w for w in decision["notes"])
     shown = next(r for r in decision["rules"] if r["name"].startswith("production's recorded F1"))
     assert shown["detail"] == f"{recorded:.3f}" and shown["passed"]
+
+    # the same windows again against the same production (v2): a decision compares on them once;
+    # the next finds them used (each reuse would be another 2.5% chance of a false ship)
+    for _ in range(2):
+        decide_flow({"validate": {"status": "passed"}, "baseline": res}, {"baseline": str(tmp_path / "cand")},
+                    artifacts=str(art), data=str(new_path))
+    first, second = [x["decision"] for x in jsonl(art) if x["kind"] == "decision"][-2:]
+    assert first["production_before"]["version"] == 2 == second["production_before"]["version"]
+    assert len(first["production_windows"]) > 0 and first["action"] == "revert"  # v2 does not beat itself
+    assert second["action"] == "revert" and second["production_windows"] == []
+    assert "already used by an earlier decision against it" in second["reasons"][0], second["reasons"]

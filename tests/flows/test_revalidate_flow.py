@@ -1,10 +1,16 @@
-"""The nightly re-validation flow: healthy production stays; degraded production returns to the
-last good version; with none left it is marked and the flow fails; bad data changes nothing."""
+"""The nightly re-validation flow: production shipped, then nights of new windows from the same
+market end Healthy and fill its ledger; a night whose labels are inverted ends Degraded,
+production stays where it is, and a `gates/full` run is started on the current data. Bad data
+changes nothing."""
 
 from __future__ import annotations
 
 import json
 
+import pandas as pd
+import pytest
+
+from tests.conftest import frame_from
 from tests.flows.conftest import jsonl
 
 
@@ -19,54 +25,84 @@ def ship(art, gate_dir, times: int):
     return reg
 
 
-def flipped(sample_frame):
-    """Same windows, every label swapped: what a model sees when the labelling drifts."""
-    df = sample_frame.copy()
-    a, b = sorted(df["label"].unique())
-    df["label"] = df["label"].map({a: b, b: a})
+def later_days(seed: int, n: int, first_day: str, inverted: bool = False) -> pd.DataFrame:
+    """``n`` labelled windows of the sample's market on the trading days from ``first_day``."""
+    from moola.data.sample import make_sample
+    lab, _ = make_sample(seed=seed, n_labeled=n, n_unlabeled=0, first_day=first_day)
+    df = frame_from(lab)
+    if inverted:
+        a, b = sorted(df["label"].unique())
+        df["label"] = df["label"].map({a: b, b: a})
     return df
 
 
-def test_revalidation_keeps_reverts_and_finally_fails(prefect_server, gate_dirs, sample_dir, sample_frame,
-                                                     write_frame, tmp_path):
+@pytest.fixture
+def gates_deployment(prefect_server):
+    """A `gates/full` deployment on the test server (no worker: the run it gets stays Scheduled)."""
+    from prefect.client.orchestration import get_client
+    with get_client(sync_client=True) as c:
+        flow_id = c.create_flow_from_name("gates")
+        dep = c.create_deployment(flow_id=flow_id, name="full", entrypoint="flows/gates.py:gates")
+    yield dep
+    with get_client(sync_client=True) as c:
+        c.delete_deployment(dep)
+
+
+def runs_of(deployment_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    with get_client(sync_client=True) as c:
+        return c.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+
+
+def test_healthy_nights_then_inverted_labels_end_degraded_and_start_the_gates(
+        prefect_server, gates_deployment, gate_dirs, sample_frame, write_frame, tmp_path):
     from flows.revalidate import revalidate
     art = tmp_path / "art"
-    reg = ship(art, gate_dirs["baseline"], times=2)
-    recorded = json.loads((gate_dirs["baseline"] / "result.json").read_text())["metrics"]["f1_weighted"]
+    reg = ship(art, gate_dirs["baseline"], times=1)
+    prod = reg.read()["production"]
 
-    # the data it shipped on: healthy, production stays on v2
-    state = revalidate(data=str(sample_dir / "train.parquet"), artifacts=str(art), return_state=True)
-    out = state.result()
-    assert out["action"] == "keep" and out["production"]["version"] == 2
-    assert state.is_completed() and state.name == "Healthy"  # the run list reads as the outcome (issue 15)
-    line = jsonl(art)[-1]["revalidation"]
-    assert line["metrics"]["f1_weighted"] == recorded  # same model, same validation fold, same F1
+    # the data it shipped on: every window is before its training end or in the evidence that shipped it
+    out = revalidate(data=str(write_frame(sample_frame, "night0.parquet")), artifacts=str(art))
+    assert out["action"] == "healthy" and out["summary"]["windows"] == 0 and reg.ledger(prod) == []
+    assert "no new labelled window tonight" in out["reasons"]
 
-    # labels drifted: v2 falls below the floor -> back to v1, v2 marked degraded, the reason recorded
-    drifted = str(write_frame(flipped(sample_frame), "drifted.parquet"))
+    # three nights, each adding 10 trading days (20 windows) of the same market
+    frame, counted = sample_frame, []
+    for night, first in enumerate(("2025-06-02", "2025-06-16", "2025-06-30"), 1):
+        frame = pd.concat([frame, later_days(100 + night, 20, first)], ignore_index=True)
+        state = revalidate(data=str(write_frame(frame, f"night{night}.parquet")), artifacts=str(art),
+                           return_state=True)
+        out = state.result()
+        assert state.is_completed() and state.name == "Healthy" and out["action"] == "healthy", out["reasons"]
+        counted.append(out["summary"]["windows"])
+    assert counted == [20, 40, 60]  # each window counted once, on the night it arrived
+    ledger = reg.ledger(prod)
+    assert len({r["window_id"] for r in ledger}) == 60 and all(r["start"] >= pd.Timestamp("2025-06-02", tz="UTC").value
+                                                               for r in ledger)
+    assert reg.read()["production"] == prod
+
+    # the labels drift (inverted from here on): Degraded, production stays, a gates run is started
+    frame = pd.concat([frame, later_days(200, 60, "2025-07-14", inverted=True)], ignore_index=True)
+    drifted = str(write_frame(frame, "drifted.parquet"))
     state = revalidate(data=drifted, artifacts=str(art), return_state=True)
     out = state.result()
-    assert out["action"] == "revert" and out["production"]["version"] == 1
-    assert state.is_completed() and state.name == "Degraded"
-    state = reg.read()
-    assert state["production"]["version"] == 1 and [d["version"] for d in state["degraded"]] == [2]
-    assert state["history"][-1]["action"] == "revert" and "nightly re-validation" in state["history"][-1]["reason"]
+    assert state.is_completed() and state.name == "Degraded" and out["action"] == "degraded", out["reasons"]
+    assert "worse than the class shares (no skill)" in out["reasons"][0]
+    assert reg.read()["production"] == prod and reg.read()["history"][-1]["action"] == "ship"
+    runs = runs_of(gates_deployment)
+    assert len(runs) == 1 and runs[0].parameters["data"] == drifted and runs[0].parameters["artifacts"] == str(art)
     line = jsonl(art)[-1]["revalidation"]
-    assert line["production_before"]["version"] == 2 and line["production_after"]["version"] == 1
-    assert line["metrics"]["f1_weighted"] < recorded - 0.05
+    assert line["action"] == "degraded" and line["new_windows"] == 60 and line["production"] == prod
 
-    # v1 fails too and nothing earlier is good: production stays, marked, and the flow fails loudly
-    state = revalidate(data=drifted, artifacts=str(art), return_state=True)
-    assert state.is_failed() and state.name == "Degraded" and "no earlier good version" in state.message
-    assert reg.read()["production"]["version"] == 1 and len(reg.read()["degraded"]) == 2
-
-    # invalid data: the flow fails naming the problem, registry and JSONL untouched
-    before, lines = (art / "registry.json").read_bytes(), len(jsonl(art))
-    bad = sample_frame.copy()
+    # invalid data: the flow fails naming the problem, registry, JSONL and ledger untouched
+    before, lines, rows = (art / "registry.json").read_bytes(), len(jsonl(art)), len(reg.ledger(prod))
+    bad = frame.copy()
     bad.at[bad.index[3], "label"] = None
     state = revalidate(data=str(write_frame(bad, "bad.parquet")), artifacts=str(art), return_state=True)
     assert state.is_failed() and "column 'label'" in state.message
     assert (art / "registry.json").read_bytes() == before and len(jsonl(art)) == lines
+    assert len(reg.ledger(prod)) == rows
 
 
 def test_without_production_there_is_nothing_to_do(prefect_server, sample_dir, tmp_path):
@@ -74,8 +110,6 @@ def test_without_production_there_is_nothing_to_do(prefect_server, sample_dir, t
     out = revalidate(data=str(sample_dir / "train.parquet"), artifacts=str(tmp_path / "art"))
     assert out == {"action": "none", "reasons": ["no production model"]}
     assert not (tmp_path / "art").exists()
-
-
 def test_decide_returns_a_degraded_production_to_the_last_good_version(prefect_server, gate_dirs, tmp_path):
     """Production is a version marked degraded (someone rolled back onto it by hand); a run whose
     candidate does not beat it ends in `revert`, and production returns to the last good one."""
@@ -141,27 +175,3 @@ def test_two_decides_at_once_ship_once_and_record_what_really_happened(prefect_s
     assert len(list((art / "models" / "baseline").iterdir())) == 1  # one version, no stray copies
 
 
-def test_a_ship_landing_while_scoring_is_not_degraded(prefect_server, gate_dirs, sample_frame, write_frame,
-                                                      tmp_path, monkeypatch):
-    """Issue 10: re-validation read v2, scored it, then degraded whatever was production by then
-    (a v3 shipped meanwhile) and brought v2 back. Now it acts only on the version it scored."""
-    import flows.revalidate as rv
-    art = tmp_path / "art"
-    reg = ship(art, gate_dirs["baseline"], times=2)
-    scored = []
-    real = rv.score_production
-
-    def score_while_a_ship_lands(path, *args):
-        scored.append(path)
-        if len(scored) == 1:
-            ship(art, gate_dirs["baseline"], times=1)  # another decide ships v3 meanwhile
-        return real.fn(path, *args)
-
-    monkeypatch.setattr(rv, "score_production", score_while_a_ship_lands)
-    drifted = str(write_frame(flipped(sample_frame), "drifted.parquet"))
-    out = rv.revalidate(data=drifted, artifacts=str(art), return_state=True).result()
-    state = reg.read()
-    # v2 was scored and found degraded; v3 was then scored itself before anything happened to it
-    assert [p.rsplit("/", 1)[-1] for p in scored] == ["v2", "v3"]
-    assert sorted(d["version"] for d in state["degraded"]) == [2, 3]
-    assert out["action"] == "revert" and state["production"]["version"] == 1
