@@ -63,7 +63,7 @@ def test_deploy_run_and_a_worker_reach_the_decision(server, sample_dir, tmp_path
     runs = client_call(env, lambda c: c.read_flow_runs())
     reval = [r for r in runs if r.deployment_id == revalidate.id and (r.parameters or {}).get("artifacts") == str(art)]
     assert len(reval) == 1 and reval[0].state.is_completed() and reval[0].name == "revalidate"
-    assert [x for x in jsonl(art) if x["kind"] == "revalidation"][-1]["revalidation"]["action"] == "keep"
+    assert [x for x in jsonl(art) if x["kind"] == "revalidation"][-1]["revalidation"]["action"] == "healthy"
 
     # the server's scheduler queues the nightly runs of both deployments (its loop: 5 s on this server),
     # once their schedules are on (the test server keeps them off, see deploy)
