@@ -1,24 +1,24 @@
-"""The decision's error rates, measured (issue 11): it gets the treatment a statistical test gets.
+"""The decision's error rates under the rule as deployed (issue 24): production is one trained
+model, re-scored only on the windows after its training end, as the `decide` flow does.
 
-On `moola sample-data` (several data seeds), with the CPU budget and the `gates` flow's default
-walk-forward folds, the baseline recipe is trained per fold with several model seeds, clean and
-with 30% of its train labels flipped; each model's pooled validation predictions are then fed to
-the real `moola.decision.decide` (the same function the flow calls):
+Per data seed (`moola sample-data`'s generator, `--n-labeled` windows): the first windows are
+training data (one walk-forward fold, Gate 0's split and purge), the last `--eval` windows come
+after it. Every model of the recipe is trained on the training part only, with its own seed:
 
-- **null**: production = the recipe with seed i, candidate = the same recipe with seed j on the
-  same data (every ordered pair i != j). A ship is a false ship. Goal <= 5%. Also measured: the
-  best of three candidates (three other seeds) against production, as the flow offers three,
-  and today's (the old) rule on the same models, which compared point F1 / PR-AUC / Brier of
-  the last fold's 20 windows.
-- **power**: production trained with 30% of its train labels flipped, candidate on clean labels,
-  both scored on the same clean windows: the ship rate. Goal >= 80%.
-- **control**: a control of the baseline's own skill (the same recipe, another seed: within
-  noise of the baseline by construction) against the best candidate: the share of decisions that
-  halt on `investigate`. Goal <= 10%. The real MiniRocket's halt rate is printed beside it.
+- **null**: production = seed i, candidate = seed j (every ordered pair): the same recipe on the
+  same data, nothing learned since. A ship is a false ship. Goal <= 2.5% per decision, with the
+  Clopper-Pearson 95% upper bound <= 5%.
+- **power**: production trained with 30% of its train labels flipped, candidate clean.
 
-    .venv/bin/python bench/decision.py [--data-seeds 17 23] [--seeds 7] [--flipped 5]
+Each pair goes through the real `moola.decision.decide` on the first 60 and on all `--eval`
+windows after the training end (groups of a day's windows swapped and resampled together), so
+power is reported beside the smallest detectable difference at both sizes. The pre-issue-24
+rule (percentile bootstrap, Brier/PR-AUC on points) is printed beside it on the same pairs.
 
-Prints one line per trained model, then the figures; the last lines are the summary.
+    .venv/bin/python bench/decision.py [--data-seeds 17 23 29 31] [--seeds 8] [--flipped 4]
+                                       [--recipe minirocket|baseline]
+
+One line per trained model, then the summary.
 """
 
 from __future__ import annotations
@@ -32,144 +32,113 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import beta
 
 from moola.config import load_gate_config, resolve_budget
 from moola.data.sample import write_sample
 from moola.data.validate import DataConfig
-from moola.decision import DECISION_FOLDS, Evidence, Policy, Scored, decide
+from moola.decision import Evidence, Policy, Scored, decide
 from moola.gates.classifier import train_classifier
 from moola.gates.context import prepare
 from moola.models.minirocket import fit_minirocket
+from moola.stats import weighted_f1_rows
 
 FLIP = 0.30
+SIZES = (60, 180)
 
 
-def pooled(ctx, seed: int, flip: float = 0.0, recipe: str = "baseline") -> dict:
-    """The ``recipe`` (the baseline gate's, or MiniRocket's) with ``seed`` trained on every fold
-    (train labels flipped at rate ``flip``), scored on each fold's clean validation windows."""
-    from moola.gates.context import evaluate
-    ctx = replace(ctx, cfg=ctx.cfg.model_copy(update={"seed": seed}))
-    probas, last = [], None
-    rng = np.random.default_rng(1000 + seed)
-    for fold in ctx.folds:
-        if flip:
-            y = np.array(fold.y_train)
-            hit = rng.random(len(y)) < flip
-            y[hit] = [ctx.classes[1 - ctx.classes.index(c)] for c in y[hit]]
-            fold = replace(fold, y_train=y.tolist())
-        if recipe == "baseline":
-            last = train_classifier(ctx, fold, ctx.cfg.model, f"seed {seed}")[0].evaluation
-        else:
-            model = fit_minirocket(fold.X_train, fold.y_train, ctx.classes, seed, ctx.cfg.minirocket_kernels)
-            last = evaluate(ctx, fold, model.predict_proba(fold.X_val))
-        probas.append(last.proba)
-    return {"proba": np.concatenate(probas), "last": last}
+def train(ctx, seed: int, recipe: str, flip: float = 0.0) -> np.ndarray:
+    """The recipe with ``seed`` trained on the fold's train windows (labels flipped at ``flip``);
+    its probabilities on the fold's validation windows (every one after its training end)."""
+    fold = ctx.last
+    if flip:
+        rng = np.random.default_rng(1000 + seed)
+        y = np.array(fold.y_train)
+        hit = rng.random(len(y)) < flip
+        y[hit] = [ctx.classes[1 - ctx.classes.index(c)] for c in y[hit]]
+        fold = replace(fold, y_train=y.tolist())
+    if recipe == "baseline":
+        cfg = ctx.cfg.model_copy(update={"seed": seed})
+        return train_classifier(replace(ctx, cfg=cfg), fold, cfg.model, f"seed {seed}")[0].evaluation.proba
+    return fit_minirocket(fold.X_train, fold.y_train, ctx.classes, seed, ctx.cfg.minirocket_kernels).predict_proba(fold.X_val)
 
 
-def scored(ctx, proba: np.ndarray) -> Scored:
-    ids = tuple(str(i) for f in ctx.folds for i in f.ids_val)
-    y = np.array([ctx.classes.index(c) for f in ctx.folds for c in f.y_val])
-    return Scored(ids, y, proba, tuple(ctx.classes), ctx.positive)
+def f1(y: np.ndarray, proba: np.ndarray) -> float:
+    return float(weighted_f1_rows(y, proba.argmax(1), proba.shape[1], np.ones((1, len(y))))[0])
 
 
-def result_of(ctx, model: dict) -> dict:
-    """What decide() reads of a gate result: status, degeneracy (last fold), pooled F1."""
-    from moola.stats import weighted_f1_rows
-    s = scored(ctx, model["proba"])
-    f1 = float(weighted_f1_rows(s.y, s.proba.argmax(1), len(s.classes), np.ones((1, len(s.y))))[0])
-    return {"status": "passed", "degenerate": model["last"].degenerate, "pooled": {"f1_weighted": f1},
-            "metrics": model["last"].metrics}
+def decide_pair(y, ids, groups, prod: np.ndarray, cand: np.ndarray, classes, positive, policy: Policy) -> dict:
+    results = {"validate": {"status": "passed"},
+               "baseline": {"status": "passed", "degenerate": False, "pooled": {"f1_weighted": f1(y, cand)}}}
+    ev = Evidence({"baseline": Scored(ids, y, cand, classes, positive, groups)},
+                  production=Scored(ids, y, prod, classes, positive, groups))
+    d = decide(results, {"metrics": {"f1_weighted": f1(y, prod)}}, policy, ev)
+    e = d.evidence["baseline vs production"]
+    old = (e["p_not_above_margin"] <= policy.alpha / 2 and e["brier"]["diff"] <= policy.brier_tolerance
+           and (e["pr_auc"]["diff"] is None or e["pr_auc"]["diff"] >= -policy.pr_auc_tolerance))
+    return {"ship": d.action == "ship", "old": bool(old), "mde": e["detectable"]["f1_weighted"]["difference"],
+            "gain": e["f1_weighted"]["diff"]}
 
 
-def old_rule(cand: dict, prod: dict) -> bool:
-    """The rule before issue 11: point F1 above production's, PR-AUC not lower, Brier not higher,
-    on the numbers each recorded on its last fold (20 windows), tolerances 0."""
-    c, p = cand["last"].metrics, prod["last"].metrics
-    return (c["f1_weighted"] > p["f1_weighted"] and c["pr_auc"] >= p["pr_auc"] and c["brier"] <= p["brier"])
+def clopper_pearson_upper(k: int, n: int, confidence: float = 0.95) -> float:
+    return 1.0 if k == n else float(beta.ppf(confidence, k + 1, n - k))
 
 
-def ships(ctx, prod: dict, cands: dict[str, dict], policy: Policy) -> bool:
-    results = {"validate": {"status": "passed"}, **{g: result_of(ctx, m) for g, m in cands.items()}}
-    ev = Evidence({g: scored(ctx, m["proba"]) for g, m in cands.items()}, production=scored(ctx, prod["proba"]))
-    return decide(results, {"metrics": prod["last"].metrics}, policy, ev).action == "ship"
-
-
-def halts(ctx, cand: dict, control_proba: np.ndarray, policy: Policy) -> bool:
-    results = {"validate": {"status": "passed"}, "baseline": result_of(ctx, cand),
-               "minirocket": result_of(ctx, {"proba": control_proba, "last": cand["last"]})}
-    ev = Evidence({"baseline": scored(ctx, cand["proba"]), "minirocket": scored(ctx, control_proba)})
-    return decide(results, None, policy, ev).action == "investigate"
-
-
-def rate(xs: list[bool]) -> str:
-    return f"{sum(xs)}/{len(xs)} = {sum(xs) / max(1, len(xs)):.1%}"
+def line(name: str, xs: list[bool], bound: bool = False) -> str:
+    k, n = sum(xs), len(xs)
+    out = f"{name}: {k}/{n} = {k / max(1, n):.1%}"
+    return out + (f" (95% upper bound {clopper_pearson_upper(k, n):.1%})" if bound else "")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data-seeds", type=int, nargs="+", default=[17, 23])
-    ap.add_argument("--seeds", type=int, default=7, help="clean model seeds per data seed")
-    ap.add_argument("--flipped", type=int, default=5, help="models with flipped labels per data seed")
-    ap.add_argument("--folds", type=int, default=DECISION_FOLDS)
-    ap.add_argument("--n-labeled", type=int, default=98, help="labelled windows per data seed (the seed's 98)")
-    ap.add_argument("--epochs", type=int, help="override the CPU budget (a quick smoke run)")
-    ap.add_argument("--recipe", choices=("baseline", "minirocket"), default="baseline",
-                    help="the model whose seeds and flipped labels make the scenarios (the control is "
-                    "always MiniRocket)")
+    ap.add_argument("--data-seeds", type=int, nargs="+", default=[17, 23, 29, 31])
+    ap.add_argument("--seeds", type=int, default=8, help="clean models per data seed (ordered pairs: null decisions)")
+    ap.add_argument("--flipped", type=int, default=4, help="productions with flipped labels per data seed")
+    ap.add_argument("--train", type=int, default=78, help="labelled windows before the evaluation windows")
+    ap.add_argument("--eval", type=int, default=max(SIZES), help="windows after production's training end")
+    ap.add_argument("--recipe", choices=("minirocket", "baseline"), default="minirocket",
+                    help="the recipe production and candidates are trained with (baseline: the BiLSTM, "
+                    "~20 s a model on 2 CPU cores; minirocket: ~3 s)")
     args = ap.parse_args()
     policy = Policy()
-    null1, null3, old1, power, old_power, ctrl, ctrl_mr = [], [], [], [], [], [], []
-    f1_clean, f1_flipped = [], []
+    sizes = [s for s in SIZES if s <= args.eval]
+    null = {s: [] for s in sizes}
+    power = {s: [] for s in sizes}
     t0 = time.perf_counter()
     for ds in args.data_seeds:
         with tempfile.TemporaryDirectory() as d:
-            write_sample(d, seed=ds, n_labeled=args.n_labeled, n_unlabeled=0)
+            write_sample(d, seed=ds, n_labeled=args.train + args.eval, n_unlabeled=0)
             cfg = resolve_budget(load_gate_config(), "cpu")
-            if args.epochs:
-                cfg = cfg.model_copy(update={"fit": cfg.fit.model_copy(update={"epochs": args.epochs})})
-            ctx = prepare(Path(d) / "train.parquet", None, DataConfig(folds=args.folds), cfg,
+            ctx = prepare(Path(d) / "train.parquet", None, DataConfig(folds=1, val_size=args.eval), cfg,
                           torch.device("cpu"), Path(d) / "out")
-            clean, flipped = {}, {}
-            for s in range(1, args.seeds + 1):
-                clean[s] = pooled(ctx, s, recipe=args.recipe)
-                print(f"data {ds} seed {s} clean: pooled F1 {result_of(ctx, clean[s])['pooled']['f1_weighted']:.3f}",
-                      flush=True)
-            for s in range(101, 101 + args.flipped):
-                flipped[s] = pooled(ctx, s, FLIP, args.recipe)
-                print(f"data {ds} seed {s} flipped {FLIP:.0%}: pooled F1 "
-                      f"{result_of(ctx, flipped[s])['pooled']['f1_weighted']:.3f}", flush=True)
-            mr = np.concatenate([fit_minirocket(f.X_train, f.y_train, ctx.classes, 17, cfg.minirocket_kernels)
-                                 .predict_proba(f.X_val) for f in ctx.folds])
-            print(f"data {ds} MiniRocket: pooled F1 "
-                  f"{result_of(ctx, {'proba': mr, 'last': clean[1]['last']})['pooled']['f1_weighted']:.3f}", flush=True)
-        f1_clean += [result_of(ctx, m)["pooled"]["f1_weighted"] for m in clean.values()]
-        f1_flipped += [result_of(ctx, m)["pooled"]["f1_weighted"] for m in flipped.values()]
-        for i, j in itertools.permutations(clean, 2):
-            null1.append(ships(ctx, clean[i], {"baseline": clean[j]}, policy))
-            old1.append(old_rule(clean[j], clean[i]))
-            ctrl.append(halts(ctx, clean[j], clean[i]["proba"], policy))
-        for i in clean:
-            others = [s for s in clean if s != i]
-            for trio in itertools.combinations(others, 3):
-                null3.append(ships(ctx, clean[i], dict(zip(("baseline", "transfer", "augment"),
-                                                           (clean[s] for s in trio))), policy))
-        for f, c in itertools.product(flipped, clean):
-            power.append(ships(ctx, flipped[f], {"baseline": clean[c]}, policy))
-            old_power.append(old_rule(clean[c], flipped[f]))
-        ctrl_mr += [halts(ctx, clean[s], mr, policy) for s in clean]
-    n_models = len(args.data_seeds) * (args.seeds + args.flipped)
-    print(f"\n{n_models} {args.recipe} models, data seeds {args.data_seeds}, {args.n_labeled} labelled windows, "
-          f"{args.folds} folds ({sum(len(f.y_val) for f in ctx.folds)} pooled windows), "
+            fold = ctx.last
+            y = np.array([ctx.classes.index(c) for c in fold.y_val])
+            ids = tuple(str(i) for i in fold.ids_val)
+            group_of = dict(zip(map(str, ctx.report.labeled.ids), map(str, ctx.report.labeled.groups)))
+            groups = tuple(group_of[i] for i in ids)
+            clean = {s: train(ctx, s, args.recipe) for s in range(1, args.seeds + 1)}
+            flipped = {s: train(ctx, s, args.recipe, FLIP) for s in range(101, 101 + args.flipped)}
+            for s, p in {**clean, **flipped}.items():
+                print(f"data {ds} seed {s} {'flipped' if s > 100 else 'clean'}: F1 {f1(y, p):.3f} on "
+                      f"{len(y)} windows after {len(fold.y_train)} train", flush=True)
+            for n in sizes:
+                cut = (y[:n], ids[:n], groups[:n])
+                for i, j in itertools.permutations(clean, 2):
+                    null[n].append(decide_pair(*cut, clean[i][:n], clean[j][:n], tuple(ctx.classes), ctx.positive, policy))
+                for f, c in itertools.product(flipped, clean):
+                    power[n].append(decide_pair(*cut, flipped[f][:n], clean[c][:n], tuple(ctx.classes), ctx.positive,
+                                                policy))
+    print(f"\n{args.recipe}, data seeds {args.data_seeds}, {args.train} train + {args.eval} later windows each, "
           f"{time.perf_counter() - t0:.0f} s")
-    print(f"pooled F1 clean {np.mean(f1_clean):.3f} (sd {np.std(f1_clean):.3f}, {len(f1_clean)} models), "
-          f"{FLIP:.0%} flipped {np.mean(f1_flipped):.3f} (sd {np.std(f1_flipped):.3f}, {len(f1_flipped)} models): "
-          f"the gap power has to find is {np.mean(f1_clean) - np.mean(f1_flipped):+.3f}")
-    print(f"null false-ship, one candidate (goal <= 5%): {rate(null1)}; old rule on the same pairs: {rate(old1)}")
-    print(f"null false-ship, best of three candidates (Holm): {rate(null3)}")
-    print(f"power with {FLIP:.0%} of production's train labels flipped (goal >= 80%): {rate(power)}; "
-          f"old rule: {rate(old_power)}")
-    print(f"control within noise halts on investigate (goal <= 10%): {rate(ctrl)}; "
-          f"real MiniRocket halts: {rate(ctrl_mr)}")
+    for n in sizes:
+        mde = np.median([r["mde"] for r in null[n] + power[n]])
+        gap = np.mean([r["gain"] for r in power[n]])
+        print(f"{n} windows: " + line("null false ships (goal <= 2.5%, bound <= 5%)", [r["ship"] for r in null[n]], True)
+              + "; " + line("old rule", [r["old"] for r in null[n]], True))
+        print(f"{n} windows: " + line(f"power, production with {FLIP:.0%} flipped labels", [r["ship"] for r in power[n]])
+              + "; " + line("old rule", [r["old"] for r in power[n]])
+              + f"; mean F1 gain {gap:+.3f}, median smallest detectable difference {mde:.3f}")
 
 
 if __name__ == "__main__":
