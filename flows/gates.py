@@ -68,7 +68,7 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
         exc = v.result(raise_on_failure=False)
         reasons = list(exc.problems) if isinstance(exc, DataError) else [str(v.message or "invalid data")]
         failed = {"validate": {"status": "failed", "reasons": reasons}}
-        return outcome(decide_flow(failed, {}, return_state=True, **decide_opts), failed, artifacts)
+        return outcome(decide_flow(failed, {}, return_state=True, **decide_opts), failed, artifacts, run_dir=run_dir)
     results = {"validate": v.result()}
     handed, leased, ready = worker_pods() if runner == "runpod" else None, [], None
     judge = PodJudge(artifacts, flow_run.id, window_s=load_settings().moola_pod_lost_after_s)
@@ -91,10 +91,11 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
     return outcome(decide_flow(plain, {k: r["dir"] for k, r in results.items()},
                                timing={"flow_wall_s": time.perf_counter() - t0, "gate_walls_s": walls},
                                pods=used, moves=placed.moves or None, return_state=True, **decide_opts),
-                   plain, artifacts, used, placed.moves)
+                   plain, artifacts, used, placed.moves, run_dir)
 
 
-def outcome(decided, results: dict, artifacts: str, pods: list[dict] | None = None, moves: list[dict] | None = None):
+def outcome(decided, results: dict, artifacts: str, pods: list[dict] | None = None, moves: list[dict] | None = None,
+            run_dir: Path | None = None):
     """The flow ends in the decision's named state (Shipped, Reverted, Investigate, Blocked) with its
     reasons as the message, and the decision artifact is published on this run, not the subflow's."""
     record = decided.result(raise_on_failure=False)
@@ -105,7 +106,7 @@ def outcome(decided, results: dict, artifacts: str, pods: list[dict] | None = No
                  [Rule(**r) for r in record.get("rules") or []], record.get("evidence") or {},
                  record.get("notes") or [])
     publish_decision(d, record.get("production_before"), record.get("production_after"), results,
-                     registry_from_settings(root=artifacts).records("decision"), pods, moves)
+                     registry_from_settings(root=artifacts).records("decision"), pods, moves, run_dir)
     return decision_state(record)
 
 

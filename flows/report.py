@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -127,6 +129,42 @@ def reliability_png(predictions: Path, out: Path, title: str, n_bins: int = 15) 
     plt.close(fig)
 
 
+def forest_png(evidence: dict, out: Path) -> bool:
+    """The decision's paired F1 differences (B - A) with their 95% intervals, one row each (each
+    candidate vs production, the control vs the best candidate); False when there is none."""
+    rows = [(name, e) for name, e in (evidence or {}).items() if "f1_weighted" in e]
+    if not rows:
+        return False
+    import matplotlib
+    matplotlib.use("Agg")  # no display on a worker
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 0.55 * len(rows) + 1.3), dpi=100)
+    for i, (_, e) in enumerate(rows):
+        f = e["f1_weighted"]
+        ax.errorbar(f["diff"], i, xerr=[[f["diff"] - f["ci_low"]], [f["ci_high"] - f["diff"]]], fmt="o",
+                    color="C0" if f["ci_low"] > 0 else "C7", capsize=4)
+        d = (e.get("detectable") or {}).get("f1_weighted")
+        if d:  # the smallest difference these windows detect with 80% power
+            ax.plot([d["difference"]], [i], "|", color="C3", ms=12)
+    ax.axvline(0, color="grey", ls="--", lw=1)
+    ax.set_yticks(range(len(rows)), [f"{name} ({e['n']} windows)" for name, e in rows], fontsize=8)
+    ax.set_xlabel("F1 difference (B - A), 95% CI; red tick: smallest difference detectable (80% power)",
+                  fontsize=8)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return True
+
+
+def forest_markdown(png: Path | None) -> str:
+    if png is None or not png.is_file():
+        return ""
+    return ("\n\n## Paired F1 differences\n\n"
+            f"![forest plot of the paired F1 differences](data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()})")
+
+
 def rules_table(rules) -> str:
     """Each rule of a decision or a re-validation as a markdown table ('' if none); rules that are
     reported only (ECE) say so instead of 'pass'."""
@@ -164,12 +202,16 @@ def evidence_table(d, results: dict) -> str:
     paired = []
     for name, e in (getattr(d, "evidence", None) or {}).items():
         f, b, m = e["f1_weighted"], e["brier"], e["mcnemar"]
+        det = (e.get("detectable") or {}).get("f1_weighted")
+        flip = f"{e['p_sign_flip']:.4f}" if "p_sign_flip" in e else "-"
         paired.append(f"| {name} | {e['n']} | {f['b']:.3f} vs {f['a']:.3f} | {f['diff']:+.3f} "
-                      f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}] | {b['diff']:+.3f} [{b['ci_low']:+.3f}, "
-                      f"{b['ci_high']:+.3f}] | {m['b_only']} / {m['a_only']}, p {m['p']:.3f} |")
+                      f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}] | {flip} | {b['diff']:+.3f} [{b['ci_low']:+.3f}, "
+                      f"{b['ci_high']:+.3f}] | {m['b_only']} / {m['a_only']} | "
+                      + (f"{det['difference']:.3f}" if det else "-") + " |")
     if paired:
         table += ("\n\n| paired comparison (B vs A) | windows | F1 B vs A | F1 difference, 95% CI | "
-                  "Brier difference, 95% CI | McNemar: only B / only A right |\n|---|---|---|---|---|---|\n"
+                  "one-sided p (sign-flip) | Brier difference, 95% CI | only B / only A right | "
+                  "smallest F1 difference detectable (80% power) |\n|---|---|---|---|---|---|---|---|\n"
                   + "\n".join(paired))
     return table
 
@@ -202,11 +244,25 @@ def pods_markdown(pods: list[dict] | None, moves: list[dict] | None = None) -> s
 
 
 def publish_decision(d, production_before: dict | None, production_after: dict | None, results: dict,
-                     history: list[dict], pods: list[dict] | None = None, moves: list[dict] | None = None) -> None:
-    """On the run that calls it (the `gates` run): the decision, and the table of past decisions."""
-    create_markdown_artifact(key="decision", markdown=decision_markdown(d, production_before, results)
-                             + pods_markdown(pods, moves),
+                     history: list[dict], pods: list[dict] | None = None, moves: list[dict] | None = None,
+                     run_dir: Path | None = None) -> None:
+    """On the run that calls it (the `gates` run): the decision, and the table of past decisions.
+    With ``run_dir`` (the folder of the run's gate folders), also ``decision.md`` and
+    ``forest.png`` there: the same report, readable without the Prefect UI."""
+    text = decision_markdown(d, production_before, results) + pods_markdown(pods, moves)
+    png = None
+    if getattr(d, "evidence", None):
+        png = (Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="moola-forest-"))) / "forest.png"
+        if not forest_png(d.evidence, png):
+            png = None
+    create_markdown_artifact(key="decision", markdown=text + forest_markdown(png),
                              description=decision_description(d, production_before))
+    if run_dir is not None:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(run_dir) / "decision.md").write_text(
+            text + ("\n\n## Paired F1 differences\n\n![forest plot](forest.png)\n" if png else "\n"))
+    elif png is not None:
+        shutil.rmtree(png.parent, ignore_errors=True)
     rows = []
     for rec in history[-20:]:
         x = rec["decision"]

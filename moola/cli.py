@@ -188,7 +188,8 @@ def _gate_parsers(sub) -> None:
                    help="with a remote runner: keep retrying transient errors for this many seconds")
     r.set_defaults(func=cmd_gate_run)
 
-    c = sub.add_parser("compare", help="paired bootstrap (weighted F1, Brier) and exact McNemar of two predictions files (B - A)")
+    c = sub.add_parser("compare", help="paired evidence of two predictions files (B - A): bootstrap intervals, sign-flip test, "
+                       "McNemar, the smallest detectable F1 difference")
     c.add_argument("a", type=Path, help="predictions.parquet or a gate folder")
     c.add_argument("b", type=Path)
     c.add_argument("--n-boot", type=int, default=2000)

@@ -10,8 +10,10 @@ MIN_BOOT = 100
 
 
 def compare_predictions(a_path: Path, b_path: Path, n_boot: int = 2000, seed: int = 0) -> dict:
-    """moola.stats.paired_evidence of B against A (weighted F1, Brier, McNemar) over the same
-    windows: the statistics the decision uses."""
+    """moola.stats.paired_evidence of B against A (weighted F1, Brier, PR-AUC, the sign-flip test,
+    McNemar, the smallest detectable difference) over the same windows: the statistics the
+    decision uses, with its default detectable gain."""
+    from .decision import Policy
     from .evidence import gate_scored, read_predictions
     from .stats import paired_evidence
     if n_boot < MIN_BOOT:
@@ -28,4 +30,4 @@ def compare_predictions(a_path: Path, b_path: Path, n_boot: int = 2000, seed: in
     b = b.subset(a.ids)
     if (a.y != b.y).any():
         raise DataError("the two predictions files disagree on true labels")
-    return paired_evidence(a.y, a.proba, b.proba, None, 0.0, n_boot, seed)
+    return paired_evidence(a.y, a.proba, b.proba, None, 0.0, n_boot, seed, gain=Policy().detectable_gain)

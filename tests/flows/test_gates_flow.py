@@ -45,6 +45,14 @@ def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sa
     assert "| check | outcome |" in g0 and "train / validation | 78 / 20" in g0
     if decision["action"] == "investigate":
         assert "control beats baseline: investigate" in gate_arts["gate-2-minirocket"].data
+    # the decision's paired intervals as a forest plot (issue 24), in the artifact and on disk
+    # beside the gate folders with the same report as decision.md (readable without the UI)
+    decision_art = next(a for a in arts if a.key == "decision").data
+    assert "control vs augment" in decision["evidence"] and len(embedded_pngs(decision_art)) == 1
+    assert (run_dir / "forest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (run_dir / "decision.md").read_text()
+    assert report.startswith(f"# Decision: **{decision['action']}**") and "![forest plot](forest.png)" in report
+    assert decision["reasons"][0] in report and "control vs augment" in report
     registry = json.loads((art / "registry.json").read_text())
     assert state.is_completed() and state.message == "ship: " + "; ".join(decision["reasons"])
     assert registry["production"]["name"] == decision["candidate"] == decision["production_after"]["name"]

@@ -146,6 +146,8 @@ def test_compare_cli(gate_dirs, capsys):
     assert f1["a"] == read_result(gate_dirs["baseline"]).metrics.f1_weighted
     assert f1["b"] == read_result(gate_dirs["minirocket"]).metrics.f1_weighted
     assert 0 <= out["mcnemar"]["p"] <= 1
+    assert 0 < out["p_sign_flip"] <= 1 and out["detectable"]["f1_weighted"]["windows"] == 20
+    assert out["detectable"]["f1_weighted"]["windows_for_gain"] >= 20  # what a 0.05 gain would need
 
 
 def test_registry_cli_and_predict_with_the_shipped_model(gate_dirs, sample_dir, tmp_path, capsys, monkeypatch):
