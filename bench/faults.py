@@ -18,7 +18,7 @@ with one fault drawn from FAULTS (every fault once per round of len(FAULTS) runs
     kill-flow     once the first gate runs, the run's process is SIGKILLed
     kill-worker   once the first gate runs, the worker is SIGKILLed and started again 3 s later
 
-Each run has idle_stop_s 20 and max_usd 0.15 ($3.99/h: the budget ends a run after ~135 s). At the end
+Each run has idle_stop_s 60 and max_usd 0.15 ($3.99/h: the budget ends a run after ~135 s). At the end
 the bench waits for the pods' watchdogs (idle_stop_s + 60 s at most) and counts, from the emulator's
 own records: pods still running, pods still billing, pods created per run (a duplicate is a run with
 more pods than it asked for), runs not in a final state. Exit 0 when all of those are zero.
@@ -46,7 +46,7 @@ from tests.remote.runpod_emulator import SOMETHING_WRONG  # noqa: E402
 
 FAULTS = ("none", "create-error", "lost-create", "query-error", "stop-error", "ssh-refused", "ssh-hung",
           "crash-pod", "kill-flow", "kill-worker")
-IDLE_STOP_S = 20
+IDLE_STOP_S = 60  # the least a pod may be set to (flows.worker.MIN_IDLE_STOP_S)
 MAX_USD = 0.15
 RUN_TIMEOUT_S = 420
 

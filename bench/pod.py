@@ -51,7 +51,7 @@ def run_once(env, deployment_id, data: Path, art: Path) -> dict:
     from prefect.states import Cancelling
     params = {"data": str(data), "unlabeled": None, "config": CONFIG, "artifacts": str(art), "runner": "runpod"}
     run_id = client_call(env, lambda c: c.create_flow_run_from_deployment(
-        deployment_id, parameters=params, job_variables={"idle_stop_s": 30})).id
+        deployment_id, parameters=params, job_variables={"idle_stop_s": 60})).id
     def first_gate():
         found = client_call(env, lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(
             id=FlowRunFilterId(any_=[run_id]))))

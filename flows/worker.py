@@ -25,8 +25,6 @@ the ``api_key_secret`` job variable. It is never a job variable itself.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import threading
 import time
@@ -35,6 +33,7 @@ from typing import Optional
 from uuid import UUID
 
 import anyio
+import psutil
 from pydantic import Field
 
 from flows.pod import KEY_SECRET_ENV, run_api
@@ -49,6 +48,8 @@ from moola.settings import load_settings, registry_from_settings
 from prefect.workers.process import ProcessJobConfiguration, ProcessVariables, ProcessWorker, ProcessWorkerResult
 
 API_KEY_BLOCK = "runpod-api-key"
+# a heartbeat goes every idle_stop_s/4: below a minute, one slow SSH round trip could end a healthy pod
+MIN_IDLE_STOP_S = 60
 DEFAULT_MAX_USD = 20.0  # a run's pods are ended past this estimated spend unless the deployment says otherwise
 GATE_TIMEOUT_S = 4 * 3600.0  # a gate on the sample takes seconds, on real data minutes: hours means hung
 WATCH_S = 1.0        # how often the budget is checked while the flow runs
@@ -92,8 +93,10 @@ class RunPodVariables(ProcessVariables):
                                             description="A gate still running on its pod after this long is ended "
                                             "there and the run fails (a hung gate bills while the heartbeats go "
                                             "on). Empty: none.")
-    idle_stop_s: float = Field(IDLE_STOP_S, ge=10, description="A pod stops itself when this worker's "
-                               "heartbeats stopped for this long (the worker's machine died).")
+    idle_stop_s: float = Field(IDLE_STOP_S, ge=MIN_IDLE_STOP_S, allow_inf_nan=False,
+                               description="A pod stops itself when this worker's heartbeats stopped for this "
+                               f"long (the worker's machine died); at least {MIN_IDLE_STOP_S} s, so a slow "
+                               "heartbeat never ends a healthy pod.")
     keep_alive: bool = Field(False, description="Leave the pods running after the run (billed).")
     api_key_secret: str = Field(API_KEY_BLOCK, description="Prefect Secret block with the RunPod API key, "
                                 "used when RUNPOD_API_KEY is not set on the worker's machine.")
@@ -122,16 +125,9 @@ def leases_dir(settings) -> Path:
 def _alive(pid: int) -> bool:
     """Whether the process runs (an exited child that was not reaped yet counts as gone)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
 
 
 def _kill(pid: int | None, grace_s: float = KILL_GRACE_S) -> None:
@@ -139,13 +135,13 @@ def _kill(pid: int | None, grace_s: float = KILL_GRACE_S) -> None:
     if not pid:
         return
     try:
-        os.kill(pid, signal.SIGTERM)
-        t_end = time.monotonic() + grace_s
-        while time.monotonic() < t_end:
-            os.kill(pid, 0)
-            time.sleep(0.2)
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except psutil.TimeoutExpired:
+            proc.kill()
+    except psutil.NoSuchProcess:
         pass
 
 
@@ -356,11 +352,12 @@ class RunPodWorker(ProcessWorker):
 
     async def _stop_orphans(self) -> None:
         """At start: end the pods of runs that ended (or were cancelled, or are gone from the server)
-        while no worker watched them, and of runs whose worker died before they started (Pending,
-        Scheduled: nothing will ever start them; they are marked Failed). The pods of a run still
-        running are left to it and to their watchdogs."""
-        from prefect.exceptions import ObjectNotFound
-
+        while no worker watched them, of runs whose worker died before they started (Pending,
+        Scheduled: nothing will ever start them; they are marked Failed), and every pod whose owner
+        is gone before its watchdog was verified (nothing else would ever end it). The guarded pods
+        of a run still running are left to it and to their watchdogs. Only ObjectNotFound means a
+        run is gone: any other API error leaves its pods be. Then the account's own list: a pod
+        named after a run of this server that is over, with no record here, is ended too."""
         from moola.remote.podlist import owner_alive
         try:
             runs = run_records(leases_dir(load_settings()))
@@ -368,24 +365,76 @@ class RunPodWorker(ProcessWorker):
             self._logger.error("cannot look for pods left by an earlier worker: %s", exc)
             return
         for run_id, paths in runs.items():
-            try:
-                state = (await self.client.read_flow_run(UUID(run_id))).state
-            except ObjectNotFound:
-                state = None  # the run is gone: nothing will ever end its pods but us
-            except Exception as exc:  # the API's own trouble (or another server's run): leave them be
-                self._logger.warning("flow run %s: cannot read its state (%s); its pods are left to their "
-                                     "watchdogs", run_id, exc)
+            state = await self._run_state(run_id)
+            if state is False:
                 continue
             owner_gone = not owner_alive(record_field(paths, "owner"))
+            unguarded = owner_gone and not all(_read(p).get("guarded") for p in paths)
             if state is not None and (state.is_pending() or state.is_scheduled()) and owner_gone:
                 await self._fail(UUID(run_id), "its worker died while acquiring its pods; they were ended")
-            elif state is not None and not (state.is_final() or state.is_cancelling()):
+            elif state is not None and not (state.is_final() or state.is_cancelling()) and not unguarded:
                 self._logger.warning("flow run %s is %s without its worker; its pods end themselves after their "
                                      "idle time unless it ends first", run_id, state.name)
                 continue
             try:
                 ended = await self._release_records(run_id)
-                self._logger.warning("ended %d pod(s) left by flow run %s (%s)", len(ended), run_id,
-                                     state.name if state else "gone")
+                self._logger.warning("ended %d pod(s) left by flow run %s (%s%s)", len(ended), run_id,
+                                     state.name if state else "gone", ", never guarded" if unguarded else "")
             except MoolaError as exc:
                 self._logger.error("pods of flow run %s could not be ended: %s", run_id, exc)
+        await self._reconcile_by_name()
+
+    async def _run_state(self, run_id: str):
+        """The run's state; None when the server says it does not exist (ObjectNotFound); False when
+        it cannot say (the API's own trouble, or not a run id): then nothing is done to its pods."""
+        from prefect.exceptions import ObjectNotFound
+        try:
+            return (await self.client.read_flow_run(UUID(run_id))).state
+        except ObjectNotFound:
+            return None
+        except Exception as exc:
+            self._logger.warning("flow run %s: cannot read its state (%s); its pods are left to their "
+                                 "watchdogs", run_id, exc)
+            return False
+
+    async def _reconcile_by_name(self) -> None:
+        """The pods of the account named ``moola-<flow run id>-<i>`` that no lease record here owns
+        (the record lost, or never written): ended when that run of this server is over. A run this
+        server does not know may be another server's: left, named in the log (``moola pods clean``)."""
+        from moola.remote.podlist import NAME_PREFIX, clean, moola_pods
+        settings = load_settings()
+        try:
+            api = await self._api(settings, API_KEY_BLOCK)
+            listed = await anyio.to_thread.run_sync(moola_pods, api, Path(settings.moola_artifacts))
+        except Exception as exc:  # no key on this machine, or the API down: the records were handled
+            self._logger.info("RunPod pods not listed at start (%s): only lease records were checked", exc)
+            return
+        ended = []
+        for pod in listed:
+            if pod["owned"] or pod["record"]:
+                continue
+            run_id = str(pod["name"])[len(NAME_PREFIX):len(NAME_PREFIX) + 36]
+            state = await self._run_state(run_id) if _is_uuid(run_id) else False
+            if state is None or state is False:
+                self._logger.warning("pod %s (%s) has no lease record and no run of this server; `moola pods "
+                                     "clean` ends it", pod["pod_id"], pod["name"])
+            elif state.is_final():
+                ended.append(pod)
+        for done in await anyio.to_thread.run_sync(clean, api, ended) if ended else []:
+            self._logger.warning("pod %s of an ended run, with no lease record: %s", done["pod_id"], done["ended"])
+
+
+def _read(path: Path) -> dict:
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return rec if isinstance(rec, dict) else {}
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+        return True
+    except ValueError:
+        return False

@@ -94,10 +94,12 @@ class Fleet:
         if self.make_ssh is None:
             return
         # the API shows the SSH port before sshd answers on a booting pod: retried for a while
-        self.heartbeats = _each(lambda i: call_with_retry(
-            lambda: guard_pod(self._ssh(i), self.leases[i].pod_id, self.idle_stop_s,
-                              started_at_boot=self.leases[i].created), retry_for=pods.SSH_UP_S),
-            len(self.leases))
+        def one(i: int) -> str:
+            hb = call_with_retry(lambda: guard_pod(self._ssh(i), self.leases[i].pod_id, self.idle_stop_s,
+                                                   started_at_boot=self.leases[i].created), retry_for=pods.SSH_UP_S)
+            pods.mark_guarded(self.record(i))
+            return hb
+        self.heartbeats = _each(one, len(self.leases))
 
     def heartbeat(self) -> None:
         """Touch every pod's heartbeat file, side by side, each bounded by HEARTBEAT_TIMEOUT_S: one

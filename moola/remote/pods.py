@@ -60,6 +60,17 @@ def acquire(lease: PodLease, record: Path, deadline_s: float = 0.0, extra: dict 
             write()
 
 
+def mark_guarded(record: Path) -> None:
+    """Say in the pod's lease record that its watchdog was verified: a restarted worker leaves a
+    guarded pod of a live run to that watchdog, and ends a never-guarded one whose owner is gone
+    (nothing else ever would). A record that cannot be rewritten only costs that distinction."""
+    try:
+        rec = json.loads(Path(record).read_text())
+        write_json_atomic(Path(record), {**rec, "guarded": True})
+    except (OSError, ValueError) as exc:
+        log.warning("cannot mark %s guarded (%s)", record, exc)
+
+
 def release(lease: PodLease, record: Path, attempts: int = STOP_ATTEMPTS, retry_s: float = STOP_RETRY_S,
             sleep: Callable[[float], None] = time.sleep) -> dict:
     """Stop the pod (unless keep-alive), trying ``attempts`` times; the record goes only once it

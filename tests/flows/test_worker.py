@@ -123,7 +123,7 @@ def create_request(rig, pod) -> dict:
 def test_a_deployment_run_reaches_a_decision_on_fresh_pods_trusted_only_by_the_key_they_were_given(rig, tmp_path):
     api, art = rig["api"], tmp_path / "art"
     n0 = len(api.ops)
-    run = final(rig, start(rig, art, idle_stop_s=20))
+    run = final(rig, start(rig, art, idle_stop_s=60))
     assert run.state.is_completed(), run.state.message
     # the deployment's GPU types in order: no capacity for the H100, the H200 is used
     assert api.ops[n0:n0 + 2] == ["create NVIDIA H100 80GB HBM3", "create NVIDIA H200"]
@@ -141,7 +141,7 @@ def test_a_deployment_run_reaches_a_decision_on_fresh_pods_trusted_only_by_the_k
     given = public_from_private(base64.b64decode(req["env"]["MOOLA_HOST_KEY"]).decode())
     assert req["dockerArgs"] == START_COMMAND
     boot = gzip.decompress(base64.b64decode(req["env"]["MOOLA_BOOT"])).decode().strip().splitlines()
-    assert boot[-1] == "exec /start.sh" and any("--idle-stop-s 20 " in x for x in boot)
+    assert boot[-1] == "exec /start.sh" and any("--idle-stop-s 60 " in x for x in boot)
     assert req["volumeInGb"] == 0
     # the pod was reached with that key and nothing else: no known_hosts, no fingerprint configured
     assert not any(k.startswith(("MOOLA_SSH_KNOWN", "MOOLA_SSH_HOST_KEY")) for k in rig["rig"].env)
@@ -180,11 +180,11 @@ def test_a_deployment_run_reaches_a_decision_on_fresh_pods_trusted_only_by_the_k
     assert f"make pod {pod} ready" in names.values()
 
 
-@pytest.mark.parametrize("bad", [{"pods": 0}, {"pods": 17}, {"gpu_types": []}, {"idle_stop_s": 0},
+@pytest.mark.parametrize("bad", [{"pods": 0}, {"pods": 17}, {"gpu_types": []}, {"idle_stop_s": 59},
                                  {"max_usd": 0}, {"gate_timeout_s": -1}])
 def test_job_variables_outside_their_limits_are_refused_before_any_run(rig, bad):
     """pods=0 skipped the watchdog and the budget, pods=10**6 asked for a million pods, idle_stop_s=0
-    ended every pod at once, gpu_types=[] could never get one: the work pool's schema (from the
+    ended every pod at once (below 60 s one slow heartbeat could end a healthy pod), gpu_types=[] could never get one: the work pool's schema (from the
     worker's variables) makes the Prefect server refuse such a run; nothing reaches the worker."""
     n0 = len(rig["api"].ops)
     params = {"data": rig["data"], "unlabeled": None, "config": CONFIG, "runner": "runpod"}
@@ -244,7 +244,7 @@ def test_two_pods_share_the_gates_and_a_pod_lost_mid_gate_hands_its_gate_to_the_
     augment dies (its machine: every process, the gate's included; the API still says RUNNING):
     the run judges that pod lost, terminates it, and augment runs again on the other pod."""
     api, art, n0 = rig["api"], tmp_path / "art", len(rig["api"].ops)
-    run_id = start(rig, art, pods=2, idle_stop_s=20)
+    run_id = start(rig, art, pods=2, idle_stop_s=60)
 
     def augment_on_a_pod():  # the gate's own process, seen in the pod that runs it
         for p in list(api.pods.values()):
@@ -288,7 +288,7 @@ def test_two_pods_share_the_gates_and_a_pod_lost_mid_gate_hands_its_gate_to_the_
 
 def test_sigkill_of_the_flow_process_ends_the_pod_within_seconds(rig, tmp_path):
     n0 = len(rig["api"].ops)
-    run = process_started(rig, start(rig, tmp_path / "art", idle_stop_s=20))
+    run = process_started(rig, start(rig, tmp_path / "art", idle_stop_s=60))
     [pod] = created(rig, n0)
     host, _, pid = run.infrastructure_pid.rpartition(":")
     t_kill = time.time()
@@ -312,7 +312,7 @@ def test_no_capacity_until_the_deadline_fails_the_run_with_no_pod(rig, tmp_path)
 
 def test_crossing_the_budget_ends_the_pods_and_fails_the_run_with_the_figure(rig, tmp_path):
     n0 = len(rig["api"].ops)
-    run = final(rig, start(rig, tmp_path / "art", max_usd=0.002, idle_stop_s=20))  # $3.99/h: ~2 s
+    run = final(rig, start(rig, tmp_path / "art", max_usd=0.002, idle_stop_s=60))  # $3.99/h: ~2 s
     [pod] = created(rig, n0)
     assert run.state.is_failed() and run.state.message.startswith("budget: $"), run.state.message
     assert float(run.state.message.split("$")[1].split()[0]) > 0.002  # the figure said, whatever the machine's speed
@@ -328,7 +328,7 @@ def test_the_machine_of_the_worker_dies_mid_gate_and_the_pod_terminates_itself(r
     heartbeats any more, and the pod's own watchdog terminates it (its pod-scoped key) within
     idle_stop_s + 60 s. A new worker is started after it."""
     from prefect.states import Crashed
-    api, n0, idle = rig["api"], len(rig["api"].ops), 10
+    api, n0, idle = rig["api"], len(rig["api"].ops), 60  # the least a pod may be set to
     run = gate_running(rig, start(rig, tmp_path / "art", idle_stop_s=idle))
     [pod] = created(rig, n0)
     t_kill = time.time()
@@ -338,7 +338,7 @@ def test_the_machine_of_the_worker_dies_mid_gate_and_the_pod_terminates_itself(r
         wait_for(rig, lambda: pod not in api.pods, idle + 60, f"{pod} to terminate itself", worker_may_exit=True)
         assert api.when(f"terminate {pod}") - t_kill <= idle + 60
         assert api.by[len(api.ops) - 1 - api.ops[::-1].index(f"terminate {pod}")] == pod  # its own key
-        assert "no heartbeat for 10 s: ending pod" in api.gone[pod].path(f"/workspace/moola/heartbeat/{pod}.log").read_text()
+        assert "no heartbeat for 60 s: ending pod" in api.gone[pod].path(f"/workspace/moola/heartbeat/{pod}.log").read_text()
     finally:
         client_call(rig["server"], lambda c: c.set_flow_run_state(run.id, Crashed(message="test"), force=True))
         rig["rig"].start_worker()
@@ -349,7 +349,7 @@ def test_cancelling_from_the_ui_ends_the_pod(rig, tmp_path):
     deployment's concurrency limit of 1 would make a next run wait for it."""
     from prefect.states import Cancelling
     n0 = len(rig["api"].ops)
-    run = process_started(rig, start(rig, tmp_path / "art", idle_stop_s=20))
+    run = process_started(rig, start(rig, tmp_path / "art", idle_stop_s=60))
     [pod] = created(rig, n0)
     t_cancel = time.time()
     client_call(rig["server"], lambda c: c.set_flow_run_state(run.id, Cancelling(), force=True))
@@ -363,42 +363,64 @@ def test_cancelling_from_the_ui_ends_the_pod(rig, tmp_path):
 def test_a_restarted_worker_ends_the_pods_of_runs_that_ended_or_never_started_without_it(server, tmp_path,
                                                                                        monkeypatch):
     """The worker that leased them died (SIGKILL, reboot): its successor ends the pods of runs that
-    are over or gone, and of a run its dead worker never started (Pending: marked Failed), and
-    leaves those of a run still going to their watchdog. A malformed record crashes nothing. This
-    worker has no RUNPOD_API_KEY: it reads the key from the Secret block the records name."""
+    are over or gone, of a run its dead worker never started (Pending: marked Failed), and of a
+    running run whose pod was never guarded (no watchdog would ever end it); it leaves the guarded
+    pod of a run still going to its watchdog, and the pods of a run whose state the API cannot
+    give (an error other than ObjectNotFound). Then the account's list: a pod named after an ended
+    run with no record is ended; one named after a live run, or after a run this server does not
+    know (another server's), is left. A malformed record crashes nothing. This worker has no
+    RUNPOD_API_KEY: it reads the key from the Secret blocks the records (and its default) name."""
     import asyncio
     import uuid
 
+    from prefect.client.orchestration import PrefectClient
+    from prefect.exceptions import PrefectHTTPStatusError
     from prefect.settings import PREFECT_API_URL, temporary_settings
-    from prefect.states import Pending, Running
+    from prefect.states import Completed, Pending, Running
 
-    from flows.worker import RunPodWorker, leases_dir
+    from flows.worker import API_KEY_BLOCK, RunPodWorker, leases_dir
     from moola.atomic import write_json_atomic
     from moola.settings import load_settings
     from tests.remote.runpod_emulator import Pod, RunPodEmulator
 
     deploy(server)  # its own: it passes alone too (once per server; nothing when the rig deployed already)
     api = RunPodEmulator(tmp_path / "pods", api_key=KEY)
-    for pod in ("podgone", "podlive", "podpending"):
-        api.pods[pod] = Pod(pod, f"moola-{pod}", "img", "NVIDIA H200", {}, "", 0, "/runpod-volume", 30, "k",
-                            tmp_path / pod)
     monkeypatch.delenv("RUNPOD_API_KEY", raising=False)
     monkeypatch.setenv("RUNPOD_API_BASE_URL", api.url)
     monkeypatch.setenv("MOOLA_ARTIFACTS", str(tmp_path / "art"))
     dep = client_call(server, lambda c: c.read_deployment_by_name("gates/full"))
-    live_run, pending_run = (client_call(server, lambda c: c.create_flow_run_from_deployment(dep.id, parameters={
-        "data": "x", "runner": "local"})) for _ in range(2))
-    client_call(server, lambda c: c.set_flow_run_state(live_run.id, Running(), force=True))
-    client_call(server, lambda c: c.set_flow_run_state(pending_run.id, Pending(), force=True))
+    live_run, pending_run, raw_run, ended_run, sick_run = (
+        client_call(server, lambda c: c.create_flow_run_from_deployment(dep.id, parameters={
+            "data": "x", "runner": "local"})) for _ in range(5))
+    for run, state in ((live_run, Running()), (pending_run, Pending()), (raw_run, Running()),
+                       (ended_run, Completed()), (sick_run, Running())):
+        client_call(server, lambda c: c.set_flow_run_state(run.id, state, force=True))
+    foreign = uuid.uuid4()
+    named = {"podgone": "moola-podgone", "podlive": "moola-podlive", "podpending": "moola-podpending",
+             "podraw": "moola-podraw", "podsick": "moola-podsick", "podended": f"moola-{ended_run.id}-0",
+             "podlivename": f"moola-{live_run.id}-1", "podforeign": f"moola-{foreign}-0"}
+    for pod, name in named.items():
+        api.pods[pod] = Pod(pod, name, "img", "NVIDIA H200", {}, "", 0, "/runpod-volume", 30, "k", tmp_path / pod)
     records = leases_dir(load_settings())
     records.mkdir(parents=True)
     dead = {"host": os.uname().nodename, "pid": 2 ** 22 + 11}  # beyond pid_max: a process that is gone
-    for pod, run_id in (("podgone", str(uuid.uuid4())), ("podlive", str(live_run.id)),
-                        ("podpending", str(pending_run.id))):
+    for pod, run_id, guarded in (("podgone", str(uuid.uuid4()), True), ("podlive", str(live_run.id), True),
+                                 ("podpending", str(pending_run.id), False), ("podraw", str(raw_run.id), False),
+                                 ("podsick", str(sick_run.id), False)):
         write_json_atomic(records / f"{run_id}.0.json", {"pod_id": pod, "started_wall": time.time() - 60,
                                                           "cost_per_hr": 3.99, "run_id": run_id, "created": True,
-                                                          "owner": dead, "api_key_secret": "my-runpod-key"})
+                                                          "owner": dead, "api_key_secret": "my-runpod-key",
+                                                          **({"guarded": True} if guarded else {})})
     (records / "000-broken.json").write_text("[1, 2")
+    real_read = PrefectClient.read_flow_run
+
+    async def read_flow_run(self, flow_run_id):
+        if flow_run_id == sick_run.id:  # the server's own trouble, not "this run does not exist"
+            import httpx
+            request = httpx.Request("GET", f"http://server/flow_runs/{flow_run_id}")
+            raise PrefectHTTPStatusError("503", request=request, response=httpx.Response(503, request=request))
+        return await real_read(self, flow_run_id)
+    monkeypatch.setattr(PrefectClient, "read_flow_run", read_flow_run)
 
     async def start_and_stop():
         async with RunPodWorker(work_pool_name="runpod"):
@@ -406,13 +428,17 @@ def test_a_restarted_worker_ends_the_pods_of_runs_that_ended_or_never_started_wi
     from prefect.blocks.system import Secret
     try:
         with temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}):
-            Secret(value=KEY).save("my-runpod-key", overwrite=True)
+            for block in ("my-runpod-key", API_KEY_BLOCK):
+                Secret(value=KEY).save(block, overwrite=True)
             asyncio.run(start_and_stop())
         pending = client_call(server, lambda c: c.read_flow_run(pending_run.id))
     finally:
         api.close()
-        for r in (live_run, pending_run):
+        for r in (live_run, pending_run, raw_run, ended_run, sick_run):
             client_call(server, lambda c: c.delete_flow_run(r.id))
-    assert sorted(api.ops) == ["terminate podgone", "terminate podpending"] and set(api.pods) == {"podlive"}
+    assert sorted(api.ops) == ["terminate podended", "terminate podgone", "terminate podpending",
+                               "terminate podraw"], api.ops
+    assert set(api.pods) == {"podlive", "podsick", "podlivename", "podforeign"}
     assert pending.state.is_failed() and "worker died while acquiring" in pending.state.message
-    assert sorted(p.name for p in records.glob("*.json")) == ["000-broken.json", f"{live_run.id}.0.json"]
+    assert sorted(p.name for p in records.glob("*.json")) == sorted(
+        ["000-broken.json", f"{live_run.id}.0.json", f"{sick_run.id}.0.json"])

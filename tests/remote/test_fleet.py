@@ -259,3 +259,17 @@ def test_a_hung_pod_delays_neither_the_other_pods_heartbeats_nor_the_caller_past
             s.stop()
     assert (tmp_path / "hb-fine").exists() and not (tmp_path / "hb-hung").exists()
     assert took < 10, took  # the hung pod's connect gave up after its 2 s timeout; nothing waited on it
+
+
+def test_a_verified_watchdog_is_written_into_the_lease_record(tmp_path, caplog):
+    """A restarted worker tells guarded pods (left to their watchdog) from never-guarded ones
+    (ended: nothing else would) by this field; a record that cannot be rewritten costs only that."""
+    import json
+
+    from moola.remote.pods import mark_guarded
+    rec = tmp_path / "run.0.json"
+    rec.write_text(json.dumps({"pod_id": "p1", "run_id": "r", "owner": {"pid": 1}}))
+    mark_guarded(rec)
+    assert json.loads(rec.read_text()) == {"pod_id": "p1", "run_id": "r", "owner": {"pid": 1}, "guarded": True}
+    mark_guarded(tmp_path / "gone.json")  # no record (the run already ended the pod): a warning, no error
+    assert "cannot mark" in caplog.text
