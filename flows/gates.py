@@ -163,24 +163,30 @@ def pods_record(leased: list[dict], placed: Spread | None, judge: PodJudge) -> l
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m flows.gates")
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--unlabeled")
-    ap.add_argument("--runner", choices=RUNNER_KINDS, default=DEFAULT_RUNNER)
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m flows.gates",
+                                 description="Run the gates flow once and print this run's decision.")
+    ap.add_argument("--data", required=True, help="labelled windows (Parquet)")
+    ap.add_argument("--unlabeled", help="unlabelled windows for pretraining (gates 3-4 are skipped without)")
+    ap.add_argument("--runner", choices=RUNNER_KINDS, default=DEFAULT_RUNNER, help="where the gates run")
     ap.add_argument("--val-size", type=float, default=DEFAULT_DATA.val_size,
                     help="validation count (a whole number) or fraction")
     ap.add_argument("--folds", type=int, default=DECISION_FOLDS,
                     help="walk-forward folds; the decision is made on their pooled validation windows")
-    ap.add_argument("--preset", default="default")
-    ap.add_argument("--seed", type=int, default=17)
-    ap.add_argument("--config")
+    ap.add_argument("--preset", default="default", help="default | seed-smoke")
+    ap.add_argument("--seed", type=int, default=17, help="training seed")
+    ap.add_argument("--config", help="JSON or TOML overrides of the gate config")
     ap.add_argument("--artifacts", help="registry root (default: MOOLA_ARTIFACTS, else ./artifacts)")
-    ap.add_argument("--require-approval", action="store_true")
-    ap.add_argument("--approval-timeout-s", type=int, default=3600)
-    ap.add_argument("--pod-deadline-s", type=int, default=POD_DEADLINE_S)
+    ap.add_argument("--require-approval", action="store_true", help="a ship waits for a person in the Prefect UI")
+    ap.add_argument("--approval-timeout-s", type=int, default=3600, help="how long a ship waits for approval")
+    ap.add_argument("--pod-deadline-s", type=int, default=POD_DEADLINE_S,
+                    help="how long to wait for GPU capacity (runner runpod)")
     ap.add_argument("--policy", type=json.loads, help='decision thresholds as JSON, e.g. \'{"f1_margin": 0.02}\'')
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     from moola.cli import stop_on_signals
     from moola.errors import MoolaError
     try:  # what the flow would refuse, refused here: one line and exit 2, no flow run, no traceback

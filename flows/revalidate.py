@@ -95,13 +95,18 @@ def revalidate(data: str, val_size: float = DEFAULT_DATA.val_size, folds: int = 
     return Completed(name=name, message=f"{action}: " + "; ".join(reasons), data=out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m flows.revalidate")
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m flows.revalidate",
+                                 description="Re-validate production once on the windows that arrived since it shipped.")
     ap.add_argument("--data", required=True, help="every labelled window so far (Parquet)")
-    ap.add_argument("--val-size", type=float, default=DEFAULT_DATA.val_size)
-    ap.add_argument("--folds", type=int, default=DEFAULT_DATA.folds)
+    ap.add_argument("--val-size", type=float, default=DEFAULT_DATA.val_size, help="Gate 0's validation count or fraction")
+    ap.add_argument("--folds", type=int, default=DEFAULT_DATA.folds, help="Gate 0's walk-forward folds")
     ap.add_argument("--artifacts", help="registry root (default: MOOLA_ARTIFACTS, else ./artifacts)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     state = revalidate(data=args.data, val_size=args.val_size, folds=args.folds, artifacts=args.artifacts,
                        return_state=True)
     out = state.result(raise_on_failure=False) if state.is_completed() else None

@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 from uuid import UUID
 
 import anyio
@@ -42,7 +42,8 @@ from moola.errors import MoolaError
 from moola.remote.fleet import HANDOVER_ENV, IDLE_STOP_S, Fleet, record_field, release_run, run_records
 from moola.remote.pods import POD_DEADLINE_S, beat_every
 from moola.remote.runner import make_runner
-from moola.remote.runpod import (DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB, PodSpec,
+from moola.remote.runpod import (DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB,
+                                 IMAGE_REFERENCE, PodSpec,
                                  pod_spec)
 from moola.settings import load_settings, registry_from_settings
 from prefect.workers.process import ProcessJobConfiguration, ProcessVariables, ProcessWorker, ProcessWorkerResult
@@ -75,11 +76,12 @@ class RunPodVariables(ProcessVariables):
     gpu_types: list[str] = Field(default_factory=lambda: list(DEFAULT_GPU_TYPES), min_length=1,
                                  title="GPU types", description="RunPod GPU type ids, tried in this order "
                                  "(the first with capacity wins).")
-    cloud_type: str = Field(DEFAULT_CLOUD_TYPE, description="SECURE or COMMUNITY.")
+    cloud_type: Literal["SECURE", "COMMUNITY"] = Field(DEFAULT_CLOUD_TYPE, description="SECURE or COMMUNITY.")
     # not `image`: `prefect deploy` takes a work pool's `image` job variable for a container image and
     # points the run's working directory into it (/opt/prefect), away from this checkout
-    pod_image: str = Field(DEFAULT_IMAGE, description="Container image of the pods (Python and a CUDA torch; "
-                           "moola installs the rest, pinned, on first use).")
+    pod_image: str = Field(DEFAULT_IMAGE, pattern=IMAGE_REFERENCE, max_length=255,
+                           description="Container image of the pods (Python and a CUDA torch; moola installs the "
+                           "rest, pinned, on first use).")
     volume_gb: int = Field(DEFAULT_VOLUME_GB, ge=0, description="Persistent volume per pod at /workspace, GB "
                            "(0: none; a volume bills $0.20/GB/month until the pod is terminated).")
     pods: int = Field(1, ge=1, le=16, description="Pods per flow run: the gates are spread over them, one "

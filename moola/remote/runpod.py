@@ -32,6 +32,11 @@ DEFAULT_GPU_TYPES = ("NVIDIA H100 80GB HBM3", "NVIDIA H200")
 # torch 2.8.0 (the project needs >= 2.6); on these images `python` is the interpreter with torch
 # (`python3` may be the distribution's, without it)
 DEFAULT_IMAGE = "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2204"
+# a container image reference (registry/name:tag@digest, Docker's grammar): nothing else reaches the
+# create request, whose text the account key signs
+IMAGE_REFERENCE = (r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+                   r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+                   r"(?:@sha256:[a-f0-9]{64})?$")
 DEFAULT_POD_PYTHON = "python"
 DEFAULT_CLOUD_TYPE = "SECURE"
 # No persistent volume: a pod lives for one run, and a volume bills even while its pod is stopped.

@@ -181,10 +181,13 @@ def test_a_deployment_run_reaches_a_decision_on_fresh_pods_trusted_only_by_the_k
 
 
 @pytest.mark.parametrize("bad", [{"pods": 0}, {"pods": 17}, {"gpu_types": []}, {"idle_stop_s": 59},
-                                 {"max_usd": 0}, {"gate_timeout_s": -1}])
+                                 {"max_usd": 0}, {"gate_timeout_s": -1},
+                                 {"pod_image": 'runpod/pytorch:x" } mutation { terminate'},
+                                 {"cloud_type": "CHEAP"}])
 def test_job_variables_outside_their_limits_are_refused_before_any_run(rig, bad):
     """pods=0 skipped the watchdog and the budget, pods=10**6 asked for a million pods, idle_stop_s=0
-    ended every pod at once (below 60 s one slow heartbeat could end a healthy pod), gpu_types=[] could never get one: the work pool's schema (from the
+    ended every pod at once (below 60 s one slow heartbeat could end a healthy pod), pod_image went
+    into the create request's text (only an image reference passes now), gpu_types=[] could never get one: the work pool's schema (from the
     worker's variables) makes the Prefect server refuse such a run; nothing reaches the worker."""
     n0 = len(rig["api"].ops)
     params = {"data": rig["data"], "unlabeled": None, "config": CONFIG, "runner": "runpod"}
