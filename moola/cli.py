@@ -1,7 +1,9 @@
 """The one ``moola`` command: every subcommand's parser is built here, and only here.
 
-Exit codes: 0 success (gate passed), 2 invalid data or usage, 3 gate failed its criteria,
-1 unexpected internal error. User errors print one line per problem and no traceback.
+Exit codes (EXIT_CODES, shown in ``moola --help``): 0 done, 2 usage, configuration or invalid
+input, 3 a gate failed its criteria, 1 infrastructure (disk, network, a remote host, the
+registry's own files) or an internal error. User errors print one line per problem and no
+traceback.
 Handlers turn the parsed strings into typed values (DataConfig, GateCall) at once and hand
 those to the code that does the work.
 """
@@ -17,6 +19,18 @@ from pathlib import Path
 from .errors import ConfigError, MoolaError
 
 log = logging.getLogger("moola")
+
+DESCRIPTION = """Train and gate small time-series classifiers, and decide whether one replaces production.
+
+The full pipeline runs as a Prefect flow (`python -m flows.gates`, or `make demo`); these commands
+are its parts: check data (validate), run one gate (gate run), compare two predictions files,
+look at and move the registry, predict with production, list and clean RunPod pods."""
+
+EXIT_CODES = {0: "done", 2: "usage, configuration or invalid input (one line per problem)",
+              3: "a gate ran and failed its criteria",
+              1: "infrastructure (disk, network, remote host, the registry's own files) or an internal error"}
+EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {what}" for code, what in EXIT_CODES.items()) + \
+    "\n\n-v/--verbose (debug logging) is accepted before or after any subcommand; --json on the commands that report."
 
 
 def _val_size(text: str) -> int | float:
@@ -55,6 +69,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .data.manifest import write_manifest
     from .data.validate import Check, validate
     from .memory import memory_problem
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: is a file; give a folder for manifest.json")
     rep = validate(args.data, args.unlabeled, data_config(args))
     if rep.ok:  # the same memory check the gates make (moola/memory.py), with the default config
         lab = rep.labeled
@@ -62,8 +78,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
                                  pretrain=args.unlabeled is not None)
         rep.checks.append(Check("training memory fits max_memory_gb",
                                 [f"{lab.path.name}: column 'features': {problem}"] if problem else []))
-    if args.out:
-        path = write_manifest(rep, args.out)
+    path = write_manifest(rep, args.out) if args.out else None
+    if args.json:
+        print(json.dumps(validation_summary(rep, path), indent=2))
+        return 0 if rep.ok else 2
+    if path:
         print(f"manifest: {path}")
     if not rep.ok:
         print(f"Gate 0: INVALID, {len(rep.problems)} problem(s):", file=sys.stderr)
@@ -79,6 +98,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"unlabelled: {kept} of {rep.unlabeled.n} windows end before validation and may be "
               f"used for pretraining ({rep.unlabeled.n - kept} excluded)")
     return 0
+
+
+def validation_summary(rep, manifest: Path | None) -> dict:
+    """What `moola validate --json` prints: valid, each problem, the split's sizes."""
+    out = {"valid": rep.ok, "problems": rep.problems, "manifest": str(manifest) if manifest else None}
+    if rep.ok:
+        f = rep.split
+        out.update(windows=rep.labeled.n, shape=list(rep.labeled.shape), train=len(f.train), val=len(f.val),
+                   purged=len(f.purged), folds=len(rep.folds))
+    return out
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
@@ -137,6 +166,9 @@ def cmd_gate_run(args: argparse.Namespace) -> int:
     runner = check_runner(args.runner or _default_runner())
     _check_gate_folders(args)
     result = read_result(run_call(runner, call, args.retry_for))
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return result.exit_code
     m = result.metrics
     summary = f"gate {result.gate}: {result.status.upper()}"
     if m is not None:
@@ -171,13 +203,14 @@ def _gate_parsers(sub) -> None:
     g = sub.add_parser("gate", help="run one gate (the program a GPU pod executes)")
     gsub = g.add_subparsers(dest="gate_command", required=True)
     r = gsub.add_parser("run", help="run GATE and write DIR (exit 0 passed, 3 failed, 2 invalid data)")
-    r.add_argument("gate", choices=list(GATES))
-    r.add_argument("--data", type=Path, required=True)
+    r.add_argument("gate", choices=list(GATES), help="which gate")
+    r.add_argument("--data", type=Path, required=True, help="labelled windows (Parquet)")
     add_data_options(r)
     r.add_argument("--config", type=Path, help="JSON or TOML overrides of the gate config")
     r.add_argument("--preset", default="default", help="default | seed-smoke")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    r.add_argument("--seed", type=int)
+    r.add_argument("--seed", type=int, help="training seed (default: the config's)")
+    r.add_argument("--json", action="store_true", help="print the gate's result.json instead of a summary")
     r.add_argument("--baseline", type=Path, help="output folder of gate baseline (for comparisons)")
     r.add_argument("--encoder", type=Path, help="output folder of gate pretrain (for transfer)")
     r.add_argument("--out", type=Path, required=True,
@@ -191,9 +224,10 @@ def _gate_parsers(sub) -> None:
     c = sub.add_parser("compare", help="paired evidence of two predictions files (B - A): bootstrap intervals, sign-flip test, "
                        "McNemar, the smallest detectable F1 difference")
     c.add_argument("a", type=Path, help="predictions.parquet or a gate folder")
-    c.add_argument("b", type=Path)
-    c.add_argument("--n-boot", type=int, default=2000)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("b", type=Path, help="the other predictions file or gate folder (the difference is B - A)")
+    c.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
+    c.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the sampled swaps")
+    c.add_argument("--json", action="store_true", help="accepted for symmetry: the output is always JSON")
     c.set_defaults(func=cmd_compare)
 
 
@@ -201,19 +235,21 @@ def _registry_parsers(sub) -> None:
     from . import registry_cli as rc
     r = sub.add_parser("registry", help="the production pointer and model versions (MOOLA_ARTIFACTS)")
     rs = r.add_subparsers(dest="registry_command", required=True)
-    s = rs.add_parser("show")
-    s.add_argument("--json", action="store_true")
+    s = rs.add_parser("show", help="production and the registry's state")
+    s.add_argument("--json", action="store_true", help="the whole registry.json")
     s.set_defaults(func=rc.cmd_show)
-    rs.add_parser("history").set_defaults(func=rc.cmd_history)
+    h = rs.add_parser("history", help="every decision (kept-production ones too) and every rollback, oldest first")
+    h.add_argument("--json", action="store_true", help="one JSON list")
+    h.set_defaults(func=rc.cmd_history)
     rb = rs.add_parser("rollback", help="return production to an earlier version", description=rc.ROLLBACK_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     rb.add_argument("--to", help="vN of the production model (default: walk back one step, see above)")
     rb.set_defaults(func=rc.cmd_rollback)
     p = sub.add_parser("predict", help="inference with the production model or a model folder")
-    p.add_argument("data", type=Path)
-    p.add_argument("--model", default="production")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--device", default="auto")
+    p.add_argument("data", type=Path, help="windows to predict (Parquet; labels not needed)")
+    p.add_argument("--model", default="production", help="'production' (the registry's) or a model folder")
+    p.add_argument("--out", type=Path, required=True, help="predictions file to write (Parquet)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--assume-row-order", action="store_true", help="the file has no timestamps")
     p.set_defaults(func=rc.cmd_predict)
 
@@ -256,7 +292,8 @@ def cmd_pods_clean(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    p = argparse.ArgumentParser(prog="moola", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="moola", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"moola {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
@@ -265,12 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("data", type=Path, help="labelled windows (Parquet)")
     add_data_options(v)
     v.add_argument("--out", type=Path, help="folder for manifest.json")
+    v.add_argument("--json", action="store_true", help="one JSON object: valid, problems, the split's sizes")
     v.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("sample-data", help="write deterministic synthetic OHLC windows")
-    s.add_argument("dir", type=Path)
-    s.add_argument("--seed", type=int, default=17)
-    s.add_argument("--n-labeled", type=int, default=98)
+    s.add_argument("dir", type=Path, help="folder for train.parquet and unlabeled.parquet")
+    s.add_argument("--seed", type=int, default=17, help="data seed")
+    s.add_argument("--n-labeled", type=int, default=98, help="labelled windows (two a trading day)")
     s.add_argument("--n-unlabeled", type=int, default=1000,
                    help="unlabelled pool size (1000 keeps the CPU demo quick; 11873 = original scale)")
     s.set_defaults(func=cmd_sample_data)
@@ -292,7 +330,44 @@ def build_parser() -> argparse.ArgumentParser:
     pc.set_defaults(func=cmd_pods_clean)
 
     _registry_parsers(sub)
+
+    rp = sub.add_parser("report", help="a run's decision report (artifacts/runs/RUN/decision.md)")
+    rp.add_argument("run", nargs="?", default="latest", help="the run's folder name under runs/ (default: the latest)")
+    rp.add_argument("--json", action="store_true", help="the report's path and text as JSON")
+    rp.set_defaults(func=cmd_report)
+    verbose_everywhere(p)
     return p
+
+
+def verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """-v/--verbose after any subcommand too (argparse only takes it before, where it was declared);
+    SUPPRESS keeps a subcommand from resetting a -v given before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                   help="debug logging")
+                verbose_everywhere(child)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .settings import registry_from_settings
+    runs = registry_from_settings().root / "runs"
+    if args.run == "latest":
+        found = sorted(runs.glob("*/decision.md"))
+        if not found:
+            raise ConfigError(f"{runs}: no run with a decision report yet (run the gates flow first)")
+        path = found[-1]
+    else:
+        if "/" in args.run or args.run in ("", ".", ".."):
+            raise ConfigError(f"report {args.run!r}: give a run's folder name under {runs}")
+        path = runs / args.run / "decision.md"
+        if not path.is_file():
+            known = sorted(p.parent.name for p in runs.glob("*/decision.md"))[-5:]
+            raise ConfigError(f"{path}: no decision report (recent runs: {', '.join(known) or 'none'})")
+    text = path.read_text()
+    print(json.dumps({"run": path.parent.name, "path": str(path), "markdown": text}, indent=2) if args.json else text)
+    return 0
 
 
 class Stopped(KeyboardInterrupt):

@@ -49,9 +49,10 @@ class ModelFileError(MoolaError):
 
 
 class RegistryError(MoolaError):
-    """The registry's files are damaged or cannot be written; the old state is kept."""
+    """The registry's files are damaged or cannot be written; the old state is kept. Exit 1: the
+    registry is moola's own state (infrastructure), not the user's input."""
 
-    exit_code = 2
+    exit_code = 1
 
 
 class RegistryBusy(RegistryError):

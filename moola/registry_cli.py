@@ -33,10 +33,41 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def history_rows(reg) -> list[dict]:
+    """Every decision (from experiment_results.jsonl, kept-production ones too) and every change of
+    production no decision made (rollbacks), oldest first."""
+    rows = []
+    for rec in reg.records("decision"):
+        d = rec["decision"]
+        before, after = d.get("production_before"), d.get("production_after")
+        rows.append({"at": rec.get("at", ""), "action": d["action"], "candidate": d.get("candidate"),
+                     "production_before": _name(before), "production_after": _name(after),
+                     "reason": (d.get("reasons") or [""])[0]})
+    for h in reg.read()["history"]:
+        if h["action"] == "rollback":
+            rows.append({"at": h["at"], "action": "rollback", "candidate": None, "production_before": None,
+                         "production_after": _name(h["to"]), "reason": h["reason"]})
+    return sorted(rows, key=lambda r: r["at"])
+
+
+def _name(pointer: dict | None) -> str | None:
+    return f"{pointer['name']} v{pointer['version']}" if pointer else None
+
+
 def cmd_history(args: argparse.Namespace) -> int:
-    for h in _registry().read()["history"]:
-        to = f"{h['to']['name']} v{h['to']['version']}" if h["to"] else "none"
-        print(f"{h['at']}  {h['action']:<9} -> {to}  ({h['reason']})")
+    rows = history_rows(_registry())
+    if getattr(args, "json", False):
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        if r["action"] == "rollback":
+            effect = f"production -> {r['production_after']}"
+        elif r["production_after"] != r["production_before"]:
+            effect = f"production {r['production_before'] or 'none'} -> {r['production_after'] or 'none'}"
+        else:
+            effect = f"production stays {r['production_after'] or 'none'}"
+        cand = f" {r['candidate']}" if r["candidate"] and r["action"] == "ship" else ""
+        print(f"{r['at']}  {r['action']}{cand}: {effect}  ({r['reason'][:120]})")
     return 0
 
 

@@ -30,7 +30,7 @@ import paramiko
 
 from ..atomic import check_replaceable, replace_folder
 from ..digest import hash_while_written
-from ..errors import GateTimedOut, HostKeyMismatch, ModelFileError, RemotePermanent, RemoteUnavailable
+from ..errors import ConfigError, GateTimedOut, HostKeyMismatch, ModelFileError, RemotePermanent, RemoteUnavailable
 from ..version import git_commit
 from ..modelfile import MANIFEST, parse_manifest, sha256_file
 from .bundle import build_bundle
@@ -66,8 +66,8 @@ class SSHRunner:
                  limit_kbit: int | None = None, passphrase: str | None = None, site: str | None = None,
                  host_key: str | None = None, gate_timeout_s: float | None = None):
         if not known_hosts and not pinned_sha256 and not host_key:
-            raise RemotePermanent("ssh: set MOOLA_SSH_KNOWN_HOSTS or MOOLA_SSH_HOST_KEY_SHA256; "
-                                  "host keys are never trusted blindly")
+            raise ConfigError("ssh: set MOOLA_SSH_KNOWN_HOSTS or MOOLA_SSH_HOST_KEY_SHA256; "
+                              "host keys are never trusted blindly")
         self.host, self.port, self.user, self.key = host, port, user, key
         self.known_hosts, self.pinned = known_hosts, pinned_sha256
         # 'ssh-ed25519 AAAA...': the key moola gave a pod it created; the only key accepted for it
@@ -81,7 +81,7 @@ class SSHRunner:
     @classmethod
     def from_settings(cls, s, host_key: str | None = None) -> "SSHRunner":
         if not s.moola_ssh_host:
-            raise RemotePermanent("ssh runner: MOOLA_SSH_HOST is not set")
+            raise ConfigError("ssh runner: MOOLA_SSH_HOST is not set")
         return cls(s.moola_ssh_host, s.moola_ssh_port, s.moola_ssh_user, s.moola_ssh_key,
                    s.moola_ssh_known_hosts, s.moola_ssh_host_key_sha256, s.moola_remote_workdir,
                    s.moola_remote_python, s.moola_ssh_timeout, s.moola_fetch_limit_kbit,

@@ -15,7 +15,7 @@ import paramiko
 import pytest
 
 from moola.cli import main
-from moola.errors import HostKeyMismatch, ModelFileError, RemotePermanent
+from moola.errors import ConfigError, HostKeyMismatch, ModelFileError, RemotePermanent
 from moola.gates.result import read_result
 from moola.modelfile import verify_folder
 from moola.remote.retry import call_with_retry
@@ -106,7 +106,7 @@ def test_changed_host_key_is_refused(sshd, tmp_path):
 
 
 def test_no_host_key_source_is_refused(sshd, tmp_path):
-    with pytest.raises(RemotePermanent, match="never trusted blindly"):
+    with pytest.raises(ConfigError, match="never trusted blindly"):  # exit 2: a setting to give
         sshd.runner(tmp_path / "w", known_hosts=None, pinned_sha256=None)
 
 
