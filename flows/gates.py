@@ -21,7 +21,7 @@ from flows.decide import decide_flow, decision_state
 from flows.report import publish_decision
 from flows.pod import PodJudge, acquire_pod, end_pods, keep_alive, prepare_pods, stop_pod_hook, worker_pods
 from flows.tasks import run_gate
-from moola.config import load_gate_config
+from moola.config import PresetName, load_gate_config
 from moola.data.validate import DEFAULT_DATA, load_data_config
 from moola.decision import DECISION_FOLDS, load_policy
 from moola.errors import DataError
@@ -29,7 +29,7 @@ from moola.remote.call import GateCall
 from moola.remote.fleet import pods_usage
 from moola.remote.pods import POD_DEADLINE_S
 from moola.remote.spread import MAX_ATTEMPTS, Spread, Unit, spread
-from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RUNNER_KINDS, check_runner
+from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RUNNER_KINDS, RunnerKind, check_runner
 from moola.settings import load_settings, registry_from_settings
 
 
@@ -46,11 +46,27 @@ def check_parameters(runner: str, preset: str, config: str | None, seed: int, po
 @flow(name="gates", flow_run_name="gates-{runner}-{preset}",
       on_failure=[stop_pod_hook], on_crashed=[stop_pod_hook], on_cancellation=[stop_pod_hook])
 def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DATA.val_size,
-          folds: int = DECISION_FOLDS, runner: str = DEFAULT_RUNNER, preset: str = "default", seed: int = 17,
-          config: str | None = None, artifacts: str | None = None, require_approval: bool = False,
+          folds: int = DECISION_FOLDS, runner: RunnerKind = DEFAULT_RUNNER, preset: PresetName = "default",
+          seed: int = 17, config: str | None = None, artifacts: str | None = None, require_approval: bool = False,
           approval_timeout_s: int = 3600, pod_deadline_s: int = POD_DEADLINE_S, policy: dict | None = None):
-    """``artifacts`` defaults to MOOLA_ARTIFACTS (environment or .env), else ./artifacts.
-    ``policy``: fields of moola.decision.Policy (thresholds of the decision), e.g. {"f1_margin": 0.02}."""
+    """Gate 0, gates 1-5 and the decision, on one labelled dataset.
+
+    Args:
+        data: Labelled windows (Parquet), on the machine that runs the flow.
+        unlabeled: Unlabelled windows for pretraining; without them gates 3-4 are skipped.
+        val_size: Validation windows per fold: a count, or a fraction of the labelled windows.
+        folds: Walk-forward folds; the decision is made on their pooled validation windows.
+        runner: Where the gates run: here (this process), local (subprocesses), ssh (MOOLA_SSH_HOST),
+            runpod (the pods the runpod worker made for this run).
+        preset: Training preset: default, or seed-smoke (the original's configuration, which the gates refuse).
+        seed: Training seed.
+        config: A JSON or TOML file of gate config overrides.
+        artifacts: Registry root; default MOOLA_ARTIFACTS (environment or .env), else ./artifacts.
+        require_approval: A ship waits for a person's answer in the Prefect UI.
+        approval_timeout_s: How long a ship waits for that answer; then production stays.
+        pod_deadline_s: How long to wait for GPU capacity (runner runpod without the worker).
+        policy: Fields of the decision's Policy (its thresholds), e.g. {"f1_margin": 0.02}.
+    """
     data_config = check_parameters(runner, preset, config, seed, policy, val_size, folds)
     artifacts = str(registry_from_settings(root=artifacts).root)
     run_dir = Path(artifacts) / "runs" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])

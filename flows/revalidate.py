@@ -53,9 +53,16 @@ def start_gates(data: str, artifacts: str | None) -> str:
 @flow(name="gates", flow_run_name="revalidate")
 def revalidate(data: str, val_size: float = DEFAULT_DATA.val_size, folds: int = DEFAULT_DATA.folds,
                artifacts: str | None = None, policy: dict | None = None, start_gates_run: bool = True):
-    """``data``: every labelled window so far (the new ones are found through the ledger);
-    ``policy``: fields of moola.decision.Policy (``revalidate_margin``, ``revalidate_alpha``);
-    ``start_gates_run``: on Degraded, start a `gates/full` run on ``data``."""
+    """Is production still healthy, on the windows that arrived since it shipped?
+
+    Args:
+        data: Every labelled window so far (Parquet); the new ones are found through production's ledger.
+        val_size: Gate 0's validation windows per fold (a count or a fraction), as for the gates.
+        folds: Gate 0's walk-forward folds, as for the gates.
+        artifacts: Registry root; default MOOLA_ARTIFACTS (environment or .env), else ./artifacts.
+        policy: Fields of the decision's Policy, e.g. {"revalidate_margin": 0.02, "revalidate_alpha": 0.05}.
+        start_gates_run: On Degraded, start a gates/full run on this data.
+    """
     log = get_run_logger()
     p = load_policy(policy)
     reg = registry_from_settings(root=artifacts)

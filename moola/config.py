@@ -148,6 +148,10 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# the preset names, as a type: the flows' parameter schema offers them as a choice in the UI
+PresetName = Literal[tuple(PRESETS)]
+
+
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():

@@ -24,6 +24,14 @@ def test_deploy_run_and_a_worker_reach_the_decision(server, sample_dir, tmp_path
         assert d.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
     assert full.entrypoint == "flows/gates.py:gates" and revalidate.entrypoint == "flows/revalidate.py:revalidate"
     assert full.global_concurrency_limit.limit == 1
+    # the UI's run form (issue 26): every parameter described, the runner and the preset as choices,
+    # as the server holds them
+    for d in (full, revalidate):
+        props = d.parameter_openapi_schema["properties"]
+        assert all(p.get("description") for p in props.values()), [k for k, p in props.items() if not p.get("description")]
+    props = full.parameter_openapi_schema["properties"]
+    assert props["runner"]["enum"] == ["here", "local", "ssh", "runpod"] and props["runner"]["default"] == "here"
+    assert props["preset"]["enum"] == ["default", "seed-smoke"]
     # the pool is of moola's worker type; its template carries the pod's variables, the deployment sets them
     pool = client_call(env, lambda c: c.read_work_pool("runpod"))
     variables = pool.base_job_template["variables"]["properties"]
