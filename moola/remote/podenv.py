@@ -157,6 +157,7 @@ def ensure_env(runner, wheelhouse: Path | None = None, lock: Path = LOCK) -> Env
             # the packages already in site stay valid: copy them over, then add what is missing
             code, tail = runner._exec(client, ["sh", "-c", 'if [ -d "$1" ]; then cp -a "$1" "$2"; fi', "sh",
                                                str(site), str(tmp)])
+            log.info("pod env: pip install of %d package(s) started (a minute or two from PyPI)", len(need))
             code, tail = runner._exec(client, pip + need, stream_as="pip")
             if code != 0:
                 runner._exec(client, ["rm", "-rf", str(tmp)])  # our own partial folder only
@@ -167,6 +168,7 @@ def ensure_env(runner, wheelhouse: Path | None = None, lock: Path = LOCK) -> Env
                                                str(site)])
             if code != 0:
                 raise RemotePermanent(f"{runner.host}: could not publish {site}: {tail}")
+        log.info("pod env: installed; checking that every package imports")
         seen = probe(runner, client, site, pins)
         still = to_install(seen["have"], pins)
         if still or seen["broken"]:

@@ -39,6 +39,8 @@ IMAGE_REFERENCE = (r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?/)?[a-z0-9]+(?:
                    r"(?:@sha256:[a-f0-9]{64})?$")
 DEFAULT_POD_PYTHON = "python"
 DEFAULT_CLOUD_TYPE = "SECURE"
+BOOT_PROGRESS_S = 30.0  # a progress line this often while a pod boots
+
 # No persistent volume: a pod lives for one run, and a volume bills even while its pod is stopped.
 DEFAULT_VOLUME_GB = 0
 # The container disk holds the pinned env (~1 GB) and two gate folders (MBs); wiped on stop.
@@ -272,6 +274,7 @@ class PodLease:
                                           container_disk_in_gb=self.spec.container_disk_gb, ports="22/tcp",
                                           env=env, docker_args=START_COMMAND, volume_mount_path=VOLUME_MOUNT_PATH)
                 self.events.append(f"create {gpu} -> {pod['id']}")
+                log.info("RunPod pod %s created (%s); waiting for it to boot", pod["id"], gpu)
                 self.gpu_type, self.created = gpu, True
                 return pod["id"]
             except NoCapacity as exc:
@@ -298,7 +301,8 @@ class PodLease:
                                     f"({exc})") from exc
 
     def _wait_for_ssh(self) -> tuple[str, int]:
-        deadline = self.clock() + self.wait_timeout
+        start = self.clock()
+        deadline, said = start + self.wait_timeout, start
         while True:
             pod = self.api.get_pod(self.pod_id) or {}
             if pod.get("costPerHr") is not None:
@@ -309,7 +313,12 @@ class PodLease:
             endpoint = ssh_endpoint(pod) if status == "RUNNING" else None
             if endpoint:
                 self.events.append(f"ssh {endpoint[0]}:{endpoint[1]}")
+                log.info("RunPod pod %s is up after %.0f s (ssh %s:%d)", self.pod_id, self.clock() - start, *endpoint)
                 return endpoint
+            if self.clock() - said >= BOOT_PROGRESS_S:  # a boot takes minutes: say so, not nothing
+                said = self.clock()
+                log.info("RunPod pod %s still booting after %.0f s (status %s)", self.pod_id, said - start,
+                         status or "unknown")
             if self.clock() >= deadline:
                 raise RemoteUnavailable(f"RunPod pod {self.pod_id} not reachable by SSH after "
                                         f"{self.wait_timeout:.0f} s (status {status})")

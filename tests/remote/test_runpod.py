@@ -144,3 +144,16 @@ def test_the_lease_record_exists_while_the_pod_boots(tmp_path):
     assert pods.acquire(ls, record, extra={"run_id": "r1"}) == ("127.0.0.1", 22022)
     assert seen and all(r is not None and r["pod_id"] == "pod-1" and r["run_id"] == "r1" for r in seen)
     assert json.loads(record.read_text())["cost_per_hr"] == 3.99  # rewritten with the price once up
+
+
+def test_a_booting_pod_says_so_every_half_minute(caplog):
+    """A boot takes minutes; the run's log said nothing between the create and the first gate."""
+    import logging
+    api, clock = FakeRunPod(boot_polls=14), Clock()  # 14 polls of 5 s: 70 s of booting
+    with caplog.at_level(logging.INFO, logger="moola.remote"):
+        lease(api, clock).acquire()
+    lines = [r.getMessage() for r in caplog.records]
+    booting = [x for x in lines if "still booting after" in x]
+    assert len(booting) == 2 and "after 30 s (status" in booting[0] and "after 60 s (status" in booting[1], lines
+    assert any(x.startswith("RunPod pod ") and " created (" in x for x in lines)
+    assert any(" is up after 70 s (ssh " in x for x in lines), lines
