@@ -131,5 +131,5 @@ def rescore_production(folder: Path, card: dict, data: Path, on: Scored, assume_
     skipped = len(rows) - len(ids)
     what = (f"production re-scored on {len(ids)} of the {len(rows)} pooled validation windows"
             + (f" ({skipped} start before its training data ends, {_card_data(card).get('train_end')})" if skipped else ""))
-    return Scored(ids, sub.y, proba, on.classes, on.positive), what, notes
+    return Scored(ids, sub.y, proba, on.classes, on.positive, sub.groups), what, notes
 

@@ -67,6 +67,8 @@ def test_production_is_rescored_on_the_candidates_new_windows(prefect_server, ga
     after = pred[pred["window_id"].map(starts) >= train_end]
     assert 0 < len(after) < len(pred)  # some pooled windows predate production's training end: left out
     assert e["n"] == len(after)
+    # a day's two windows are one group: resampled and swapped together (base_window)
+    assert e["groups"] == after["window_id"].map(new.set_index("window_id")["base_window"]).nunique() < e["n"]
     # both F1s of the comparison are recomputed here from those same window ids
     y = after["label"].tolist()
     assert e["f1_weighted"]["b"] == f1_score(y, after["predicted"], average="weighted")
