@@ -58,7 +58,7 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
         folds: Walk-forward folds; the decision is made on their pooled validation windows.
         runner: Where the gates run: here (this process), local (subprocesses), ssh (MOOLA_SSH_HOST),
             runpod (the pods the runpod worker made for this run).
-        preset: Training preset: default, or seed-smoke (the original's configuration, which the gates refuse).
+        preset: Training preset: default, or seed-smoke (a deliberately broken configuration the gates must refuse).
         seed: Training seed.
         config: A JSON or TOML file of gate config overrides.
         artifacts: Registry root; default MOOLA_ARTIFACTS (environment or .env), else ./artifacts.

@@ -44,16 +44,22 @@ def gate_description(gate: str, res: GateResult) -> str:
 
 
 def gate_markdown(gate: str, res: GateResult, png: bytes | None = None, manifest: dict | None = None) -> str:
-    m, b = res.metrics, res.majority_baseline
+    """Pooled figures first (every fold's validation windows: what the decision uses), the last
+    fold's (the gate model's own) beside them."""
+    m, b, p = res.metrics, res.majority_baseline, res.pooled
     lines = [f"# Gate {res.gate_number}: {gate} - **{gate_headline(gate, res)}**", ""]
     if m is not None:
-        lines += ["| metric | model | majority baseline |", "|---|---|---|"]
+        cols = [(f"pooled ({p.n} windows, every fold)", p)] if p is not None else []
+        cols += [(f"last fold ({m.n} windows)", m), ("majority baseline (last fold)", b)]
+        if p is not None:
+            lines += [f"The decision uses the pooled figures: each of the {p.n} windows predicted by a model "
+                      "trained only on data before it.", ""]
+        lines += ["| metric | " + " | ".join(name for name, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
         for k in METRIC_ROWS:
-            mv, bv = getattr(m, k), getattr(b, k)
             label = f"{k} (reported)" if k == "ece" else k
-            lines.append(f"| {label} | {mv:.3f} | {bv:.3f} |" if mv is not None and bv is not None
-                         else f"| {label} | {mv} | {bv} |")
-        lines.append(f"\ndegenerate: **{res.degenerate}**")
+            vals = [getattr(x, k) for _, x in cols]
+            lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" if v is not None else "-" for v in vals) + " |")
+        lines.append(f"\ndegenerate (last fold): **{res.degenerate}**")
     if gate == "validate":
         lines += gate0_lines(res, manifest or {})
     lines += [f"- {r}" for r in res.reasons]
@@ -89,8 +95,10 @@ def publish_gate(gate: str, res: GateResult, folder: Path) -> Path | None:
     preds = folder / "predictions.parquet"
     if res.metrics is not None and preds.is_file():
         png_path = folder.parent / f"reliability-{gate}.png"
-        reliability_png(preds, png_path, f"{gate}: F1 {res.metrics.f1_weighted:.3f}, ECE {res.metrics.ece:.3f} "
-                                         f"({res.metrics.ece_bins} bins, n={res.metrics.n})", res.metrics.ece_bins)
+        # the bars are every row of predictions.parquet (every fold): the title gives those figures
+        shown, what = (res.pooled, "pooled") if res.pooled is not None else (res.metrics, "last fold")
+        reliability_png(preds, png_path, f"{gate}: {what} F1 {shown.f1_weighted:.3f}, ECE {shown.ece:.3f} "
+                                         f"({shown.ece_bins} bins, n={shown.n})", shown.ece_bins)
         png = png_path.read_bytes()
     manifest = None
     if gate == "validate" and (folder / "data_manifest.json").is_file():

@@ -41,6 +41,9 @@ def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sa
     for key, a in gate_arts.items():
         pngs = embedded_pngs(a.data)
         assert (len(pngs) == 1 and pngs[0].startswith(PNG)) == (key != "gate-0-validate"), key
+    # gate artifacts lead with the pooled figures the decision uses, the last fold beside them
+    base = gate_arts["gate-1-baseline"].data
+    assert "| metric | pooled (60 windows, every fold) | last fold (20 windows) | majority baseline (last fold) |" in base
     g0 = gate_arts["gate-0-validate"].data
     assert "| check | outcome |" in g0 and "train / validation | 78 / 20" in g0
     if decision["action"] == "investigate":
