@@ -53,7 +53,8 @@ bench: $(STAMP)
 	$(PY) bench/validate.py
 
 # The Prefect UI in headless Chromium (Debian's chromium; installed here when missing): run list,
-# decision artifact, embedded reliability diagram. Screenshots in bench/ui/. Not part of `make test`.
+# decision artifact and its forest plot, a gate artifact and its reliability diagram. Screenshots in docs/ui/.
+# Not part of `make test`.
 ui-check: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }

@@ -7,8 +7,10 @@ flow on the sample data against it (in-process gates, CPU), then opens the UI in
 Chromium driven by Playwright (pointed at the system browser: no browser download) and checks:
 - the run list shows the run's state name (Shipped / Reverted / Investigate / Blocked);
 - the `gates` run's Artifacts tab lists the decision;
-- a gate artifact's embedded reliability diagram has rendered (naturalWidth > 0).
-Screenshots land in --out. Needs `apt-get install chromium` (the script says so if missing) and
+- the decision artifact's embedded forest plot has rendered;
+- a gate artifact leads with the pooled figures and its reliability diagram has rendered
+  (naturalWidth > 0).
+Screenshots land in --out (docs/ui: the docs show them). Needs `apt-get install chromium` (the script says so if missing) and
 installs the `playwright` package into the venv when it is absent. Not part of `make test`.
 """
 
@@ -58,7 +60,7 @@ def ensure_playwright() -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "ui")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "ui")
     args = ap.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
@@ -104,6 +106,7 @@ def check_ui(ui: str, api: str, chromium: str, expected_state: str, out: Path) -
     runs = api_post(api, "/flow_runs/filter", {"flow_runs": {"name": {"like_": "gates-"}}, "limit": 5})
     run = runs[0]
     arts = api_post(api, "/artifacts/filter", {"artifacts": {"key": {"any_": ["gate-1-baseline"]}}, "limit": 5})
+    decision = api_post(api, "/artifacts/filter", {"artifacts": {"key": {"any_": ["decision"]}}, "limit": 5})
     results = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS[1:], headless=True)
@@ -118,10 +121,19 @@ def check_ui(ui: str, api: str, chromium: str, expected_state: str, out: Path) -
         page.wait_for_timeout(3000)
         page.screenshot(path=str(out / "gates-run-artifacts.png"), full_page=True)
         results["gates run lists the decision artifact"] = "decision" in page.inner_text("body").lower()
+        page.goto(f"{ui}/artifacts/artifact/{decision[0]['id']}", wait_until="networkidle")
+        page.wait_for_timeout(3000)
+        page.screenshot(path=str(out / "decision-artifact.png"), full_page=True)
+        widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+        results["decision artifact: forest plot rendered"] = ("Paired F1 differences" in page.inner_text("body")
+                                                             and any(w > 0 for w in widths))
         page.goto(f"{ui}/artifacts/artifact/{arts[0]['id']}", wait_until="networkidle")
         page.wait_for_timeout(3000)
         page.screenshot(path=str(out / "gate-artifact.png"), full_page=True)
         widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+        body = page.inner_text("body")
+        results["gate artifact leads with the pooled figures"] = "every fold" in body and \
+            body.find("pooled (") < body.find("last fold (")
         results["reliability diagram rendered (naturalWidth > 0)"] = any(w > 0 for w in widths)
         browser.close()
     for what, ok in results.items():

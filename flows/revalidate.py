@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, Failed
 
@@ -29,7 +30,7 @@ from moola.settings import registry_from_settings
 GATES_DEPLOYMENT = "gates/full"
 
 
-@task(task_run_name="score production v{version} and the challengers on tonight's windows")
+@task(task_run_name="score production v{version} and the challengers on tonight's windows", cache_policy=NONE)
 def score(version: int, path: str, card: dict, data: str, ledger: list[dict], night: str, val_size: float,
           folds: int, manifest_sha256: str | None = None) -> tuple[list[dict], list[str]]:
     return score_night(Path(path), card, Path(data), ledger, night, DataConfig(val_size=val_size, folds=folds),

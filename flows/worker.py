@@ -139,9 +139,12 @@ def _kill(pid: int | None, grace_s: float = KILL_GRACE_S) -> None:
     try:
         proc = psutil.Process(pid)
         proc.terminate()
-        try:
-            proc.wait(grace_s)
-        except psutil.TimeoutExpired:
+        # polled, not proc.wait(): for the worker's own child that would reap it under the event
+        # loop's feet (its exit status is the run's)
+        t_end = time.monotonic() + grace_s
+        while time.monotonic() < t_end and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
             proc.kill()
     except psutil.NoSuchProcess:
         pass

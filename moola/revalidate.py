@@ -100,8 +100,8 @@ def revalidation_verdict(ledger: list[dict], policy: Policy | None = None, recor
     rules, alarms, confident = [], [], bool(ledger)
     for name, what in CHALLENGERS.items():
         x = group_differences(ledger, name)
-        wealth = float(degradation_wealth(x, delta)[-1]) if len(x) else 1.0
-        peak = float(degradation_wealth(x, delta).max()) if len(x) else 1.0
+        path = degradation_wealth(x, delta)
+        wealth, peak = (float(path[-1]), float(path.max())) if len(x) else (1.0, 1.0)
         lo, hi = betting_cs(x, p.revalidate_alpha)
         half = (hi - lo) / 2
         summary["challengers"][name] = {
