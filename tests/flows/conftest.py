@@ -127,6 +127,11 @@ def deploy(env) -> dict[str, list[tuple]]:
     return made
 
 
+def forget_deployed(env) -> None:
+    """After a test removed the deployments: the next deploy() makes them again."""
+    _deployed.pop(env["PREFECT_API_URL"], None)
+
+
 def schedules(env, active: bool) -> None:
     """Switch the deployments' schedules on or off; off also removes the runs they queued."""
     def switch(c):

@@ -8,7 +8,8 @@ import json
 import time
 from zoneinfo import ZoneInfo
 
-from tests.flows.conftest import CONFIG, ROOT, assert_expected_decision, client_call, deploy, jsonl, prefect, schedules
+from tests.flows.conftest import (CONFIG, ROOT, assert_expected_decision, client_call, deploy, forget_deployed, jsonl,
+                                  prefect, schedules)
 
 
 def test_deploy_run_and_a_worker_reach_the_decision(server, sample_dir, tmp_path):
@@ -90,3 +91,11 @@ def test_deploy_run_and_a_worker_reach_the_decision(server, sample_dir, tmp_path
     for r in nightly:
         local = r.expected_start_time.astimezone(new_york)
         assert r.state.is_scheduled() and (local.hour, local.minute) == ((2, 0) if r.deployment_id == full.id else (3, 30))
+
+    # README "Cleanup": the deployments and the work pool go (deploy() makes them again for later tests)
+    for args in (("deployment", "delete", "gates/full"), ("deployment", "delete", "gates/revalidate"),
+                 ("work-pool", "delete", "runpod")):
+        prefect(env, "--no-prompt", *args)
+    assert client_call(env, lambda c: [d.name for d in c.read_deployments()]) == []
+    assert "runpod" not in client_call(env, lambda c: [p.name for p in c.read_work_pools()])
+    forget_deployed(env)
