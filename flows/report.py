@@ -202,8 +202,9 @@ def evidence_table(d, results: dict) -> str:
             continue
         why = "; ".join(res.get("reasons") or [])[:160]
         mark = " (candidate)" if gate == d.candidate else ""
-        n = (res.get("pooled") or {}).get("n", "")
-        rows.append(f"| {gate}{mark} | {res.get('status', '-')} | {_f1(res, 'pooled')} ({n}) | {_fold_f1s(res)} "
+        n = (res.get("pooled") or {}).get("n")
+        pooled = f"{_f1(res, 'pooled')} ({n})" if n is not None else "-"
+        rows.append(f"| {gate}{mark} | {res.get('status', '-')} | {pooled} | {_fold_f1s(res)} "
                     f"| {why} |")
     table = ("\n\n| gate | status | pooled F1 (windows) | F1 per fold, oldest first | reasons |\n"
              "|---|---|---|---|---|\n" + "\n".join(rows))
