@@ -92,7 +92,7 @@ def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, re
     approved_for, notes = None, []
     gathered, rescored = gather(results, dirs), {}
     if data is not None and gathered.gates:
-        gathered = with_groups(gathered, Path(data), assume_row_order, bar_seconds)
+        gathered = with_groups(gathered, Path(data))
     for _ in range(8):
         before, prod_card = reg.production_card()
         evidence = gathered

@@ -68,16 +68,21 @@ def train_end_ns(card: dict) -> tuple[int | None, str]:
     return int(pd.Timestamp(end).value), basis
 
 
-def with_groups(ev: Evidence, data: Path, assume_row_order: bool = False, bar_seconds: int | None = None) -> Evidence:
+def with_groups(ev: Evidence, data: Path) -> Evidence:
     """``ev`` with each window's ``base_window`` group from ``data`` (resampled and swapped together
-    by moola.stats); unchanged, with a note, when the data has no groups or cannot be read."""
-    from .data.load import load_windows
-    w = load_windows(data, labeled=True, assume_row_order=assume_row_order, bar_seconds=bar_seconds)
-    if w.problems or w.groups is None or w.ids is None:
-        why = "it has no base_window column" if not w.problems else w.problems[0]
+    by moola.stats); unchanged, with a note, when the data has no groups or cannot be read. Reads
+    those two columns only: the features are read once, by rescore_production."""
+    import pyarrow.parquet as pq
+    try:
+        table = pq.read_table(data, columns=["window_id", "base_window"])
+        why = None
+    except (OSError, ValueError, KeyError) as exc:  # no such column, or not a Parquet file
+        table, why = None, ("it has no base_window column" if "base_window" in str(exc) else f"cannot be read: {exc}")
+    if table is None:
         return Evidence(ev.gates, ev.production, ev.production_note,
                         [*ev.notes, f"{data}: windows compared one by one ({why})"])
-    group_of = {str(i): str(g) for i, g in zip(w.ids, w.groups)}
+    group_of = {str(i): str(g) for i, g in zip(table["window_id"].to_pylist(), table["base_window"].to_pylist())
+                if g is not None}
     return Evidence({g: s.with_groups(group_of) for g, s in ev.gates.items()},
                     ev.production.with_groups(group_of) if ev.production is not None else None,
                     ev.production_note, list(ev.notes))

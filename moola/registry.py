@@ -58,6 +58,36 @@ def _vkey(name: str, version: int) -> str:
     return f"{name}/v{version}"
 
 
+def _read_jsonl(path: Path) -> list[dict]:
+    """Every JSON line of ``path`` (none when it does not exist); RegistryError naming the line."""
+    if not path.is_file():
+        return []
+    rows = []
+    for n, text in enumerate(path.read_text().splitlines(), 1):
+        if text.strip():
+            try:
+                rows.append(json.loads(text))
+            except ValueError as exc:
+                raise RegistryError(f"{path} line {n}: not valid JSON ({exc}); restore it from a backup") from exc
+    return rows
+
+
+def _append_jsonl(path: Path, data: bytes) -> None:
+    """Whole lines appended in one write and fsynced: a crash leaves none of them or all."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot be opened for append ({exc.strerror or exc})") from exc
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
+
+
 class Registry:
     def __init__(self, root: str | Path = "artifacts", lock_timeout: float = LOCK_TIMEOUT_S):
         self.root = Path(root)
@@ -114,19 +144,7 @@ class Registry:
 
     def records(self, kind: str | None = None) -> list[dict]:
         """The JSONL lines (of ``kind``: gate_result, decision, revalidation), oldest first."""
-        if not self.jsonl.is_file():
-            return []
-        lines = []
-        for n, text in enumerate(self.jsonl.read_text().splitlines(), 1):
-            if not text.strip():
-                continue
-            try:
-                rec = json.loads(text)
-            except ValueError as exc:
-                raise RegistryError(f"{self.jsonl} line {n}: not valid JSON ({exc})") from exc
-            if kind is None or rec.get("kind") == kind:
-                lines.append(rec)
-        return lines
+        return [rec for rec in _read_jsonl(self.jsonl) if kind is None or rec.get("kind") == kind]
 
     def last_decision(self) -> dict | None:
         """The most recent decision recorded, or None."""
@@ -181,19 +199,7 @@ class Registry:
 
     def append(self, record: dict) -> None:
         """One whole JSON line, one write, fsynced."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(record, default=str) + "\n").encode()
-        try:
-            fd = os.open(self.jsonl, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise RegistryError(f"{self.jsonl}: cannot be opened for append ({exc.strerror or exc})") from exc
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        except OSError as exc:
-            raise RegistryError(f"{self.jsonl}: cannot be written ({exc.strerror or exc})") from exc
-        finally:
-            os.close(fd)
+        _append_jsonl(self.jsonl, (json.dumps(record, default=str) + "\n").encode())
 
     def ledger_path(self, pointer: dict) -> Path:
         """The re-validation ledger of a version (moola.revalidate): windows it was scored on after
@@ -201,37 +207,18 @@ class Registry:
         return self.root / "ledger" / pointer["name"] / f"v{int(pointer['version'])}.jsonl"
 
     def ledger(self, pointer: dict) -> list[dict]:
-        path = self.ledger_path(pointer)
-        if not path.is_file():
-            return []
-        rows = []
-        for n, text in enumerate(path.read_text().splitlines(), 1):
-            if text.strip():
-                try:
-                    rows.append(json.loads(text))
-                except ValueError as exc:
-                    raise RegistryError(f"{path} line {n}: not valid JSON ({exc}); restore it from a backup") from exc
-        return rows
+        return _read_jsonl(self.ledger_path(pointer))
 
     def extend_ledger(self, pointer: dict, rows: list[dict]) -> None:
         """Append ``rows`` to the version's ledger in one write, fsynced, under the registry lock,
         skipping any window already there (two runs of one night count it once)."""
         if not rows:
             return
-        path = self.ledger_path(pointer)
         with self._lock():
             known = {r["window_id"] for r in self.ledger(pointer)}
-            text = "".join(json.dumps(r) + "\n" for r in rows if r["window_id"] not in known).encode()
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                try:
-                    os.write(fd, text)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                raise RegistryError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
+            text = "".join(json.dumps(r) + "\n" for r in rows if r["window_id"] not in known)
+            if text:
+                _append_jsonl(self.ledger_path(pointer), text.encode())
 
     def _versions(self, name: str) -> list[int]:
         d = self.root / "models" / name

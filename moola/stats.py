@@ -40,13 +40,17 @@ def weighted_f1_rows(y: np.ndarray, pred: np.ndarray, k: int, weights: np.ndarra
     """Weighted F1 (sklearn's ``average="weighted"``, zero_division=0) under each row of
     ``weights`` (B, n): window i counted ``weights[b, i]`` times in resample b."""
     t, p = _onehot(y, k), _onehot(pred, k)
-    tp = weights @ (t * p)
-    support = weights @ t
-    predicted = weights @ p
+    return f1_from_counts(weights @ (t * p), weights @ p, weights @ t)
+
+
+def f1_from_counts(tp: np.ndarray, predicted: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """Weighted F1 from per-class counts (..., k): true positives, predicted, support (support
+    may be one row shared by all, as under swaps, where the labels do not move)."""
     denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    total = support.sum(axis=1)
-    return np.divide((support * f1).sum(axis=1), total, out=np.zeros_like(total), where=total > 0)
+    f1 = np.divide(2 * tp, denom, out=np.zeros(np.broadcast(tp, denom).shape), where=denom > 0)
+    total = np.asarray(support.sum(axis=-1), dtype=float)
+    return np.divide((f1 * support).sum(axis=-1), total, out=np.zeros(np.broadcast(f1[..., 0], total).shape),
+                     where=total > 0)
 
 
 def brier_rows(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
@@ -78,13 +82,6 @@ def bootstrap_weights(codes: np.ndarray, n_boot: int, rng: np.random.Generator) 
     return counts[:, codes]
 
 
-def _f1_from_counts(tp: np.ndarray, predicted: np.ndarray, support: np.ndarray) -> np.ndarray:
-    denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp, dtype=float), where=denom > 0)
-    total = support.sum()
-    return (f1 * support).sum(axis=-1) / total if total > 0 else np.zeros(f1.shape[:-1])
-
-
 def sign_flip_p(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: int, codes: np.ndarray,
                 n_perm: int = 9999, seed: int = 0) -> tuple[float, bool]:
     """One-sided p of "B's weighted F1 is no better than A's" and whether it is exact.
@@ -113,9 +110,9 @@ def sign_flip_p(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: int, c
         swaps = np.random.default_rng(seed).integers(0, 2, (n_perm, m)).astype(float)
     tp_a, tp_b = (pa * t).sum(axis=0), (pb * t).sum(axis=0)
     pr_a, pr_b = pa.sum(axis=0), pb.sum(axis=0)
-    diff = (_f1_from_counts(tp_b - swaps @ u_tp, pr_b - swaps @ u_pred, support)
-            - _f1_from_counts(tp_a + swaps @ u_tp, pr_a + swaps @ u_pred, support))
-    observed = _f1_from_counts(tp_b, pr_b, support) - _f1_from_counts(tp_a, pr_a, support)
+    diff = (f1_from_counts(tp_b - swaps @ u_tp, pr_b - swaps @ u_pred, support)
+            - f1_from_counts(tp_a + swaps @ u_tp, pr_a + swaps @ u_pred, support))
+    observed = f1_from_counts(tp_b, pr_b, support) - f1_from_counts(tp_a, pr_a, support)
     hits = int((diff >= observed - 1e-12).sum())
     return (hits / len(swaps), True) if exact else ((1 + hits) / (n_perm + 1), False)
 
