@@ -36,7 +36,8 @@ def test_flow_over_ssh_retries_until_the_host_is_up(prefect_server, sshd, sample
         "validate", "baseline", "minirocket", "pretrain", "transfer", "augment"}
     assert state.is_completed()
     # it really ran over ssh: the remote workdir holds the shipped code and the runs
-    assert (tmp_path / "remote" / "code").is_dir() and len(list((tmp_path / "remote" / "runs").iterdir())) == 6
+    remote = sshd.host(tmp_path / "remote")  # the host's own disk
+    assert (remote / "code").is_dir() and len(list((remote / "runs").iterdir())) == 6
     validate = next(x for x in lines if x["kind"] == "gate_result" and x["gate"] == "validate")
     assert validate["result"]["status"] == "passed"
     json.dumps(lines)

@@ -51,13 +51,27 @@ class SSHD:
     client_key: Path
     known_hosts: Path
     fingerprint: str
+    hide: tuple[Path, ...] = ()
     proc: subprocess.Popen | None = None
+
+    def host(self, path: str | Path) -> Path:
+        """Where ``path`` on the host's own disk is found from this side (what the host wrote there,
+        or what a test puts there as the host's own files). Not hidden: the same path."""
+        path = Path(path)
+        if not any(path == h or h in path.parents for h in self.hide):
+            return path
+        return self.root / "disk" / str(path).lstrip("/")
 
     def start(self) -> None:
         sshd = shutil.which("sshd") or "/usr/sbin/sshd"
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(self.config)],
-                                     stdout=subprocess.DEVNULL, stderr=open(self.root / "sshd.log", "ab"))
+        cmd = [sshd, "-D", "-e", "-f", str(self.config)]
+        if self.hide:  # a host of its own: this machine's folders in ``hide`` are its own disk there
+            (self.root / "disk").mkdir(exist_ok=True)
+            keep = [self.root, Path(sys.prefix)]  # its config and keys; the interpreter it runs
+            cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", OWN_DISK, "own-disk",
+                   str(self.root / "disk"), ":".join(map(str, keep)), ":".join(map(str, self.hide)), *cmd]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.root / "sshd.log", "ab"))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -88,6 +102,23 @@ class SSHD:
 
 
 
+# Runs in the host's own mount namespace, then execs sshd: each hidden folder is replaced by the
+# host's own (under DISK, kept across restarts, as a machine's disk is); KEEP (below a hidden folder)
+# is put back. So nothing of this checkout or of the tests' temp folders reaches the host but what
+# moola uploads, the same rule as the pods of tests/remote/runpod_emulator.py.
+OWN_DISK = r"""set -e
+DISK=$1 KEEP=$2 HIDE=$3; shift 3
+mount -t tmpfs tmpfs /mnt
+mkdir /mnt/disk; mount --bind "$DISK" /mnt/disk
+IFS=:
+i=0; for k in $KEEP; do mkdir -p /mnt/k$i; mount --bind "$k" /mnt/k$i; i=$((i+1)); done
+for h in $HIDE; do mkdir -p "/mnt/disk$h"; mount --bind "/mnt/disk$h" "$h"; done
+i=0; for k in $KEEP; do mkdir -p "$k"; mount --move /mnt/k$i "$k"; i=$((i+1)); done
+unset IFS
+exec "$@"
+"""
+
+
 # A session's command runs through the user's login shell; bash run by sshd reads ~/.bashrc when
 # its shell level is below 2, and a developer's .bashrc may run `pyenv init` and `pyenv rehash` on
 # every command (0.19 s against 0.06 s here) and, killed mid-rehash with a pod, leave pyenv's lock
@@ -95,11 +126,13 @@ class SSHD:
 NO_STARTUP_FILES = {"SHLVL": "1"}
 
 
-def make_sshd(root: Path, client_key: Path | None = None, port: int | None = None) -> SSHD:
+def make_sshd(root: Path, client_key: Path | None = None, port: int | None = None,
+              hide: tuple[Path, ...] = ()) -> SSHD:
     """Keys, config and known_hosts under ``root``; call .start() to run it. A plain host, not a
     RunPod pod (those are tests/remote/runpod_emulator.py, whose sessions never see RUNPOD_*).
     ``client_key``: admit this key (several pods, one identity) instead of making one. ``port``: listen
-    there (an impostor at a pod's address) instead of a free port."""
+    there (an impostor at a pod's address) instead of a free port. ``hide``: folders of this machine
+    the host must not see (own_disk() gives the tests' default); ``SSHD.host`` finds its copy."""
     _keygen(root / "host_key")
     if client_key is None:
         _keygen(root / "client_key")
@@ -125,5 +158,11 @@ SetEnv {" ".join(f"{k}={v}" for k, v in NO_STARTUP_FILES.items())}
     host_key = paramiko.Ed25519Key.from_private_key_file(str(root / "host_key"))
     known = root / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {host_key.get_name()} {host_key.get_base64()}\n")
-    server = SSHD(root, port, config, Path(client_key), known, host_key.fingerprint)
+    server = SSHD(root, port, config, Path(client_key), known, host_key.fingerprint, tuple(map(Path, hide)))
     return server
+
+
+def own_disk(tmp_root: Path) -> tuple[Path, ...]:
+    """What a test host must not share with the tests: this checkout and the tests' temp root."""
+    import moola
+    return (Path(moola.__file__).resolve().parents[1], Path(tmp_root).resolve())

@@ -37,12 +37,13 @@ def test_to_install_is_what_is_missing_or_at_another_version():
 
 
 def test_a_wheelhouse_without_a_needed_wheel_is_a_clear_error(sshd, tmp_path):  # noqa: F811
-    python = make_image_python(tmp_path / "img")
-    runner = sshd.runner(tmp_path / "remote", python=str(python))
+    img = tmp_path / "img"  # the image's Python, on the host's own disk
+    python = make_image_python(sshd.host(img), seen_at=str(img))
+    runner = sshd.runner(tmp_path / "remote", python=str(img / python.relative_to(sshd.host(img))))
     (tmp_path / "empty").mkdir()
     with pytest.raises(RemotePermanent, match=r"wheelhouse .*empty: no wheel for annotated-types==0.8.0"):
         ensure_env(runner, tmp_path / "empty")
-    assert not list((tmp_path / "remote").glob("env/*/READY"))
+    assert not list(sshd.host(tmp_path / "remote").glob("env/*/READY"))
 
 
 def test_the_images_own_torch_must_satisfy_moolas_requirement():

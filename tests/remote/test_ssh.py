@@ -6,7 +6,9 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shlex
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,6 +23,8 @@ from moola.modelfile import verify_folder
 from moola.remote.retry import call_with_retry
 from moola.remote.call import GateCall
 from moola.remote.runner import LocalRunner
+
+from .pod_image import wheel_from_installed
 
 SMALL = {"fit": {"epochs": 4}, "model": {"hidden": 16}}
 
@@ -53,20 +57,30 @@ def test_remote_gate_matches_local_run(sshd, sample_dir, small_config, tmp_path)
     assert r.metrics == loc.metrics and r.metrics.n == 20
     assert r.config == loc.config and r.config["fit"]["epochs"] == 4
     assert (remote_out / "model.safetensors").read_bytes() == (local_out / "model.safetensors").read_bytes()
-    # the remote ran the shipped bundle, not the locally installed package
-    code_dirs = list((tmp_path / "remote" / "code").iterdir())
+    # the remote ran the shipped bundle: the host has its own disk, where this checkout (and so the
+    # installed package) is not found, nor the inputs but as uploaded
+    code_dirs = list(sshd.host(tmp_path / "remote" / "code").iterdir())
     assert any(d.is_dir() and (d / "moola" / "cli.py").is_file() for d in code_dirs)
+    client = sshd.runner(tmp_path / "remote").connect()
+    try:
+        for probe in ("import moola", f"open({str(sample_dir / 'train.parquet')!r})"):
+            _, out, err = client.exec_command(f"{sys.executable} -c {shlex.quote(probe)}")
+            assert out.channel.recv_exit_status() == 1, probe
+            assert ("No module named 'moola'" if "import" in probe else "No such file") in err.read().decode()
+    finally:
+        client.close()
 
 
 def test_inputs_and_code_upload_once(sshd, sample_dir, tmp_path):
     runner = sshd.runner(tmp_path / "w")
     runner.run_gate(call(sample_dir, tmp_path / "a", gate="validate"))
-    inputs = sorted((tmp_path / "w" / "inputs").iterdir())
+    host = sshd.host(tmp_path / "w")
+    inputs = sorted((host / "inputs").iterdir())
     mtimes = [p.stat().st_mtime_ns for p in inputs]
     runner.run_gate(call(sample_dir, tmp_path / "b", gate="validate"))
-    assert sorted((tmp_path / "w" / "inputs").iterdir()) == inputs
+    assert sorted((host / "inputs").iterdir()) == inputs
     assert [p.stat().st_mtime_ns for p in inputs] == mtimes
-    assert len([p for p in (tmp_path / "w" / "code").iterdir() if p.is_dir()]) == 1
+    assert len([p for p in (host / "code").iterdir() if p.is_dir()]) == 1
 
 
 def test_sshd_down_then_up_is_retried(sshd, sample_dir, tmp_path):
@@ -122,19 +136,19 @@ def test_bad_credentials_are_permanent_and_not_retried(sshd, sample_dir, tmp_pat
 def test_corrupted_remote_file_is_caught_and_leaves_nothing(sshd, sample_dir, tmp_path):
     runner = sshd.runner(tmp_path / "w")
     runner.run_gate(call(sample_dir, tmp_path / "o", gate="validate"))
-    run_dir = next((tmp_path / "w" / "runs").iterdir())
+    run_dir = next(sshd.host(tmp_path / "w" / "runs").iterdir())
     with open(run_dir / "result.json", "a") as f:
-        f.write(" ")  # changed after MANIFEST.sha256 was written
+        f.write(" ")  # changed on the host after MANIFEST.sha256 was written
     with pytest.raises(ModelFileError, match="does not match"):
-        fetch_once(runner, run_dir, tmp_path / "again")
+        fetch_once(runner, tmp_path / "w" / "runs" / run_dir.name, tmp_path / "again")
     assert not (tmp_path / "again").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".again")] == []
 
 
 def test_manifest_escaping_the_folder_is_refused(sshd, tmp_path):
-    evil = tmp_path / "evil"
-    evil.mkdir()
-    (evil / "MANIFEST.sha256").write_text(f"{'0' * 64}  ../../etc/passwd\n")
+    evil = tmp_path / "evil"  # a folder on the host
+    sshd.host(evil).mkdir(parents=True)
+    (sshd.host(evil) / "MANIFEST.sha256").write_text(f"{'0' * 64}  ../../etc/passwd\n")
     with pytest.raises(ModelFileError, match="refusing"):
         fetch_once(sshd.runner(tmp_path / "w"), evil, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -171,10 +185,10 @@ def test_connection_cut_during_fetch_is_retried_and_leaves_no_partial_folder(ssh
     from moola.modelfile import write_manifest
     from moola.remote import ssh as ssh_mod
     monkeypatch.setattr(ssh_mod, "SCP_THRESHOLD", 1 << 40)  # keep the transfer inside this process
-    folder = tmp_path / "gate"
-    folder.mkdir()
-    (folder / "big.bin").write_bytes(os.urandom(120 * 1024 * 1024))
-    write_manifest(folder)
+    folder = tmp_path / "gate"  # on the host
+    sshd.host(folder).mkdir(parents=True)
+    (sshd.host(folder) / "big.bin").write_bytes(os.urandom(120 * 1024 * 1024))
+    write_manifest(sshd.host(folder))
     runner = sshd.runner(tmp_path / "w")
     client = runner.connect()
     sock = client.get_transport().sock
@@ -186,17 +200,17 @@ def test_connection_cut_during_fetch_is_retried_and_leaves_no_partial_folder(ssh
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
     out = call_with_retry(lambda: fetch_once(runner, folder, tmp_path / "out"), retry_for=30)
-    assert (out / "big.bin").read_bytes() == (folder / "big.bin").read_bytes()
+    assert (out / "big.bin").read_bytes() == (sshd.host(folder) / "big.bin").read_bytes()
 
 
 def test_sshd_killed_during_fetch_is_retried_and_leaves_no_partial_folder(sshd, tmp_path):
     """The whole sshd dies mid-transfer (master and the per-connection processes serving the
     copy) and comes back 2 s later: the retrying fetch completes, verified, with no leftovers."""
     from moola.modelfile import write_manifest
-    folder = tmp_path / "gate"
-    folder.mkdir()
-    (folder / "big.bin").write_bytes(os.urandom(100 * 1024 * 1024))  # >= SCP_THRESHOLD: the scp path
-    write_manifest(folder)
+    folder = tmp_path / "gate"  # on the host
+    sshd.host(folder).mkdir(parents=True)
+    (sshd.host(folder) / "big.bin").write_bytes(os.urandom(100 * 1024 * 1024))  # >= SCP_THRESHOLD: the scp path
+    write_manifest(sshd.host(folder))
     out_root = tmp_path / "local"
     out_root.mkdir()
     runner = sshd.runner(tmp_path / "w", limit_kbit=400_000)  # ~50 MB/s: a 2 s window to kill in
@@ -229,7 +243,7 @@ def test_sshd_killed_during_fetch_is_retried_and_leaves_no_partial_folder(sshd, 
         killer.join()
     assert seen_partial and seen_partial[0] < 100 * 1024 * 1024, "the kill did not land mid-transfer"
     assert len(attempts) >= 2
-    assert (out / "big.bin").read_bytes() == (folder / "big.bin").read_bytes()
+    assert (out / "big.bin").read_bytes() == (sshd.host(folder) / "big.bin").read_bytes()
     verify_folder(out)
     assert sorted(p.name for p in out_root.iterdir()) == ["out"]  # no partial folder left behind
 
@@ -241,22 +255,22 @@ def test_remote_check_install_adds_what_is_missing(sshd, tmp_path):
     import sys as _sys
 
     from moola.remote.check import remote_check
+    host = sshd.host  # the remote Python, its packages and wheels live on the host's disk
     wheels = tmp_path / "wheels"
     import safetensors
-    r = subprocess.run([_sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels),
-                        f"safetensors=={safetensors.__version__}"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
+    host(wheels).mkdir(parents=True)
+    wheel_from_installed("safetensors", host(wheels))  # from this venv's files: no package index
     venv = tmp_path / "remote_venv"
-    subprocess.run([_sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run([_sys.executable, "-m", "venv", "--without-pip", str(host(venv))], check=True)
     farm = tmp_path / "farm"  # this venv's packages, all but safetensors (and pip comes along)
-    farm.mkdir()
+    host(farm).mkdir()
     ours = Path(site.getsitepackages()[0])
     for entry in ours.iterdir():
         if not entry.name.startswith(("safetensors", "__editable__", "_virtualenv")) and not entry.name.endswith(".pth"):
-            (farm / entry.name).symlink_to(entry)
-    remote_site = next((venv / "lib").glob("python3*/site-packages"))
+            (host(farm) / entry.name).symlink_to(entry)
+    remote_site = next((host(venv) / "lib").glob("python3*/site-packages"))
     (remote_site / "farm.pth").write_text(f"{farm}\n")
-    (venv / "pip.conf").write_text(f"[global]\nno-index = true\nfind-links = {wheels}\n")
+    (host(venv) / "pip.conf").write_text(f"[global]\nno-index = true\nfind-links = {wheels}\n")
     runner = sshd.runner(tmp_path / "w", python=str(venv / "bin" / "python"))
 
     before = remote_check(runner)

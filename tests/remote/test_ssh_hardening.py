@@ -7,7 +7,6 @@ import getpass
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -36,7 +35,7 @@ def test_ssh_gate_refuses_an_out_folder_holding_other_files(sshd, sample_dir, tm
     err = capsys.readouterr().err
     assert code == 2 and "not a gate's output" in err and "Traceback" not in err
     assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
-    assert not (tmp_path / "w").exists()  # refused before any work
+    assert not sshd.host(tmp_path / "w").exists()  # refused before any work on the host
 
 
 def test_ssh_gate_refuses_the_working_directory(sshd, sample_dir, tmp_path, monkeypatch, capsys):
@@ -92,7 +91,7 @@ def test_concurrent_publishers_never_remove_a_published_folder(sshd, tmp_path):
     write_manifest(folder)
     runner = sshd.runner(tmp_path / "w")
     digest = hashlib.sha256((folder / "MANIFEST.sha256").read_bytes()).hexdigest()
-    published = tmp_path / "w" / "folders" / digest / "MANIFEST.sha256"  # loopback: the remote path is local
+    published = sshd.host(tmp_path / "w" / "folders" / digest / "MANIFEST.sha256")  # on the host's disk
     clients = [runner.connect() for _ in range(8)]
     barrier = threading.Barrier(len(clients))
     seen, errors, vanished, done = [], [], [], threading.Event()
@@ -102,7 +101,7 @@ def test_concurrent_publishers_never_remove_a_published_folder(sshd, tmp_path):
             sftp = client.open_sftp()
             barrier.wait(30)
             remote = runner.ship_folder(client, sftp, folder)
-            verify_folder(Path(remote))  # what the gate does next: read it
+            verify_folder(sshd.host(remote))  # what the gate does next: read it
             seen.append(remote)
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(f"{type(exc).__name__}: {exc}")
@@ -128,7 +127,7 @@ def test_concurrent_publishers_never_remove_a_published_folder(sshd, tmp_path):
         c.close()
     assert errors == [] and len(seen) == 8 and len(set(seen)) == 1
     assert vanished == []  # before the fix: every later publisher `rm -rf`ed the published folder
-    leftovers = [p.name for p in (tmp_path / "w" / "folders").iterdir() if p.name.endswith(".part")]
+    leftovers = [p.name for p in sshd.host(tmp_path / "w" / "folders").iterdir() if p.name.endswith(".part")]
     assert leftovers == []
 
 
