@@ -10,8 +10,8 @@ TORCH_PIN ?= torch==2.13.0
 
 setup: $(STAMP)
 
-# The gates' packages at the pins a pod gets (moola/remote/pod.lock), so here and there agree.
-LOCK := moola/remote/pod.lock
+# The gates' packages at the pins a pod gets (moola/pods/pod.lock), so here and there agree.
+LOCK := moola/pods/pod.lock
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression, RidgeClassifierCV
 from sklearn.preprocessing import StandardScaler
 
 from moola.models.minirocket import ALPHAS, fit_minirocket
-from moola.preprocess import per_window
+from moola.train.normalize import per_window
 
 
 def load(name: str):

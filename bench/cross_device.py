@@ -1,5 +1,5 @@
 """How far a GPU's class probabilities are from the CPU's for the same LSTM classifier (the serving
-check's tolerance, moola/serving.py): full fp32 (moola.train.full_fp32, what the gates use) and with
+check's tolerance, moola/serve/check.py): full fp32 (moola.train.fit.full_fp32, what the gates use) and with
 TF32 left on (PyTorch's default for cuDNN RNNs on Ampere and later). Run on a device machine by
 bench/gpu.sh. Everywhere (no GPU needed) it first prints a CPU proxy: float32 vs float64 (another
 summation order, what a GPU's fp32 differs by) and float32 with every weight and input rounded to
@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from moola.config import ModelConfig  # noqa: E402
+from moola.models.lstm import ModelConfig  # noqa: E402
 from moola.models.lstm import EnhancedSimpleLSTM  # noqa: E402
-from moola.serving import TOLERANCE  # noqa: E402
-from moola.train import predict_proba  # noqa: E402
+from moola.serve.check import TOLERANCE  # noqa: E402
+from moola.train.fit import predict_proba  # noqa: E402
 
 
 def tf32(t: torch.Tensor) -> torch.Tensor:

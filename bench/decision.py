@@ -12,7 +12,7 @@ after it. Every model of the recipe is trained on the training part only, with i
   candidate is ahead there too.
 - **power**: production trained with 30% of its train labels flipped, candidate clean.
 
-Each pair goes through the real `moola.decision.decide` on the first 60 and on all `--eval`
+Each pair goes through the real `moola.decide.decision.decide` on the first 60 and on all `--eval`
 windows after the training end (groups of a day's windows swapped and resampled together), so
 power is reported beside the smallest detectable difference at both sizes. The pre-issue-24
 rule (percentile bootstrap, Brier/PR-AUC on points) is printed beside it on the same pairs.
@@ -36,14 +36,14 @@ import numpy as np
 import torch
 from scipy.stats import beta
 
-from moola.config import load_gate_config, resolve_budget
+from moola.gates.config import load_gate_config, resolve_budget
 from moola.data.sample import write_sample
 from moola.data.validate import DataConfig
-from moola.decision import Evidence, Policy, Scored, decide
+from moola.decide.decision import Evidence, Policy, Scored, decide
 from moola.gates.classifier import train_classifier
 from moola.gates.context import prepare
 from moola.models.minirocket import fit_minirocket
-from moola.stats import weighted_f1_rows
+from moola.evaluation.stats import weighted_f1_rows
 
 FLIP = 0.30
 SIZES = (60, 180)

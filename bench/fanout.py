@@ -4,7 +4,7 @@
 
 The units are gate stand-ins dominated by waiting: each one connects to its pod over ssh (host key
 verified, as a gate does) and runs `sleep S` there, so the two cores of a small machine do not cap
-the speed-up. They are spread by the same code as the `gates` flow's gates (moola.remote.spread,
+the speed-up. They are spread by the same code as the `gates` flow's gates (moola.pods.spread,
 one Prefect task per unit named "uNN on podK", submitted to the flow's thread-pool task runner)
 inside a real Prefect flow run against a real `prefect server start`.
 
@@ -73,7 +73,7 @@ def main() -> int:
 def run(pods: list[dict], units: int, sleep_s: float) -> dict:
     from prefect import flow, task
 
-    from moola.remote.spread import Unit, spread
+    from moola.pods.spread import Unit, spread
     from moola.remote.ssh import SSHRunner
 
     @task

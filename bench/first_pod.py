@@ -60,10 +60,10 @@ def main() -> int:
         emu, env = emulated(tmp)
         os.environ.update(env)
 
-    from moola.remote.fleet import guard_pod
+    from moola.pods.fleet import guard_pod
     from moola.remote.retry import call_with_retry
-    from moola.remote.runner import make_runner
-    from moola.remote.runpod import PodLease, make_lease, pod_spec
+    from moola.pods.runner import make_runner
+    from moola.pods.api import PodLease, make_lease, pod_spec
     from moola.settings import load_settings
     s = load_settings()
     base = make_lease(s)
@@ -93,7 +93,7 @@ def main() -> int:
                                               "'torch': torch.__version__, 'cuda': torch.cuda.is_available()}))"])
         finally:
             client.close()
-        from moola.remote.podenv import image_requirements_met
+        from moola.pods.env import image_requirements_met
         try:
             got = json.loads(out.strip().splitlines()[-1])
             problem = image_requirements_met({"torch": got["torch"]})

@@ -1,5 +1,5 @@
 """Nightly re-validation's error rates, simulated (issue 24): false alarms per version-year and
-the delay to detect a real drop, for the rule as deployed (moola.revalidate.revalidation_verdict
+the delay to detect a real drop, for the rule as deployed (moola.decide.revalidate.revalidation_verdict
 on a growing ledger) and for the rule before it (today's F1 on the last 20 windows against the F1
 recorded at ship time, tolerance 0.05).
 
@@ -24,8 +24,8 @@ import time
 
 import numpy as np
 
-from moola.decision import Policy
-from moola.revalidate import revalidation_verdict
+from moola.decide.decision import Policy
+from moola.decide.revalidate import revalidation_verdict
 
 ACC, DROP, CHANGE_AT = 0.79, 0.68, 60
 
@@ -51,8 +51,8 @@ def first_degraded_night(ledger: list[dict], policy: Policy) -> int | None:
     """The first night revalidation_verdict would say Degraded on the ledger so far. Its bets use
     only earlier values, so the wealth path of the whole year's ledger is the path each night saw:
     one pass finds the first crossing (checked against the verdict itself in main)."""
-    from moola.revalidate import CHALLENGERS, MIN_SINGLE_CLASS, group_differences
-    from moola.sequential import degradation_wealth
+    from moola.decide.revalidate import CHALLENGERS, MIN_SINGLE_CLASS, group_differences
+    from moola.evaluation.sequential import degradation_wealth
     threshold = len(CHALLENGERS) / policy.revalidate_alpha
     first = []
     for name in CHALLENGERS:

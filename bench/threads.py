@@ -1,6 +1,6 @@
 """Two baseline gates on one CPU machine: one after the other, then at the same time (issue 12).
 
-With shared core claims (moola/cores.py) the second gate queues behind or shares with the first;
+With shared core claims (moola/train/cores.py) the second gate queues behind or shares with the first;
 "without" gives each process its own MOOLA_CORES_DIR, so neither sees the other's claim: the old
 behaviour, both spinning a full thread pool on the same cores. Goal: both at once take no longer
 than one after the other + 10%.

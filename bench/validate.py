@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from moola.data.manifest import write_manifest
+from moola.data.record import write_manifest
 from moola.data.sample import write_windows
 from moola.data.validate import DataConfig, validate
 

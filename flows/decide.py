@@ -1,4 +1,4 @@
-"""The `decide` flow: a thin wrapper over moola.decision.decide, plus the registry writes."""
+"""The `decide` flow: a thin wrapper over moola.decide.decision.decide, plus the registry writes."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from prefect.input import RunInput
 from prefect.states import Completed, Failed
 
 from flows.report import STATE_NAMES, publish_decision
-from moola.decision import CANDIDATE_GATES, Decision, Evidence, Policy, apply_approval, decide, load_policy
-from moola.errors import ConfigError
-from moola.evidence import gather, rescore_production, with_groups
-from moola.registry import Registry
-from moola.serving import check_serves
+from moola.decide.decision import CANDIDATE_GATES, Decision, Evidence, Policy, apply_approval, decide, load_policy
+from moola.core.errors import ConfigError
+from moola.decide.evidence import gather, rescore_production, with_groups
+from moola.registry.store import Registry
+from moola.serve.check import check_serves
 from moola.settings import registry_from_settings
 
 
@@ -66,7 +66,7 @@ def rescore(version: int, folder: str, expected_sha256: str | None, card: dict, 
             assume_row_order: bool = False, bar_seconds: int | None = None,
             used: frozenset[str] = frozenset()) -> Evidence:
     """``evidence`` with production's probabilities on the candidates' pooled windows that start
-    after its training data, less those earlier decisions used (moola.evidence.rescore_production)."""
+    after its training data, less those earlier decisions used (moola.decide.evidence.rescore_production)."""
     on = next((evidence.gates[g] for g in CANDIDATE_GATES if g in evidence.gates), None)
     if on is None:
         return Evidence(evidence.gates, None, "no candidate predictions to compare on", list(evidence.notes))
@@ -87,7 +87,7 @@ def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, re
                     bar_seconds: int | None = None) -> tuple[Decision, dict | None, dict | None] | None:
     """Decide against production and ship, as a compare-and-swap: if another decide changed
     production between our read and our write, decide again against the new one. A candidate
-    that does not serve (``moola.serving``) is refused and the decision is made again without it.
+    that does not serve (``moola.serve.check``) is refused and the decision is made again without it.
     Returns (decision, production before, production after), or None if it never settled."""
     approved_for, notes = None, []
     gathered, rescored = gather(results, dirs), {}
@@ -140,7 +140,7 @@ def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require
                 data: str | None = None, assume_row_order: bool = False, bar_seconds: int | None = None,
                 publish: bool = True, pods: list[dict] | None = None, moves: list[dict] | None = None):
     """``pods``: the pods the run used (uptime and cost so far, the gates each ran, why one was lost);
-    ``moves``: the gates that moved to another pod, and why (moola.remote.spread).
+    ``moves``: the gates that moved to another pod, and why (moola.pods.spread).
     ``data``: the labelled file the gates ran on; with it, a candidate must serve before it ships.
     Production is re-scored on ``data`` (the candidates' pooled windows after its training end).
     ``publish``: put the decision artifact on this run (the `gates` flow puts it on its own run).

@@ -21,14 +21,14 @@ from flows.decide import decide_flow, decision_state
 from flows.report import publish_decision
 from flows.pod import PodJudge, acquire_pod, end_pods, keep_alive, prepare_pods, stop_pod_hook, worker_pods
 from flows.tasks import run_gate
-from moola.config import PresetName, load_gate_config
+from moola.gates.config import PresetName, load_gate_config
 from moola.data.validate import DEFAULT_DATA, load_data_config
-from moola.decision import DECISION_FOLDS, load_policy
-from moola.errors import DataError
-from moola.remote.call import GateCall
-from moola.remote.fleet import pods_usage
-from moola.remote.pods import POD_DEADLINE_S
-from moola.remote.spread import MAX_ATTEMPTS, Spread, Unit, spread
+from moola.decide.decision import DECISION_FOLDS, load_policy
+from moola.core.errors import DataError
+from moola.gates.call import GateCall
+from moola.pods.fleet import pods_usage
+from moola.pods.lease import POD_DEADLINE_S
+from moola.pods.spread import MAX_ATTEMPTS, Spread, Unit, spread
 from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RUNNER_KINDS, RunnerKind, check_runner
 from moola.settings import load_settings, registry_from_settings
 
@@ -117,7 +117,7 @@ def outcome(decided, results: dict, artifacts: str, pods: list[dict] | None = No
     record = decided.result(raise_on_failure=False)
     if not isinstance(record, dict) or "action" not in record:  # decide itself failed (e.g. never settled)
         return Failed(message=decided.message)
-    from moola.decision import Decision, Rule
+    from moola.decide.decision import Decision, Rule
     d = Decision(record["action"], record["reasons"], record.get("candidate"),
                  [Rule(**r) for r in record.get("rules") or []], record.get("evidence") or {},
                  record.get("notes") or [])
@@ -136,7 +136,7 @@ SKIPPED_WITHOUT_UNLABELED = ("pretrain", "transfer")
 def train_gates(base: GateCall, run_dir: Path, runner: str, pods: list[dict] | None = None,
                 judge: PodJudge | None = None) -> Spread:
     """Gates 1-5, written once: baseline | pretrain, then control, augment, transfer as their
-    inputs are ready (moola.remote.spread).
+    inputs are ready (moola.pods.spread).
 
     Where they run: on this machine (here, local) one after another, as concurrent torch processes
     would only fight over its cores; on one ssh host all at once; with pods, one gate per pod at a
@@ -203,8 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from moola.cli import stop_on_signals
-    from moola.errors import MoolaError
+    from moola.cli.main import stop_on_signals
+    from moola.core.errors import MoolaError
     try:  # what the flow would refuse, refused here: one line and exit 2, no flow run, no traceback
         check_parameters(args.runner, args.preset, args.config, args.seed, args.policy, args.val_size, args.folds)
         registry = registry_from_settings(root=args.artifacts)

@@ -10,7 +10,7 @@ gate, and stopped on every exit path: the flow's ``finally`` and, for the paths 
 
 A pod whose work ended in a lost connection is judged (``PodJudge``): the API says it stopped, or
 its sshd stays unreachable, and it is lost: stopped at once (it is no use and still costs) and
-given no more work; its unit goes to another pod (moola.remote.spread).
+given no more work; its unit goes to another pod (moola.pods.spread).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from pathlib import Path
 from prefect import task
 
 from flows.tasks import moola_logs_in_task, run_logger
-from moola.errors import ConfigError, MoolaError, PodsLost, RemoteUnavailable
-from moola.remote import pods
-from moola.remote.fleet import HANDOVER_ENV, release_handed
-from moola.remote.pods import (POD_DEADLINE_S, STOP_ATTEMPTS, STOP_RETRY_S,  # noqa: F401  (tests shorten the retry)
+from moola.core.errors import ConfigError, MoolaError, PodsLost, RemoteUnavailable
+from moola.pods import lease as pods
+from moola.pods.fleet import HANDOVER_ENV, release_handed
+from moola.pods.lease import (POD_DEADLINE_S, STOP_ATTEMPTS, STOP_RETRY_S,  # noqa: F401  (tests shorten the retry)
                                PodHeartbeat)
-from moola.remote.podenv import ensure_env
-from moola.remote.runner import make_runner
-from moola.remote.runpod import PodAPI, make_lease, pod_spec, sdk_from_settings
+from moola.pods.env import ensure_env
+from moola.pods.runner import make_runner
+from moola.pods.api import PodAPI, make_lease, pod_spec, sdk_from_settings
 from moola.settings import Settings, load_settings
 
 
@@ -51,7 +51,7 @@ def run_api(settings: Settings, block: str | None = None) -> PodAPI:
     block = block or os.environ.get(KEY_SECRET_ENV)
     if settings.runpod_api_key is None and block:
         from prefect.blocks.system import Secret
-        from moola.remote.runpod import RunPodSDK
+        from moola.pods.api import RunPodSDK
         try:
             return RunPodSDK(str(Secret.load(block).get()))
         except Exception as exc:  # the block is gone, or the API said no
@@ -72,7 +72,7 @@ def worker_pods() -> list[dict] | None:
 
 @task(task_run_name="acquire pod")
 def acquire_pod(artifacts: str, flow_run_id: str, deadline_s: float = POD_DEADLINE_S) -> dict:
-    """Resume or create the pod and wait for its SSH port (moola.remote.pods)."""
+    """Resume or create the pod and wait for its SSH port (moola.pods.lease)."""
     s = Settings()
     lease = make_lease(s, make_api(s))
     lease.name = f"moola-{flow_run_id}"  # `moola pods` finds it by this name whatever happens here
@@ -104,7 +104,7 @@ def stop_beats() -> None:
 
 @task(task_run_name="make pod {pod[pod_id]} ready")
 def prepare_pod(pod: dict) -> dict:
-    """The pinned environment on the pod (moola.remote.podenv): installed once, probed every run."""
+    """The pinned environment on the pod (moola.pods.env): installed once, probed every run."""
     s = load_settings()
     runner = make_runner("ssh", s, (pod["host"], int(pod["port"])), host_key=pod.get("host_key"))
     with moola_logs_in_task():

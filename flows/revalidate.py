@@ -2,7 +2,7 @@
 
 Scores production and two challengers trained strictly before them on the labelled windows that
 arrived since production was trained, adds them to its ledger, and tests the whole ledger
-(moola.revalidate). Healthy: nothing changes. Degraded: production stays where it is (it is never
+(moola.decide.revalidate). Healthy: nothing changes. Degraded: production stays where it is (it is never
 switched to a version nobody scored on the new windows) and a `gates/full` run starts on the
 current data, when that deployment exists; what ships is then that run's decision.
 
@@ -23,8 +23,8 @@ from prefect.states import Completed, Failed
 
 from flows.report import REVALIDATION_STATES, revalidation_description, revalidation_markdown
 from moola.data.validate import DEFAULT_DATA, DataConfig
-from moola.decision import load_policy
-from moola.revalidate import read_card, revalidation_verdict, score_night
+from moola.decide.decision import load_policy
+from moola.decide.revalidate import read_card, revalidation_verdict, score_night
 from moola.settings import registry_from_settings
 
 GATES_DEPLOYMENT = "gates/full"

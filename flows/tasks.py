@@ -10,10 +10,12 @@ from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
 
 from flows.report import publish_gate
-from moola.errors import RemoteUnavailable
+from moola.core.errors import RemoteUnavailable
 from moola.gates.result import read_result
-from moola.remote.call import GateCall
-from moola.remote.runner import make_runner
+from moola.gates.call import GateCall
+from moola.pods.runner import make_runner
+from moola.remote.kinds import ON_THIS_MACHINE
+from moola.settings import load_settings
 
 RETRY_DELAYS = [2, 4, 8, 16, 30, 30, 30, 30]  # capped exponential backoff (seconds)
 
@@ -88,7 +90,8 @@ def run_gate(call: GateCall, runner: str, endpoint: dict | None = None) -> dict:
     the ssh runner at it."""
     with moola_logs_in_task():
         where = (endpoint["host"], int(endpoint["port"])) if endpoint else None
-        folder = make_runner(runner, endpoint=where, site=(endpoint or {}).get("site"),
+        settings = None if runner in ON_THIS_MACHINE else load_settings()
+        folder = make_runner(runner, settings, endpoint=where, site=(endpoint or {}).get("site"),
                              host_key=(endpoint or {}).get("host_key")).run_gate(call)
     res = read_result(folder)
     publish_gate(call.gate, res, folder)

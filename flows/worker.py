@@ -6,8 +6,8 @@
 For each flow run whose ``runner`` parameter is ``runpod`` it first checks the run's data (Gate 0,
 here: invalid or missing data must not cost a pod boot), then acquires ``pods`` pods (GPU types
 tried in order, capacity retried until ``pod_deadline_s``; no-capacity, a refused key and a bad
-spec told apart: moola.remote.runpod). Each pod is created with its own SSH host key and a start
-command that starts its watchdog (moola.remote.podboot): the worker verifies that watchdog (it
+spec told apart: moola.pods.api). Each pod is created with its own SSH host key and a start
+command that starts its watchdog (moola.pods.boot): the worker verifies that watchdog (it
 terminates the pod when the heartbeats this worker sends stop for ``idle_stop_s``, or when none
 ever comes), then starts the flow run as a local process, exactly as Prefect's process worker
 does, with the pods (and the host key each connection pins) handed over in ``MOOLA_PODS``. While the process runs the worker sends
@@ -38,11 +38,11 @@ from pydantic import Field
 
 from flows.pod import KEY_SECRET_ENV, run_api
 from flows.tasks import moola_logs_to
-from moola.errors import MoolaError
-from moola.remote.fleet import HANDOVER_ENV, IDLE_STOP_S, Fleet, record_field, release_run, run_records
-from moola.remote.pods import POD_DEADLINE_S, beat_every
-from moola.remote.runner import make_runner
-from moola.remote.runpod import (DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB,
+from moola.core.errors import MoolaError
+from moola.pods.fleet import HANDOVER_ENV, IDLE_STOP_S, Fleet, record_field, release_run, run_records
+from moola.pods.lease import POD_DEADLINE_S, beat_every
+from moola.pods.runner import make_runner
+from moola.pods.api import (DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB,
                                  IMAGE_REFERENCE, PodSpec,
                                  pod_spec)
 from moola.settings import load_settings, registry_from_settings
@@ -153,7 +153,7 @@ def _kill(pid: int | None, grace_s: float = KILL_GRACE_S) -> None:
 def preflight(params: dict) -> list[str]:
     """Gate 0 of the run's data on this machine, before any pod: its problems (none: go on)."""
     from moola.data.validate import DataConfig, validate
-    from moola.errors import DataError
+    from moola.core.errors import DataError
     if not params.get("data"):
         return ["the run has no `data` parameter"]
     for key in ("data", "unlabeled"):  # read from here, as the run's process will read them
@@ -363,7 +363,7 @@ class RunPodWorker(ProcessWorker):
         of a run still running are left to it and to their watchdogs. Only ObjectNotFound means a
         run is gone: any other API error leaves its pods be. Then the account's own list: a pod
         named after a run of this server that is over, with no record here, is ended too."""
-        from moola.remote.podlist import owner_alive
+        from moola.pods.listing import owner_alive
         try:
             runs = run_records(leases_dir(load_settings()))
         except MoolaError as exc:
@@ -406,7 +406,7 @@ class RunPodWorker(ProcessWorker):
         """The pods of the account named ``moola-<flow run id>-<i>`` that no lease record here owns
         (the record lost, or never written): ended when that run of this server is over. A run this
         server does not know may be another server's: left, named in the log (``moola pods clean``)."""
-        from moola.remote.podlist import NAME_PREFIX, clean, moola_pods
+        from moola.pods.listing import NAME_PREFIX, clean, moola_pods
         settings = load_settings()
         try:
             api = await self._api(settings, API_KEY_BLOCK)

@@ -23,7 +23,7 @@ os.environ["MOOLA_ENV_FILE"] = ""
 # The suite's gates claim cores among themselves, not with other moola processes on this machine.
 os.environ["MOOLA_CORES_DIR"] = tempfile.mkdtemp(prefix="moola-test-cores-")
 
-from moola.cli import main  # noqa: E402
+from moola.cli.main import main  # noqa: E402
 from moola.data.sample import make_sample, write_sample  # noqa: E402
 
 

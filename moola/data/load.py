@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..digest import sha256_file
-from .schema import REQUIRED_LABELED, REQUIRED_UNLABELED, Windows
+from moola.core.files import sha256_file
+from moola.data.schema import REQUIRED_LABELED, REQUIRED_UNLABELED, Windows
 
 MAX_LINES_PER_CHECK = 20  # beyond this a check summarises ("... and N more")
 

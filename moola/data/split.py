@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DataError
+from moola.core.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .classifier import classifier_gate
-from .context import Context
-from .result import GateResult
+from moola.gates.classifier import classifier_gate
+from moola.gates.context import Context
+from moola.gates.result import GateResult
 
 
 def gate_baseline(ctx: Context, folders: dict) -> GateResult:

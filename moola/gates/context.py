@@ -12,16 +12,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import __version__
-from ..config import GateConfig
-from ..data.manifest import build_manifest
-from ..data.validate import DataConfig, ValidationReport, validate
-from ..metrics import evaluate_predictions, positive_index
-from ..modelfile import sha256_file, write_manifest
-from ..version import git_commit
-from ..preprocess import Normalizer, fit_normalizer, resolve_method
-from . import GATES
-from .result import FoldMetrics, GateResult, Metrics, read_result
+from moola import __version__
+from moola.gates.config import GateConfig
+from moola.data.record import build_manifest
+from moola.data.validate import DataConfig, ValidationReport, validate
+from moola.evaluation.metrics import evaluate_predictions, positive_index
+from moola.core.files import sha256_file
+from moola.core.seal import write_manifest
+from moola.core.version import git_commit
+from moola.train.normalize import Normalizer, fit_normalizer, resolve_method
+from moola.gates import GATES
+from moola.gates.result import FoldMetrics, GateResult, Metrics, read_result
 
 DATA_MANIFEST = "data_manifest.json"
 
@@ -72,10 +73,10 @@ def prepare(data: Path, unlabeled: Path | None, dcfg: DataConfig, cfg: GateConfi
     manifest_path.write_text(json.dumps(build_manifest(rep), indent=2) + "\n")
     rep.raise_if_invalid()
     lab = rep.labeled
-    from ..memory import memory_problem
+    from moola.train.memory import memory_problem
     too_big = memory_problem(lab.n, lab.shape[0], lab.shape[1], cfg, pretrain=unlabeled is not None)
     if too_big:
-        from ..errors import DataError
+        from moola.core.errors import DataError
         raise DataError(f"{lab.path.name}: column 'features': {too_big}")
     classes = sorted(set(lab.labels.tolist()))
     method = resolve_method(cfg.normalize, lab.shape[1], dcfg.channels)
@@ -89,7 +90,7 @@ def prepare(data: Path, unlabeled: Path | None, dcfg: DataConfig, cfg: GateConfi
                               norm))
     if len(classes) == 2 or cfg.positive_class:
         if cfg.positive_class and cfg.positive_class not in classes:
-            from ..errors import ConfigError
+            from moola.core.errors import ConfigError
             raise ConfigError(f"positive_class {cfg.positive_class!r} is not a class of the data ({classes})")
         positive = positive_index(classes, folds[-1].y_train, cfg.positive_class)
     else:
@@ -154,7 +155,7 @@ def data_summary(ctx: Context) -> dict:
             "positive_class": ctx.classes[ctx.positive] if ctx.positive is not None else None,
             "normalizer": ctx.last.normalizer.to_dict(),
             # the end of the last window the gate's model trained on: a later comparison may only use
-            # windows from here on (moola.evidence)
+            # windows from here on (moola.decide.evidence)
             "train_end": pd.Timestamp(f.train_end, unit="ns", tz="UTC").isoformat() if f.train_end >= 0 else None,
             "train_end_basis": basis,
             "val_windows_per_fold": [len(x.y_val) for x in ctx.folds]}
@@ -188,8 +189,8 @@ def gate_result(ctx: Context, gate: str, ev: Evaluation | None, evals: list[Eval
 
 def baseline_info(baseline_dir: Path | None) -> tuple[float | None, dict | None]:
     """(pooled F1, summary) of the --baseline gate folder the comparison is made against, verified first."""
-    from ..errors import ConfigError
-    from ..modelfile import verify_folder
+    from moola.core.errors import ConfigError
+    from moola.core.seal import verify_folder
     if baseline_dir is None:
         return None, None
     verify_folder(baseline_dir)
@@ -201,12 +202,12 @@ def baseline_info(baseline_dir: Path | None) -> tuple[float | None, dict | None]
 
 
 def against_baseline(ctx: Context, baseline_dir: Path, evals: list[Evaluation]) -> dict:
-    """moola.stats.paired_evidence of this gate's pooled predictions (B) against the --baseline
+    """moola.evaluation.stats.paired_evidence of this gate's pooled predictions (B) against the --baseline
     folder's (A), on the same windows; ConfigError when that folder predicted other windows."""
-    from ..decision import Policy
-    from ..errors import ConfigError
-    from ..evidence import gate_scored
-    from ..stats import paired_evidence
+    from moola.decide.decision import Policy
+    from moola.core.errors import ConfigError
+    from moola.decide.evidence import gate_scored
+    from moola.evaluation.stats import paired_evidence
     base = gate_scored(baseline_dir, read_result(baseline_dir).model_dump())
     ids = tuple(str(i) for f in ctx.folds[:len(evals)] for i in f.ids_val)
     if set(ids) != set(base.ids) or tuple(base.classes) != tuple(ctx.classes):

@@ -10,16 +10,17 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from ..config import auto_stride
-from ..errors import ConfigError
-from ..modelfile import save_torch, sha256_file
-from ..models.autoencoder import MaskedAutoencoder, masked_mse, patch_mask
-from ..models.lstm import lstm_input
-from ..train import FitPlan, fit
-from .classifier import fit_details
-from .context import Context, evaluate, gate_result, write_predictions
-from .result import GateResult
-from .verdicts import degenerate_reasons
+from moola.models.lstm import auto_stride
+from moola.core.errors import ConfigError
+from moola.models.files import save_torch
+from moola.core.files import sha256_file
+from moola.models.autoencoder import MaskedAutoencoder, masked_mse, patch_mask
+from moola.models.lstm import lstm_input
+from moola.train.fit import FitPlan, fit
+from moola.gates.classifier import fit_details
+from moola.gates.context import Context, evaluate, gate_result, write_predictions
+from moola.gates.result import GateResult
+from moola.gates.verdicts import degenerate_reasons
 
 log = logging.getLogger("moola.gates.pretrain")
 

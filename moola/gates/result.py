@@ -13,14 +13,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from ..errors import ModelFileError
+from moola.core.errors import ModelFileError
 
 GateName = Literal["validate", "baseline", "minirocket", "pretrain", "transfer", "augment"]
 EXIT_PASSED, EXIT_FAILED = 0, 3
 
 
 class Metrics(BaseModel):
-    """Validation metrics of one set of predictions (see moola.metrics for definitions)."""
+    """Validation metrics of one set of predictions (see moola.evaluation.metrics for definitions)."""
 
     model_config = ConfigDict(extra="forbid")
     n: int

@@ -10,21 +10,22 @@ import shutil
 import tempfile
 from contextlib import nullcontext
 
-from ..atomic import check_replaceable, replace_folder
-from ..config import GateConfig, resolve_budget
-from ..cores import claimed_cores
-from ..data.validate import DataConfig
-from ..errors import DataError
-from ..train import pick_device
-from . import GATES
-from .augment import gate_augment
-from .baseline import gate_baseline
-from .context import environment, finish, prepare
-from .minirocket import gate_minirocket
-from .pretrain import gate_pretrain
-from .result import GateResult
-from .transfer import gate_transfer
-from .validate import gate_validate
+from moola.core.files import replace_folder
+from moola.core.seal import check_replaceable
+from moola.gates.config import GateConfig, resolve_budget
+from moola.train.cores import claimed_cores
+from moola.data.validate import DataConfig
+from moola.core.errors import DataError
+from moola.train.fit import pick_device
+from moola.gates import GATES
+from moola.gates.augment import gate_augment
+from moola.gates.baseline import gate_baseline
+from moola.gates.context import environment, finish, prepare
+from moola.gates.minirocket import gate_minirocket
+from moola.gates.pretrain import gate_pretrain
+from moola.gates.result import GateResult
+from moola.gates.transfer import gate_transfer
+from moola.gates.validate import gate_validate
 
 log = logging.getLogger("moola.gates")
 
@@ -43,7 +44,7 @@ def run_gate(gate: str, data: Path, out: Path, cfg: GateConfig, dcfg: DataConfig
     a crash or invalid data leaves no half folder that looks like a result, and files already
     at ``out`` never end up sealed into its MANIFEST."""
     if gate not in GATES:
-        from ..errors import ConfigError
+        from moola.core.errors import ConfigError
         raise ConfigError(f"gate: expected one of {', '.join(GATES)}, found {gate!r}")
     out = Path(out)
     check_replaceable(out)
@@ -73,7 +74,7 @@ def _run_into(gate: str, data: Path, out: Path, cfg: GateConfig, dcfg: DataConfi
     log.info("gate %s (%d) on %s: %d train / %d val, device %s", gate, GATES[gate], data,
              len(ctx.last.y_train), len(ctx.last.y_val), dev)
     # on the CPU the gate holds its cores, so a second gate on this machine queues or shares
-    # instead of oversubscribing them (moola/cores.py); on a GPU the device does the work
+    # instead of oversubscribing them (moola/train/cores.py); on a GPU the device does the work
     with claimed_cores() if dev.type == "cpu" else nullcontext() as n:
         if n:
             log.info("gate %s trains on %d core(s)", gate, n)

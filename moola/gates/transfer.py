@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..modelfile import MANIFEST, load_weights, verify_folder
-from .classifier import classifier_gate
-from .context import Context
-from .result import GateResult
+from moola.core.errors import ConfigError
+from moola.core.seal import MANIFEST, verify_folder
+from moola.models.files import load_weights
+from moola.gates.classifier import classifier_gate
+from moola.gates.context import Context
+from moola.gates.result import GateResult
 
 
 def gate_transfer(ctx: Context, folders: dict) -> GateResult:

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import torch
 
-from ..config import GateConfig
-from ..data.validate import DataConfig
-from ..errors import DataError
-from ..modelfile import sha256_file, write_manifest
-from .context import DATA_MANIFEST, data_summary, environment, prepare
-from .result import GateResult
+from moola.gates.config import GateConfig
+from moola.data.validate import DataConfig
+from moola.core.errors import DataError
+from moola.core.files import sha256_file
+from moola.core.seal import write_manifest
+from moola.gates.context import DATA_MANIFEST, data_summary, environment, prepare
+from moola.gates.result import GateResult
 
 
 def gate_validate(data: Path, unlabeled: Path | None, dcfg: DataConfig, cfg: GateConfig, dev: torch.device,

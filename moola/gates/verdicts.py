@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..stats import interval
+from moola.evaluation.stats import interval
 
 
 def degenerate_reasons(reasons: list[str], what: str = "degenerate") -> list[str]:
@@ -18,7 +18,7 @@ def comparison(f1: float, baseline_f1: float | None, info: dict | None) -> dict 
 
 
 def control_verdict(evidence: dict) -> tuple[str, str | None]:
-    """Gate 2, the seed's rule made statistical. ``evidence``: moola.stats.paired_evidence of the
+    """Gate 2, the seed's rule made statistical. ``evidence``: moola.evaluation.stats.paired_evidence of the
     control (B) against the baseline (A) on the same pooled windows. The control wins, and the
     labels and splits need a look, only when the 95% CI of its F1 lead lies above 0; a lead the
     interval cannot separate from 0 is ``within_noise`` (reported, the gate passes)."""

@@ -2,10 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from ..config import PretrainConfig
+
+class PretrainConfig(BaseModel):
+    """Gate 3: BiLSTM masked autoencoder."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    hidden: int | None = Field(None, gt=0, description="None: the classifier's width (transfer is layer-matched)")
+    stride: int | None = Field(None, ge=1, description="None: the classifier's (transfer sees the same input steps)")
+    num_layers: int = Field(1, ge=1, description=(
+        "the transfer classifier takes this depth; 1 = the baseline's, so Gate 4 differs from Gate 1 only "
+        "by the pretrained start (a 2-layer encoder cost GunPoint 0.22 F1, bench/RESULTS.md)"))
+    dropout: float = 0.2
+    mask_ratio: float = Field(0.15, gt=0, lt=1)
+    patch: int = Field(7, ge=1)
+    epochs: int | None = Field(None, ge=1, description="None: 3 on CPU, 50 on GPU")
+    batch_size: int = 512
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 10
+    warmup_frac: float = Field(0.05, ge=0, lt=1, description="share of steps with linear warm-up")
+    schedule: Literal["cosine", "constant"] = "cosine"
+    clip: float | None = Field(1.0, gt=0, description="gradient-norm clipping")
+    inner_val_frac: float = Field(0.1, ge=0, lt=0.5, description="latest share of the pool for early stopping "
+                                  "(0 when the pool has fewer than 20 windows)")
+    min_epochs_frac: float = Field(0.0, ge=0, le=1, description="share of epochs always trained")
+    amp: Literal["auto", "on", "off"] = "auto"
+    max_windows_cpu: int | None = Field(1000, description="cap on the pool when training on CPU")
+
 
 
 class MaskedAutoencoder(nn.Module):

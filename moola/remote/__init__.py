@@ -1,5 +1,4 @@
-"""Running gates elsewhere: a Runner interface (local subprocess, ssh) and the pieces it needs.
-
-Only the orchestrating machine imports this package's ssh/settings modules (paramiko,
-pydantic-settings); the pod itself only ever runs ``moola gate run``.
-"""
+"""How a gate call runs elsewhere: the Runner interface and this machine's runners (runner), ssh
+(ssh), the code bundle (bundle), the remote check (check), transient-error retries (retry), the
+runner names (kinds). Only the orchestrating machine imports ssh (paramiko); a pod only ever runs
+``moola gate run``."""

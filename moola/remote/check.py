@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from ..errors import RemotePermanent
+from moola.core.errors import RemotePermanent
 
 # import name -> pip requirement: exactly what `moola gate run` needs on a pod
 CORE = {"torch": "torch>=2.6", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "sklearn": "scikit-learn",

@@ -18,7 +18,7 @@ ON_THIS_MACHINE: tuple[str, ...] = ("here", "local")  # gates share this machine
 
 def check_runner(kind: str) -> str:
     """``kind`` if it names a runner, else a ConfigError listing the choices."""
-    from ..errors import ConfigError
+    from moola.core.errors import ConfigError
     if kind not in RUNNER_KINDS:
         raise ConfigError(f"runner: expected one of {', '.join(RUNNER_KINDS)}, found {kind!r}")
     return kind

@@ -7,7 +7,7 @@ import random
 import time
 from typing import Callable, TypeVar
 
-from ..errors import RemotePermanent, RemoteUnavailable
+from moola.core.errors import ConfigError, RemotePermanent, RemoteUnavailable
 
 log = logging.getLogger("moola.remote")
 T = TypeVar("T")
@@ -50,3 +50,10 @@ def call_with_retry(fn: Callable[[], T], retry_for: float, base: float = 1.0, ca
             log.warning("attempt %d: %s; retrying in %.1f s (%.0f s left)", attempt, exc, delay, left)
             sleep(delay)
             attempt += 1
+
+
+def check_retry_for(seconds: float) -> float:
+    """--retry-for: 0 or more seconds; nan and inf are refused (either would retry forever)."""
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(f"--retry-for {seconds}: expected 0 or more seconds")
+    return seconds

@@ -28,13 +28,15 @@ from pathlib import Path, PurePosixPath
 
 import paramiko
 
-from ..atomic import check_replaceable, replace_folder
-from ..digest import hash_while_written
-from ..errors import ConfigError, GateTimedOut, HostKeyMismatch, ModelFileError, RemotePermanent, RemoteUnavailable
-from ..version import git_commit
-from ..modelfile import MANIFEST, parse_manifest, sha256_file
-from .bundle import build_bundle
-from .call import GateCall, raise_for_exit
+from moola.core.files import replace_folder
+from moola.core.seal import check_replaceable
+from moola.core.files import hash_while_written
+from moola.core.errors import ConfigError, GateTimedOut, HostKeyMismatch, ModelFileError, RemotePermanent, RemoteUnavailable
+from moola.core.version import git_commit
+from moola.core.seal import MANIFEST, parse_manifest
+from moola.core.files import sha256_file
+from moola.remote.bundle import build_bundle
+from moola.gates.call import GateCall, raise_for_exit
 
 log = logging.getLogger("moola.remote.ssh")
 
@@ -75,7 +77,7 @@ class SSHRunner:
         self.workdir, self.python, self.timeout = PurePosixPath(workdir), python, timeout
         self.limit_kbit = limit_kbit  # cap on big fetches (scp -l), e.g. to spare a shared link
         self._passphrase = passphrase  # of an encrypted key; never logged
-        self.site = site  # the pod's pinned packages (moola.remote.podenv), after the code on PYTHONPATH
+        self.site = site  # the pod's pinned packages (moola.pods.env), after the code on PYTHONPATH
         self.gate_timeout_s = gate_timeout_s  # a gate is ended on the host after this long (None: never)
 
     @classmethod

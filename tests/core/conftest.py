@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from moola.modelfile import write_manifest
+from moola.core.seal import write_manifest
 
 
 @pytest.fixture

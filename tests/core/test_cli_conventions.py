@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from moola.cli import EXIT_CODES, build_parser, main
+from moola.cli.main import EXIT_CODES, build_parser, main
 
 
 def parsers(p: argparse.ArgumentParser, path=("moola",)):
@@ -96,7 +96,7 @@ def test_the_exit_code_table_on_representative_bad_inputs(env, argv, code, phras
 
 def test_registry_history_lists_every_decision_and_rollback(gate_dirs, tmp_path, monkeypatch, capsys):
     """Decisions that kept production were missing: history showed pointer changes only."""
-    from moola.registry import Registry
+    from moola.registry.store import Registry
     art = tmp_path / "art"
     monkeypatch.setenv("MOOLA_ARTIFACTS", str(art))
     reg = Registry(art)

@@ -1,4 +1,4 @@
-"""Gates claim the cores they train on (moola/cores.py): a second process sees them taken,
+"""Gates claim the cores they train on (moola/train/cores.py): a second process sees them taken,
 a killed holder frees them, and thread pools and affinity are put back afterwards."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import sys
 
 import torch
 
-from moola.cores import _try_claim, claimed_cores
+from moola.train.cores import _try_claim, claimed_cores
 
 HOLD = """
 import sys, time
-from moola.cores import claimed_cores
+from moola.train.cores import claimed_cores
 with claimed_cores() as n:
     print(n, flush=True)
     time.sleep(600)
@@ -60,8 +60,8 @@ def test_another_process_holding_the_cores_blocks_a_claim_until_it_dies(tmp_path
 def test_a_claim_folder_others_may_write_to_or_own_is_refused(tmp_path, monkeypatch):
     import pytest
 
-    from moola.cores import own_folder
-    from moola.errors import ConfigError
+    from moola.train.cores import own_folder
+    from moola.core.errors import ConfigError
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from moola.decision import Evidence, Policy, Scored, decide
+from moola.decide.decision import Evidence, Policy, Scored, decide
 from tests.core.test_stats import proba_from
 
 N = 60
@@ -124,7 +124,7 @@ def test_production_compared_only_on_its_windows():
 def test_holm_makes_several_candidates_pay_for_the_best_of_three():
     """One candidate whose one-sided p lies between alpha/2/3 and alpha/2 ships alone, but not
     as the best of three comparable ones (Holm's first step is at alpha/2/3)."""
-    from moola.stats import paired_evidence
+    from moola.evaluation.stats import paired_evidence
     prod, cand = scored(40, seed=5), scored(51, seed=1)
     p = paired_evidence(prod.y, prod.proba, cand.proba, 1)["p_sign_flip"]
     assert 0.025 / 3 < p <= 0.025  # a pair in the window (deterministic: seeds fixed)
@@ -152,7 +152,7 @@ def test_margin_raises_the_bar():
 
 
 def test_approval_answers_become_decisions():
-    from moola.decision import Decision, apply_approval
+    from moola.decide.decision import Decision, apply_approval
     d = Decision("ship", ["augment beats production"], candidate="augment")
     assert apply_approval(d, {"approve": True, "note": "ok"}, 60).action == "ship"
     rejected = apply_approval(d, {"approve": False, "note": "not on a Friday"}, 60)

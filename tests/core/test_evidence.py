@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from moola.evidence import gate_scored, rescore_production, train_end_ns
+from moola.decide.evidence import gate_scored, rescore_production, train_end_ns
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from moola.cli import main
-from moola.modelfile import write_manifest
+from moola.cli.main import main
+from moola.core.seal import write_manifest
 
 
 def tree(root: Path) -> dict:
@@ -24,7 +24,7 @@ def tree(root: Path) -> dict:
 def shipped(gate_dirs, tmp_path_factory):
     """A registry with baseline v1 and v2 shipped (real gate folder, real ship)."""
     from flows.decide import card_for
-    from moola.registry import Registry
+    from moola.registry.store import Registry
     art = tmp_path_factory.mktemp("hostile") / "art"
     reg = Registry(art)
     result = json.loads((gate_dirs["baseline"] / "result.json").read_text())

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from moola.metrics import (brier_score, classification_metrics, degeneracy, expected_calibration_error,
+from moola.evaluation.metrics import (brier_score, classification_metrics, degeneracy, expected_calibration_error,
                            majority_predictions, positive_index, pr_auc)
 
 CLASSES = ["consolidation", "retracement"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from moola.data.sample import make_sample
-from moola.preprocess import fit_normalizer, resolve_method
+from moola.train.normalize import fit_normalizer, resolve_method
 
 
 def test_ohlc_window_is_scale_free_standardised_and_keeps_channel_order():

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from moola.errors import ConfigError
-from moola.registry import Registry
+from moola.core.errors import ConfigError
+from moola.registry.store import Registry
 
 
 def test_register_ship_and_rollback(tmp_path, gate_dir):
@@ -79,7 +79,7 @@ def test_revert_without_production_changes_nothing(tmp_path):
 WORKER = """
 import sys, json
 from pathlib import Path
-from moola.registry import Registry
+from moola.registry.store import Registry
 reg = Registry(sys.argv[1])
 gate = Path(sys.argv[2])
 i = 0

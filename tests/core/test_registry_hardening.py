@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from moola.errors import ConfigError, RegistryBusy, RegistryError
-from moola.registry import Registry, parse_version
+from moola.core.errors import ConfigError, RegistryBusy, RegistryError
+from moola.registry.store import Registry, parse_version
 
 
 def ship_n(reg, gate_dir, n):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from moola.decision import Policy
-from moola.revalidate import MIN_SINGLE_CLASS, fresh_rows, group_differences, revalidation_verdict
+from moola.decide.decision import Policy
+from moola.decide.revalidate import MIN_SINGLE_CLASS, fresh_rows, group_differences, revalidation_verdict
 
 DAY = 86_400 * 10**9
 

@@ -1,4 +1,4 @@
-"""The anytime-valid statistics of nightly re-validation (moola.sequential), on simulated streams:
+"""The anytime-valid statistics of nightly re-validation (moola.evaluation.sequential), on simulated streams:
 the degradation test's false alarms under its null, its detection after a drop, and the
 confidence sequence's coverage. Seeded and small (a few seconds)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moola.sequential import betting_cs, degradation_wealth, nights_to_reach
+from moola.evaluation.sequential import betting_cs, degradation_wealth, nights_to_reach
 
 ALPHA = 0.05
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 
-from moola.modelfile import write_manifest
-from moola.serving import check_serves
+from moola.core.seal import write_manifest
+from moola.serve.check import check_serves
 
 
 def test_a_real_gate_folder_serves(gate_dirs, sample_dir):
@@ -36,7 +36,7 @@ def test_a_folder_that_does_not_load_is_refused(gate_dirs, sample_dir, tmp_path)
     assert not c.ok and "failed in a fresh process" in c.detail
 
 
-# -- the rule a GPU-trained candidate is judged by (moola/serving.py: compare) --------------------
+# -- the rule a GPU-trained candidate is judged by (moola/serve/check.py: compare) --------------------
 def _frames(p_gate, p_served, classes=("consolidation", "retracement")):
     import numpy as np
     import pandas as pd
@@ -54,7 +54,7 @@ def _frames(p_gate, p_served, classes=("consolidation", "retracement")):
 def test_rounding_as_a_gpu_in_full_fp32_serves_tf32_sized_differences_do_not():
     import numpy as np
 
-    from moola.serving import TOLERANCE, compare
+    from moola.serve.check import TOLERANCE, compare
     rng = np.random.default_rng(3)
     a = rng.uniform(0.05, 0.95, 40)
     p = np.stack([a, 1 - a], axis=1)
@@ -67,7 +67,7 @@ def test_rounding_as_a_gpu_in_full_fp32_serves_tf32_sized_differences_do_not():
 def test_a_class_flips_only_where_the_gate_itself_had_a_tie():
     import numpy as np
 
-    from moola.serving import compare
+    from moola.serve.check import compare
     p = np.array([[0.7, 0.3], [0.50002, 0.49998], [0.2, 0.8]])
     q = p.copy()
     q[1] = [0.49998, 0.50002]   # within 1e-4 at a tie: the argmax may go either way
@@ -85,10 +85,10 @@ def test_an_lstm_predicted_in_float64_is_judged_the_same_model():
     in another order): the rule accepts it."""
     import torch
 
-    from moola.config import ModelConfig
+    from moola.models.lstm import ModelConfig
     from moola.models.lstm import EnhancedSimpleLSTM
-    from moola.serving import compare
-    from moola.train import predict_proba
+    from moola.serve.check import compare
+    from moola.train.fit import predict_proba
     torch.manual_seed(1)
     m = EnhancedSimpleLSTM(4, 2, ModelConfig(hidden=16, stride=1))
     X = torch.randn(32, 105, 4)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from moola.stats import holm, mcnemar_exact, paired_evidence, weighted_f1_rows
+from moola.evaluation.stats import holm, mcnemar_exact, paired_evidence, weighted_f1_rows
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -104,7 +104,7 @@ def discordant(b_only: int, a_only: int, agree: int = 16):
     (5, 1, 7 / 64),  # swaps with a difference at least the observed: 1 + 6
 ])
 def test_the_sign_flip_test_is_exact_on_hand_made_tables(b_only, a_only, p):
-    from moola.stats import group_codes, sign_flip_p
+    from moola.evaluation.stats import group_codes, sign_flip_p
     y, pa, pb = discordant(b_only, a_only)
     got, exact = sign_flip_p(y, pa.argmax(1), pb.argmax(1), 2, group_codes(None, len(y)))
     assert exact and got == pytest.approx(p)
@@ -118,7 +118,7 @@ def test_4_of_0_discordant_windows_would_have_shipped_on_the_bootstrap_alone():
 
 
 def test_windows_of_one_group_are_swapped_and_resampled_together():
-    from moola.stats import bootstrap_weights, group_codes, sign_flip_p
+    from moola.evaluation.stats import bootstrap_weights, group_codes, sign_flip_p
     y, pa, pb = discordant(4, 0)
     groups = ["g0", "g0", "g1", "g1"] + [f"s{i}" for i in range(16)]
     codes = group_codes(groups, len(y))
@@ -132,7 +132,7 @@ def test_windows_of_one_group_are_swapped_and_resampled_together():
 
 
 def test_many_disagreeing_groups_are_sampled_not_enumerated():
-    from moola.stats import EXACT_UP_TO, group_codes, sign_flip_p
+    from moola.evaluation.stats import EXACT_UP_TO, group_codes, sign_flip_p
     y, pa, pb = discordant(EXACT_UP_TO + 6, 0)
     got, exact = sign_flip_p(y, pa.argmax(1), pb.argmax(1), 2, group_codes(None, len(y)), n_perm=1999)
     assert not exact and got == pytest.approx(1 / 2000, abs=1e-3)  # only the observed swap reaches it
@@ -140,8 +140,8 @@ def test_many_disagreeing_groups_are_sampled_not_enumerated():
 
 @pytest.mark.parametrize("k,positive", [(2, 1), (3, None)])
 def test_average_precision_under_resampling_matches_moola_metrics(k, positive):
-    from moola.metrics import pr_auc
-    from moola.stats import average_precision_rows
+    from moola.evaluation.metrics import pr_auc
+    from moola.evaluation.stats import average_precision_rows
     rng = np.random.default_rng(k)
     y = rng.integers(0, k, 50)
     p = np.round(rng.dirichlet(np.ones(k), 50), 1) + 1e-3  # rounded: tied scores, as sklearn groups them
@@ -154,7 +154,7 @@ def test_average_precision_under_resampling_matches_moola_metrics(k, positive):
 
 
 def test_the_smallest_detectable_difference_shrinks_with_windows():
-    from moola.stats import detectable
+    from moola.evaluation.stats import detectable
     d = detectable(0.05, 0.025, 60, gain=0.05)
     assert d["difference"] == pytest.approx((1.959964 + 0.841621) * 0.05, rel=1e-4)
     assert d["windows_for_gain"] == int(np.ceil(60 * (d["difference"] / 0.05) ** 2))

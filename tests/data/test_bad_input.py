@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moola.cli import main
+from moola.cli.main import main
 
 
 def run_validate(capsys, path, *extra):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from moola.cli import main
+from moola.cli.main import main
 from moola.data.sample import write_windows
 
 

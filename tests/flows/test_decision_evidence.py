@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from moola.config import load_gate_config
+from moola.gates.config import load_gate_config
 from moola.data.validate import DataConfig
 from moola.gates.run import run_gate
 from tests.flows.conftest import jsonl
@@ -72,7 +72,7 @@ def test_production_is_rescored_on_the_candidates_new_windows(prefect_server, ga
     # both F1s of the comparison are recomputed here from those same window ids
     y = after["label"].tolist()
     assert e["f1_weighted"]["b"] == f1_score(y, after["predicted"], average="weighted")
-    from moola.inference import predict_windows
+    from moola.serve.inference import predict_windows
     rows = new.set_index("window_id").loc[after["window_id"]]
     X = np.stack([np.array(list(f), dtype=float) for f in rows["features"]])
     proba, classes = predict_windows(gate_dirs["baseline"], X, "new", "cpu")

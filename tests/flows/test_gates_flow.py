@@ -59,7 +59,7 @@ def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sa
     registry = json.loads((art / "registry.json").read_text())
     assert state.is_completed() and state.message == "ship: " + "; ".join(decision["reasons"])
     assert registry["production"]["name"] == decision["candidate"] == decision["production_after"]["name"]
-    from moola.registry import Registry
+    from moola.registry.store import Registry
     assert (Registry(art).folder(registry["production"]) / "card.json").is_file()
 
 
@@ -129,7 +129,7 @@ def test_a_run_that_decides_nothing_exits_1_and_never_prints_an_earlier_decision
     when this run decided nothing (here the decision step itself fails after the gates)."""
     import flows.decide
     from flows.gates import main
-    from moola.registry import Registry
+    from moola.registry.store import Registry
     art = tmp_path / "art"
     Registry(art).append({"kind": "decision", "decision": {"action": "ship", "candidate": "augment",
                                                            "reasons": ["an earlier run"]}})

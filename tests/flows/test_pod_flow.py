@@ -98,7 +98,7 @@ def test_no_capacity_until_the_deadline_fails_the_flow_without_a_pod(prefect_ser
 def test_a_failing_stop_is_retried_and_never_forgotten(prefect_server, pod, tmp_path, monkeypatch):
     import flows.pod
     from flows.pod import acquire_pod, lease_file, release_pod
-    from moola.errors import RemoteUnavailable
+    from moola.core.errors import RemoteUnavailable
     monkeypatch.setattr(flows.pod, "STOP_RETRY_S", 0.0)
     real_stop, failures = pod.stop_pod, [2]
 
@@ -165,7 +165,7 @@ def test_a_runs_process_finds_the_api_key_in_the_workers_secret_block(prefect_se
     from prefect.blocks.system import Secret
 
     from flows.pod import KEY_SECRET_ENV, run_api
-    from moola.errors import ConfigError
+    from moola.core.errors import ConfigError
     from moola.settings import Settings
     Secret(value="rp_from_the_block").save("moola-test-runpod-key", overwrite=True)
     monkeypatch.delenv("RUNPOD_API_KEY", raising=False)

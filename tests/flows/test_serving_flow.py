@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from moola.modelfile import write_manifest
+from moola.core.seal import write_manifest
 from tests.flows.conftest import jsonl
 
 
@@ -44,7 +44,7 @@ def test_moola_artifacts_from_dotenv_is_the_one_registry_root(prefect_server, ga
     """Issue 10: the flows ignored MOOLA_ARTIFACTS (and `.env`) while `moola registry` read it, and
     registry pointers only worked from the directory the flow ran in."""
     from flows.decide import decide_flow
-    from moola.cli import main
+    from moola.cli.main import main
     monkeypatch.delenv("MOOLA_ARTIFACTS", raising=False)
     monkeypatch.delenv("MOOLA_ENV_FILE", raising=False)  # the suite reads no .env (tests/conftest.py); this test does
     work = tmp_path / "worker"

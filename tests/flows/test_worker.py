@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from moola.remote.podboot import START_COMMAND, public_from_private
+from moola.pods.boot import START_COMMAND, public_from_private
 from tests.flows.conftest import CONFIG, assert_expected_decision, client_call, deploy, jsonl
 from tests.flows.worker_rig import KEY, start_rig
 from tests.remote.sshd_server import make_sshd
@@ -382,7 +382,7 @@ def test_a_restarted_worker_ends_the_pods_of_runs_that_ended_or_never_started_wi
     from prefect.states import Completed, Pending, Running
 
     from flows.worker import API_KEY_BLOCK, RunPodWorker, leases_dir
-    from moola.atomic import write_json_atomic
+    from moola.core.files import write_json_atomic
     from moola.settings import load_settings
     from tests.remote.runpod_emulator import Pod, RunPodEmulator
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from moola.cli import main
+from moola.cli.main import main
 
 
 @pytest.mark.parametrize("extra,expected", [

@@ -7,11 +7,12 @@ import json
 import pandas as pd
 import pytest
 
-from moola.cli import main
-from moola.errors import ModelFileError
+from moola.cli.main import main
+from moola.core.errors import ModelFileError
 from moola.gates.result import read_result
-from moola.metrics import METRIC_KEYS
-from moola.modelfile import load_pickle_verified, verify_folder
+from moola.evaluation.metrics import METRIC_KEYS
+from moola.models.files import load_pickle_verified
+from moola.core.seal import verify_folder
 
 from tests.conftest import gate
 
@@ -151,7 +152,7 @@ def test_compare_cli(gate_dirs, capsys):
 
 
 def test_registry_cli_and_predict_with_the_shipped_model(gate_dirs, sample_dir, tmp_path, capsys, monkeypatch):
-    from moola.registry import Registry
+    from moola.registry.store import Registry
     monkeypatch.setenv("MOOLA_ARTIFACTS", str(tmp_path / "art"))
     assert main(["registry", "show", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["production"] is None

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moola.cli import main
+from moola.cli.main import main
 from moola.data.sample import write_windows
 from moola.gates.result import read_result
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from moola.cli import main
-from moola.modelfile import verify_folder
+from moola.cli.main import main
+from moola.core.seal import verify_folder
 
 from tests.conftest import frame_from
 

@@ -8,12 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from moola.augment import Augmenter
-from moola.config import AugmentConfig, ModelConfig, PretrainConfig
+from moola.train.augment import Augmenter
+from moola.train.augment import AugmentConfig
+from moola.models.lstm import ModelConfig
+from moola.models.autoencoder import PretrainConfig
 from moola.models.autoencoder import MaskedAutoencoder, masked_mse, patch_mask
 from moola.models.lstm import EnhancedSimpleLSTM
 from moola.models.transfer import encoder_match_report, load_encoder
-from moola.train import FitPlan, fit, predict_proba
+from moola.train.fit import FitPlan, fit, predict_proba
 
 
 @pytest.mark.parametrize("t,c,k", [(9, 1, 2), (105, 4, 2), (30, 3, 5)])
@@ -138,7 +140,7 @@ def test_lstm_input_averages_groups_of_stride_steps_and_applies_the_gain():
 
 
 def test_auto_stride_leaves_at_most_max_lstm_steps():
-    from moola.config import MAX_LSTM_STEPS, auto_stride
+    from moola.models.lstm import MAX_LSTM_STEPS, auto_stride
     assert auto_stride(24) == 1 and auto_stride(MAX_LSTM_STEPS) == 1
     assert auto_stride(105) == 2 and auto_stride(150) == 3 and auto_stride(251) == 4
     assert auto_stride(150, stride=1) == 1
@@ -147,8 +149,9 @@ def test_auto_stride_leaves_at_most_max_lstm_steps():
 
 def test_a_model_saved_before_stride_and_gain_loads_as_it_was_trained(tmp_path):
     """model.json written before these settings existed: every step, no gain (LEGACY_MODEL)."""
-    from moola.inference import load_classifier
-    from moola.modelfile import save_torch, write_manifest
+    from moola.serve.inference import load_classifier
+    from moola.models.files import save_torch
+    from moola.core.seal import write_manifest
     old = EnhancedSimpleLSTM(4, 2, ModelConfig(hidden=8, pooling="mean", stride=1, input_gain=1.0))
     cfg = {"kind": "EnhancedSimpleLSTM", "model": {"hidden": 8, "num_layers": 1, "heads": 2, "dropout": 0.1,
                                                    "pooling": "mean"},

@@ -9,7 +9,7 @@ import threading
 
 from runpod import error as rp_error
 
-from moola.remote.runpod import classify
+from moola.pods.api import classify
 
 NO_CAPACITY = "There are no longer any instances available with the requested specifications"
 

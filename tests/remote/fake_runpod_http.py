@@ -39,7 +39,7 @@ class FakeRunPodHTTP:
                     self.send_response(401)
                     self.end_headers()
                     return
-                with fake.lock:  # pods are created side by side (moola.remote.fleet)
+                with fake.lock:  # pods are created side by side (moola.pods.fleet)
                     out = json.dumps(fake.answer(body["query"])).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

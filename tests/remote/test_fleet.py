@@ -1,4 +1,4 @@
-"""The pods of one run (moola/remote/fleet.py) against the fake API: all or none, records, cost."""
+"""The pods of one run (moola/pods/fleet.py) against the fake API: all or none, records, cost."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from moola.errors import RemotePermanent, RemoteUnavailable
-from moola.remote.fleet import Fleet, pods_usage, release_run, run_records
-from moola.remote.runpod import PodSpec
+from moola.core.errors import RemotePermanent, RemoteUnavailable
+from moola.pods.fleet import Fleet, pods_usage, release_run, run_records
+from moola.pods.api import PodSpec
 
 from .fake_runpod import FakeRunPod
 
@@ -65,8 +65,8 @@ def test_release_from_records_alone(tmp_path):
 
 
 def test_a_pod_the_run_released_through_its_record_is_not_stopped_again_nor_heartbeaten(tmp_path, monkeypatch):
-    import moola.remote.fleet as fleet_mod
-    from moola.remote.fleet import release_handed
+    import moola.pods.fleet as fleet_mod
+    from moola.pods.fleet import release_handed
     api = FakeRunPod(boot_polls=0)
     f = fleet(api, tmp_path)
     f.acquire()
@@ -106,7 +106,7 @@ def test_pods_are_acquired_side_by_side_not_one_boot_after_another(tmp_path):
 
 # -- faults (issue 23): every pod ended whatever happens to one -------------------------------------
 def test_one_pod_that_cannot_be_ended_never_keeps_the_others_running(tmp_path):
-    from moola.errors import RemotePermanent
+    from moola.core.errors import RemotePermanent
     api = FakeRunPod(boot_polls=0)
     f = fleet(api, tmp_path, count=3)
     f.acquire()
@@ -187,7 +187,7 @@ def test_a_pod_the_run_already_ended_counts_its_final_cost_not_its_time_since(tm
     a run that lost a pod early could pass max_usd for nothing."""
     import time
 
-    from moola.remote.fleet import release_handed
+    from moola.pods.fleet import release_handed
     api = FakeRunPod(boot_polls=0)
     f = fleet(api, tmp_path)
     f.acquire()
@@ -266,7 +266,7 @@ def test_a_verified_watchdog_is_written_into_the_lease_record(tmp_path, caplog):
     (ended: nothing else would) by this field; a record that cannot be rewritten costs only that."""
     import json
 
-    from moola.remote.pods import mark_guarded
+    from moola.pods.lease import mark_guarded
     rec = tmp_path / "run.0.json"
     rec.write_text(json.dumps({"pod_id": "p1", "run_id": "r", "owner": {"pid": 1}}))
     mark_guarded(rec)

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from moola.errors import HostKeyMismatch, RemotePermanent
-from moola.remote.fleet import guard_pod
+from moola.core.errors import HostKeyMismatch, RemotePermanent
+from moola.pods.fleet import guard_pod
 from moola.remote.retry import call_with_retry
-from moola.remote.runpod import PodLease, PodSpec, RunPodSDK
+from moola.pods.api import PodLease, PodSpec, RunPodSDK
 from moola.remote.ssh import SSHRunner
 
 from .pod_image import make_image_python
@@ -115,7 +115,7 @@ def test_the_pod_is_reached_with_its_given_key_and_an_impostor_key_is_refused(em
     ls, r = created(emu, image)
     code, out = run(r, "cat", "/etc/ssh/sshd_config.d/00-moola-hostkey.conf")
     assert code == 0 and out.strip() == "HostKey /etc/ssh/ssh_host_ed25519_key"
-    from moola.remote.podboot import new_identity
+    from moola.pods.boot import new_identity
     r.host_key = new_identity().public  # what an impostor would need to match
     with pytest.raises(HostKeyMismatch, match="CHANGED"):
         r.connect()
@@ -139,7 +139,7 @@ def test_a_pod_whose_watchdog_has_no_key_is_not_guarded_and_says_why(image, tmp_
 def test_a_pod_held_without_the_worker_is_kept_by_its_heartbeats_and_ends_itself_after(emu, image):
     """The flow's own pod and `moola gate run --runner runpod` beat for their pod (PodHeartbeat): its
     watchdog leaves it alone while beats come, and terminates it once they stop."""
-    from moola.remote.pods import PodHeartbeat
+    from moola.pods.lease import PodHeartbeat
     ls, r = created(emu, image, idle_stop_s=4, boot_grace_s=4)
     call_with_retry(r.connect, retry_for=20).close()
     beats = PodHeartbeat(r, ls.pod_id, 4).start()

@@ -1,4 +1,4 @@
-"""A created pod's identity and start command (moola/remote/podboot.py): the host key the pod is
+"""A created pod's identity and start command (moola/pods/boot.py): the host key the pod is
 given is the one SSH pins, every value survives the runpod SDK's unescaped GraphQL text, and a
 value that would not is refused before any request."""
 
@@ -12,10 +12,10 @@ import subprocess
 import pytest
 from runpod.api.mutations.pods import generate_pod_deployment_mutation
 
-from moola.errors import ConfigError
-from moola.remote.podboot import (START_COMMAND, boot_env, fingerprint, graphql_safe, identity_from_env,
+from moola.core.errors import ConfigError
+from moola.pods.boot import (START_COMMAND, boot_env, fingerprint, graphql_safe, identity_from_env,
                                   new_identity, public_from_private)
-from moola.remote.runpod import PodLease, PodSpec
+from moola.pods.api import PodLease, PodSpec
 
 
 def test_an_identity_is_an_ed25519_key_whose_fingerprint_openssh_agrees_with(tmp_path):

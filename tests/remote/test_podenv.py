@@ -1,4 +1,4 @@
-"""The pod's pinned environment (moola/remote/podenv.py): the lock, the install plan, and a real
+"""The pod's pinned environment (moola/pods/env.py): the lock, the install plan, and a real
 install's failure over the loopback sshd. The cold install and its warm reuse run end to end in
 tests/flows/test_worker.py (one cold install per session: it costs ~15 s)."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from moola.errors import RemotePermanent
-from moola.remote.podenv import canonical, ensure_env, lock_digest, lock_from_environment, read_lock, to_install
+from moola.core.errors import RemotePermanent
+from moola.pods.env import canonical, ensure_env, lock_digest, lock_from_environment, read_lock, to_install
 
 from .conftest import sshd  # noqa: F401
 from .pod_image import make_image_python
@@ -47,7 +47,7 @@ def test_a_wheelhouse_without_a_needed_wheel_is_a_clear_error(sshd, tmp_path):  
 
 
 def test_the_images_own_torch_must_satisfy_moolas_requirement():
-    from moola.remote.podenv import image_requirements_met
+    from moola.pods.env import image_requirements_met
     assert image_requirements_met({"torch": "2.8.0+cu128"}) is None
     assert image_requirements_met({"torch": "2.13.0"}) is None
     got = image_requirements_met({"torch": "2.4.0"})  # runpod/pytorch:2.4.0-py3.11-... (the old default)

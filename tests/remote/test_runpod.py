@@ -6,11 +6,11 @@ import pytest
 import requests
 from runpod import error as rp_error
 
-from moola.errors import RemotePermanent, RemoteUnavailable
+from moola.core.errors import RemotePermanent, RemoteUnavailable
 from moola.gates.result import read_result
-from moola.remote.call import GateCall
-from moola.remote.pods import RunPodRunner
-from moola.remote.runpod import PodLease, PodSpec, classify, ssh_endpoint
+from moola.gates.call import GateCall
+from moola.pods.lease import RunPodRunner
+from moola.pods.api import PodLease, PodSpec, classify, ssh_endpoint
 
 from .fake_runpod import NO_CAPACITY, FakeRunPod
 
@@ -112,7 +112,7 @@ def test_the_api_key_never_reaches_a_message():
     """Issue 10: older SDKs put `api_key=` in request URLs, which end up in exception text."""
     import requests
 
-    from moola.remote.runpod import RunPodSDK, scrub
+    from moola.pods.api import RunPodSDK, scrub
     key = "rpa_SECRET0123456789"
     url_error = requests.ConnectionError(f"HTTPSConnectionPool: /graphql?api_key={key}&x=1 (Caused by reset)")
     converted = classify(url_error, key)
@@ -132,7 +132,7 @@ def test_the_lease_record_exists_while_the_pod_boots(tmp_path):
     """A process killed during a boot of minutes must still leave what stops the pod."""
     import json
 
-    from moola.remote import pods
+    from moola.pods import lease as pods
     api, clock = FakeRunPod(boot_polls=3), Clock()
     record = tmp_path / "pods" / "run.json"
     seen = []
@@ -150,7 +150,7 @@ def test_a_booting_pod_says_so_every_half_minute(caplog):
     """A boot takes minutes; the run's log said nothing between the create and the first gate."""
     import logging
     api, clock = FakeRunPod(boot_polls=14), Clock()  # 14 polls of 5 s: 70 s of booting
-    with caplog.at_level(logging.INFO, logger="moola.remote"):
+    with caplog.at_level(logging.INFO, logger="moola.pods"):
         lease(api, clock).acquire()
     lines = [r.getMessage() for r in caplog.records]
     booting = [x for x in lines if "still booting after" in x]

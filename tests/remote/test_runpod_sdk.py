@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from moola.errors import RemotePermanent, RemoteUnavailable
-from moola.remote.podboot import HOST_KEY_ENV, START_COMMAND, new_identity
-from moola.remote.runpod import PodLease, PodSpec, RunPodSDK
+from moola.core.errors import RemotePermanent, RemoteUnavailable
+from moola.pods.boot import HOST_KEY_ENV, START_COMMAND, new_identity
+from moola.pods.api import PodLease, PodSpec, RunPodSDK
 
 from .runpod_emulator import SOMETHING_WRONG, Pod, RunPodEmulator
 
@@ -132,7 +132,7 @@ def test_moola_pods_lists_and_cleans_only_moola_pods_nobody_owns(api, tmp_path):
     import os
     import socket
 
-    from moola.remote.podlist import clean, moola_pods
+    from moola.pods.listing import clean, moola_pods
     users_pod(api, tmp_path)  # named "mine": never listed, never touched
     owned, loose = lease(RunPodSDK(KEY)), lease(RunPodSDK(KEY))
     owned.spec.name = loose.spec.name = "moola-run1"
@@ -156,7 +156,7 @@ def test_moola_pods_lists_and_cleans_only_moola_pods_nobody_owns(api, tmp_path):
 def test_moola_pods_and_pods_clean_on_the_command_line(api, tmp_path, monkeypatch, capsys):
     import json
 
-    from moola.cli import main
+    from moola.cli.main import main
     monkeypatch.setenv("RUNPOD_API_KEY", KEY)
     monkeypatch.setenv("MOOLA_ARTIFACTS", str(tmp_path / "art"))
     ls = lease(RunPodSDK(KEY))

@@ -1,4 +1,4 @@
-"""moola.remote.spread: units over slots with threads standing in for the pods' tasks."""
+"""moola.pods.spread: units over slots with threads standing in for the pods' tasks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from moola.errors import ConfigError, GateCrashed, PodsLost, RemoteUnavailable
-from moola.remote.spread import Unit, check_units, next_ready, spread
+from moola.core.errors import ConfigError, GateCrashed, PodsLost, RemoteUnavailable
+from moola.pods.spread import Unit, check_units, next_ready, spread
 
 
 class Pods:

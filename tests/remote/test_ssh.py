@@ -16,12 +16,12 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from moola.cli import main
-from moola.errors import ConfigError, HostKeyMismatch, ModelFileError, RemotePermanent
+from moola.cli.main import main
+from moola.core.errors import ConfigError, HostKeyMismatch, ModelFileError, RemotePermanent
 from moola.gates.result import read_result
-from moola.modelfile import verify_folder
+from moola.core.seal import verify_folder
 from moola.remote.retry import call_with_retry
-from moola.remote.call import GateCall
+from moola.gates.call import GateCall
 from moola.remote.runner import LocalRunner
 
 from .pod_image import wheel_from_installed
@@ -60,7 +60,7 @@ def test_remote_gate_matches_local_run(sshd, sample_dir, small_config, tmp_path)
     # the remote ran the shipped bundle: the host has its own disk, where this checkout (and so the
     # installed package) is not found, nor the inputs but as uploaded
     code_dirs = list(sshd.host(tmp_path / "remote" / "code").iterdir())
-    assert any(d.is_dir() and (d / "moola" / "cli.py").is_file() for d in code_dirs)
+    assert any(d.is_dir() and (d / "moola" / "cli" / "main.py").is_file() for d in code_dirs)
     client = sshd.runner(tmp_path / "remote").connect()
     try:
         for probe in ("import moola", f"open({str(sample_dir / 'train.parquet')!r})"):
@@ -181,8 +181,8 @@ def test_remote_check_reports_versions(sshd, tmp_path):
 def test_connection_cut_during_fetch_is_retried_and_leaves_no_partial_folder(sshd, tmp_path, monkeypatch):
     import socket as _socket
 
-    from moola.errors import RemoteUnavailable
-    from moola.modelfile import write_manifest
+    from moola.core.errors import RemoteUnavailable
+    from moola.core.seal import write_manifest
     from moola.remote import ssh as ssh_mod
     monkeypatch.setattr(ssh_mod, "SCP_THRESHOLD", 1 << 40)  # keep the transfer inside this process
     folder = tmp_path / "gate"  # on the host
@@ -206,7 +206,7 @@ def test_connection_cut_during_fetch_is_retried_and_leaves_no_partial_folder(ssh
 def test_sshd_killed_during_fetch_is_retried_and_leaves_no_partial_folder(sshd, tmp_path):
     """The whole sshd dies mid-transfer (master and the per-connection processes serving the
     copy) and comes back 2 s later: the retrying fetch completes, verified, with no leftovers."""
-    from moola.modelfile import write_manifest
+    from moola.core.seal import write_manifest
     folder = tmp_path / "gate"  # on the host
     sshd.host(folder).mkdir(parents=True)
     (sshd.host(folder) / "big.bin").write_bytes(os.urandom(100 * 1024 * 1024))  # >= SCP_THRESHOLD: the scp path
@@ -285,7 +285,7 @@ def test_a_gate_past_its_time_limit_is_ended_on_the_host_and_said(sshd, sample_d
     """MOOLA_GATE_TIMEOUT_S (the worker's gate_timeout_s): a hung gate must not bill a pod for as long as
     the heartbeats keep its watchdog quiet. The gate is ended on the host (coreutils `timeout`), not
     merely abandoned by this side, and the error names the limit."""
-    from moola.errors import GateTimedOut
+    from moola.core.errors import GateTimedOut
     runner = sshd.runner(tmp_path / "remote")
     runner.gate_timeout_s = 1  # a baseline gate takes seconds here
     t0 = time.monotonic()

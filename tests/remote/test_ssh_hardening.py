@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from moola.cli import main
-from moola.errors import ConfigError, RemotePermanent, RemoteUnavailable
-from moola.modelfile import verify_folder
+from moola.cli.main import main
+from moola.core.errors import ConfigError, RemotePermanent, RemoteUnavailable
+from moola.core.seal import verify_folder
 from moola.remote.retry import call_with_retry
-from moola.remote.call import GateCall
+from moola.gates.call import GateCall
 
 
 def ssh_env(monkeypatch, sshd, workdir):
@@ -83,7 +83,7 @@ def test_concurrent_publishers_never_remove_a_published_folder(sshd, tmp_path):
     barrier); an observer watches the published folder: once there, it must never vanish."""
     import hashlib
 
-    from moola.modelfile import write_manifest
+    from moola.core.seal import write_manifest
     folder = tmp_path / "baseline"  # a gate folder's shape: files plus their MANIFEST
     folder.mkdir()
     for i in range(6):
@@ -188,7 +188,7 @@ def test_a_pod_gone_mid_upload_is_transient_not_a_paramiko_error(tmp_path, sampl
     import signal
     import threading
 
-    from moola.remote.call import GateCall
+    from moola.gates.call import GateCall
     from .sshd_server import descendants, make_sshd
     (tmp_path / "sshd-gone").mkdir()
     server = make_sshd(tmp_path / "sshd-gone")

@@ -1,4 +1,4 @@
-"""The pod's watchdog (moola/remote/watchdog.py) against the RunPod emulator's API, shortened
+"""The pod's watchdog (moola/pods/watchdog.py) against the RunPod emulator's API, shortened
 timings: it leaves a pod alone while heartbeats arrive, terminates it (with the pod's own key) when
 they stop or never come, falls back to stop when the key may not terminate, stands down only on an
 explicit keep-alive file, and finds the key where RunPod puts it (PID 1's environment)."""
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from moola.remote.watchdog import pod_environment
+from moola.pods.watchdog import pod_environment
 
 from .runpod_emulator import Pod, RunPodEmulator
 
@@ -31,7 +31,7 @@ def watchdog(api, heartbeat, idle=1.5, grace=None, key="rp_pod_key", status=None
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
     if key:
         env.update(RUNPOD_API_KEY=key, RUNPOD_API_BASE_URL=api.url, RUNPOD_POD_ID="podw")
-    argv = [sys.executable, "-m", "moola.remote.watchdog", "--heartbeat", str(heartbeat), "--idle-stop-s", str(idle),
+    argv = [sys.executable, "-m", "moola.pods.watchdog", "--heartbeat", str(heartbeat), "--idle-stop-s", str(idle),
             "--poll-s", "0.2"] + (["--boot-grace-s", str(grace)] if grace else []) + (
             ["--status", str(status)] if status else [])
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)

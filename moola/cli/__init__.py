@@ -1,0 +1,1 @@
+"""The ``moola`` command: parsers and handlers (main), the registry subcommands (registry)."""

@@ -1,0 +1,140 @@
+"""The evidence a decision is made on (moola.decide.decision.Evidence), read from gate folders and the
+production model: the gates' pooled walk-forward predictions, and production re-scored with its
+own normaliser on exactly those windows, less every window that starts before the end of the
+last window production trained on (a window it has seen would favour it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from moola.decide.decision import CANDIDATE_GATES, CONTROL_GATE, Evidence, Scored
+from moola.core.errors import DataError, MoolaError
+
+
+def read_predictions(path: Path) -> pd.DataFrame:
+    """A gate's predictions.parquet (or its folder) as a DataFrame; one clear error otherwise."""
+    p = path / "predictions.parquet" if path.is_dir() else path
+    try:
+        df = pd.read_parquet(p)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{p}: cannot read predictions ({exc})") from exc
+    missing = [c for c in ("window_id", "label", "predicted") if c not in df.columns]
+    if missing:
+        raise DataError(f"{p}: missing column(s) {', '.join(missing)}; expected a gate's predictions.parquet")
+    return df
+
+
+def gate_scored(folder: Path, result: dict) -> Scored:
+    """A gate's predictions.parquet (every fold's validation windows) as Scored."""
+    df = read_predictions(Path(folder))
+    classes = tuple((result.get("metrics") or {}).get("classes") or
+                    sorted(c[len("proba_"):] for c in df.columns if c.startswith("proba_")))
+    positive = (result.get("data") or {}).get("positive_class")
+    index = {c: i for i, c in enumerate(classes)}
+    missing = [f"proba_{c}" for c in classes if f"proba_{c}" not in df.columns]
+    unknown = sorted(set(df["label"].astype(str)) - set(classes))
+    if missing or unknown or not classes:
+        raise DataError(f"{folder}: predictions lack column(s) {', '.join(missing) or 'proba_*'}" if missing or not classes
+                        else f"{folder}: label(s) {', '.join(unknown)} have no probability column")
+    return Scored(tuple(df["window_id"].astype(str)), np.array([index[c] for c in df["label"]]),
+                  df[[f"proba_{c}" for c in classes]].to_numpy(dtype=np.float64), classes,
+                  index.get(positive))
+
+
+def gather(results: dict[str, dict], dirs: dict[str, str | None]) -> Evidence:
+    """Scored predictions of the candidates and the control that left predictions in their folder."""
+    ev = Evidence()
+    for gate, res in results.items():
+        folder = dirs.get(gate)
+        if gate in (*CANDIDATE_GATES, CONTROL_GATE) and folder and (Path(folder) / "predictions.parquet").is_file():
+            ev.gates[gate] = gate_scored(Path(folder), res)
+    return ev
+
+
+def _card_data(card: dict) -> dict:
+    """The ``data`` summary of a result.json, or of a card that holds one."""
+    return card.get("data") or (card.get("result") or {}).get("data") or {}
+
+
+def train_end_ns(card: dict) -> tuple[int | None, str]:
+    """(end of production's training data in ns, basis) from its card; None when unknown."""
+    data = _card_data(card)
+    end, basis = data.get("train_end"), data.get("train_end_basis", "timestamps")
+    if end is None or basis != "timestamps":
+        return None, basis if end is not None else "not recorded"
+    return int(pd.Timestamp(end).value), basis
+
+
+def with_groups(ev: Evidence, data: Path) -> Evidence:
+    """``ev`` with each window's ``base_window`` group from ``data`` (resampled and swapped together
+    by moola.evaluation.stats); unchanged, with a note, when the data has no groups or cannot be read. Reads
+    those two columns only: the features are read once, by rescore_production."""
+    import pyarrow.parquet as pq
+    try:
+        table = pq.read_table(data, columns=["window_id", "base_window"])
+        why = None
+    except (OSError, ValueError, KeyError) as exc:  # no such column, or not a Parquet file
+        table, why = None, ("it has no base_window column" if "base_window" in str(exc) else f"cannot be read: {exc}")
+    if table is None:
+        return Evidence(ev.gates, ev.production, ev.production_note,
+                        [*ev.notes, f"{data}: windows compared one by one ({why})"])
+    group_of = {str(i): str(g) for i, g in zip(table["window_id"].to_pylist(), table["base_window"].to_pylist())
+                if g is not None}
+    return Evidence({g: s.with_groups(group_of) for g, s in ev.gates.items()},
+                    ev.production.with_groups(group_of) if ev.production is not None else None,
+                    ev.production_note, list(ev.notes))
+
+
+def rescore_production(folder: Path, card: dict, data: Path, on: Scored, assume_row_order: bool = False,
+                       bar_seconds: int | None = None, expected_manifest_sha256: str | None = None,
+                       device: str = "cpu", used: frozenset[str] = frozenset()) -> tuple[Scored | None, str, list[str]]:
+    """Production's probabilities on the windows of ``on`` (a gate's pooled set) that start at or
+    after production's training end, less ``used``: the windows earlier decisions already compared
+    this production version on (each reuse would be another chance of a false ship). Returns
+    (scored or None, what was scored or why not, notes)."""
+    from moola.data.load import load_windows
+    from moola.serve.inference import predict_windows
+    notes: list[str] = []
+    w = load_windows(data, labeled=True, assume_row_order=assume_row_order, bar_seconds=bar_seconds)
+    if w.problems:
+        return None, f"{data}: cannot be read to re-score production ({w.problems[0]})", notes
+    row = {str(i): r for r, i in enumerate(w.ids)}
+    missing = [i for i in on.ids if i not in row]
+    if missing:
+        return None, f"{data}: window {missing[0]!r} of the candidates' predictions is not in the data", notes
+    rows = np.array([row[i] for i in on.ids], dtype=int)
+    end, basis = train_end_ns(card)
+    if end is None or assume_row_order:
+        notes.append(f"production's training end is not comparable ({'row order' if assume_row_order else basis}): "
+                     "it is scored on every pooled window, some of which it may have trained on")
+        keep = np.ones(len(rows), dtype=bool)
+    else:
+        keep = w.starts[rows] >= end
+    if not keep.any():
+        return None, (f"none of the {len(rows)} validation windows starts after production's training data "
+                      f"(which ends {_card_data(card).get('train_end')})"), notes
+    reused = keep & np.isin(np.array(on.ids, dtype=str), np.array(sorted(used), dtype=str))
+    if reused.any():
+        keep &= ~reused
+        notes.append(f"{int(reused.sum())} windows were left out: earlier decisions already compared this "
+                     "production version on them")
+        if not keep.any():
+            return None, (f"every one of the windows after production's training data was already used by an "
+                          f"earlier decision against it ({int(reused.sum())}); new windows are needed"), notes
+    ids = tuple(np.array(on.ids)[keep])
+    try:
+        proba, classes = predict_windows(Path(folder), w.X[rows[keep]], str(data), device, expected_manifest_sha256)
+    except MoolaError as exc:
+        return None, f"production cannot score this data ({exc})", notes
+    if set(classes) != set(on.classes):
+        return None, f"production knows classes {sorted(classes)}, the candidates {sorted(on.classes)}", notes
+    proba = proba[:, [classes.index(c) for c in on.classes]]  # in the candidates' class order
+    sub = on.subset(ids)
+    skipped = len(rows) - len(ids)
+    what = (f"production re-scored on {len(ids)} of the {len(rows)} pooled validation windows"
+            + (f" ({skipped} start before its training data ends, {_card_data(card).get('train_end')})" if skipped else ""))
+    return Scored(ids, sub.y, proba, on.classes, on.positive, sub.groups), what, notes
+

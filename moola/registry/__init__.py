@@ -1,0 +1,1 @@
+"""The registry: versions, the production pointer, history and its lock (store)."""
