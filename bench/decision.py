@@ -39,7 +39,8 @@ from scipy.stats import beta
 from moola.gates.config import load_gate_config, resolve_budget
 from moola.data.sample import write_sample
 from moola.data.validate import DataConfig
-from moola.decide.decision import Evidence, Policy, Scored, decide
+from moola.decide.decision import Evidence, Policy, decide
+from moola.gates.predictions import Scored
 from moola.gates.classifier import train_classifier
 from moola.gates.context import prepare
 from moola.models.minirocket import fit_minirocket

@@ -46,7 +46,7 @@ from tests.remote.runpod_emulator import SOMETHING_WRONG  # noqa: E402
 
 FAULTS = ("none", "create-error", "lost-create", "query-error", "stop-error", "ssh-refused", "ssh-hung",
           "crash-pod", "kill-flow", "kill-worker")
-IDLE_STOP_S = 60  # the least a pod may be set to (flows.worker.MIN_IDLE_STOP_S)
+IDLE_STOP_S = 60  # the least a pod may be set to (moola_flows.worker.MIN_IDLE_STOP_S)
 MAX_USD = 0.15
 RUN_TIMEOUT_S = 420
 

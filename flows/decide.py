@@ -11,9 +11,17 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.states import Completed, Failed
 
-from flows.report import STATE_NAMES, publish_decision
-from moola.decide.decision import CANDIDATE_GATES, Decision, Evidence, Policy, apply_approval, decide, load_policy
+from moola_flows.report import STATE_NAMES, publish_decision
 from moola.core.errors import ConfigError
+from moola.decide.decision import (
+    CANDIDATE_GATES,
+    Decision,
+    Evidence,
+    Policy,
+    apply_approval,
+    decide,
+    load_policy,
+)
 from moola.decide.evidence import gather, rescore_production, with_groups
 from moola.registry.store import Registry
 from moola.serve.check import check_serves

@@ -17,19 +17,34 @@ from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from flows.decide import decide_flow, decision_state
-from flows.report import publish_decision
-from flows.pod import PodJudge, acquire_pod, end_pods, keep_alive, prepare_pods, stop_pod_hook, worker_pods
-from flows.tasks import run_gate
-from moola.gates.config import PresetName, load_gate_config
+from moola_flows.decide import decide_flow, decision_state
+from moola_flows.pod import (
+    PodJudge,
+    acquire_pod,
+    end_pods,
+    keep_alive,
+    prepare_pods,
+    stop_pod_hook,
+    worker_pods,
+)
+from moola_flows.report import publish_decision
+from moola_flows.tasks import run_gate
+from moola.cli.main import stop_on_signals
+from moola.core.errors import DataError, MoolaError
 from moola.data.validate import DEFAULT_DATA, load_data_config
-from moola.decide.decision import DECISION_FOLDS, load_policy
-from moola.core.errors import DataError
+from moola.decide.decision import DECISION_FOLDS, Decision, Rule, load_policy
 from moola.gates.call import GateCall
+from moola.gates.config import PresetName, load_gate_config
 from moola.pods.fleet import pods_usage
 from moola.pods.lease import POD_DEADLINE_S
 from moola.pods.spread import MAX_ATTEMPTS, Spread, Unit, spread
-from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RUNNER_KINDS, RunnerKind, check_runner
+from moola.remote.kinds import (
+    DEFAULT_RUNNER,
+    ON_THIS_MACHINE,
+    RUNNER_KINDS,
+    RunnerKind,
+    check_runner,
+)
 from moola.settings import load_settings, registry_from_settings
 
 
@@ -117,7 +132,6 @@ def outcome(decided, results: dict, artifacts: str, pods: list[dict] | None = No
     record = decided.result(raise_on_failure=False)
     if not isinstance(record, dict) or "action" not in record:  # decide itself failed (e.g. never settled)
         return Failed(message=decided.message)
-    from moola.decide.decision import Decision, Rule
     d = Decision(record["action"], record["reasons"], record.get("candidate"),
                  [Rule(**r) for r in record.get("rules") or []], record.get("evidence") or {},
                  record.get("notes") or [])
@@ -203,8 +217,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from moola.cli.main import stop_on_signals
-    from moola.core.errors import MoolaError
     try:  # what the flow would refuse, refused here: one line and exit 2, no flow run, no traceback
         check_parameters(args.runner, args.preset, args.config, args.seed, args.policy, args.val_size, args.folds)
         registry = registry_from_settings(root=args.artifacts)

@@ -22,16 +22,15 @@ from pathlib import Path
 
 from prefect import task
 
-from flows.tasks import moola_logs_in_task, run_logger
+from moola_flows.tasks import moola_logs_in_task, run_logger
 from moola.core.errors import ConfigError, MoolaError, PodsLost, RemoteUnavailable
 from moola.pods import lease as pods
-from moola.pods.fleet import HANDOVER_ENV, release_handed
-from moola.pods.lease import (POD_DEADLINE_S, STOP_ATTEMPTS, STOP_RETRY_S,  # noqa: F401  (tests shorten the retry)
-                               PodHeartbeat)
+from moola.pods.api import PodAPI, RunPodSDK, make_lease, pod_spec, sdk_from_settings
 from moola.pods.env import ensure_env
+from moola.pods.fleet import HANDOVER_ENV, release_handed
+from moola.pods.lease import POD_DEADLINE_S, STOP_ATTEMPTS, STOP_RETRY_S, PodHeartbeat  # noqa: F401  (tests shorten the retry)
 from moola.pods.runner import make_runner
-from moola.pods.api import PodAPI, make_lease, pod_spec, sdk_from_settings
-from moola.settings import Settings, load_settings
+from moola.settings import Settings, load_settings, registry_from_settings
 
 
 def make_api(settings: Settings) -> PodAPI | None:
@@ -51,7 +50,6 @@ def run_api(settings: Settings, block: str | None = None) -> PodAPI:
     block = block or os.environ.get(KEY_SECRET_ENV)
     if settings.runpod_api_key is None and block:
         from prefect.blocks.system import Secret
-        from moola.pods.api import RunPodSDK
         try:
             return RunPodSDK(str(Secret.load(block).get()))
         except Exception as exc:  # the block is gone, or the API said no
@@ -129,7 +127,6 @@ def stop_pod_hook(flow, flow_run, state) -> None:
     """on_failure / on_crashed / on_cancellation: stop the run's pod if the flow could not."""
     params = flow_run.parameters or {}
     if params.get("runner") == "runpod":
-        from moola.settings import registry_from_settings
         release_pod(str(registry_from_settings(root=params.get("artifacts")).root), flow_run.id)
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from moola.gates.result import GateResult
 from moola.evaluation.metrics import reliability_bins
+from moola.gates.result import GateResult
 
 # the name of the state a run ends in, per decision / re-validation outcome (the UI's run list shows it)
 STATE_NAMES = {"ship": "Shipped", "revert": "Reverted", "investigate": "Investigate", "blocked": "Blocked"}

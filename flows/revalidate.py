@@ -17,11 +17,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NONE
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
 from prefect.states import Completed, Failed
 
-from flows.report import REVALIDATION_STATES, revalidation_description, revalidation_markdown
+from moola_flows.report import (
+    REVALIDATION_STATES,
+    revalidation_description,
+    revalidation_markdown,
+)
 from moola.data.validate import DEFAULT_DATA, DataConfig
 from moola.decide.decision import load_policy
 from moola.decide.revalidate import read_card, revalidation_verdict, score_night

@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
 
-from flows.report import publish_gate
+from moola_flows.report import publish_gate
 from moola.core.errors import RemoteUnavailable
-from moola.gates.result import read_result
 from moola.gates.call import GateCall
+from moola.gates.result import read_result
 from moola.pods.runner import make_runner
 from moola.remote.kinds import ON_THIS_MACHINE
 from moola.settings import load_settings

@@ -34,19 +34,39 @@ from uuid import UUID
 
 import anyio
 import psutil
+from prefect.workers.process import (
+    ProcessJobConfiguration,
+    ProcessVariables,
+    ProcessWorker,
+    ProcessWorkerResult,
+)
 from pydantic import Field
 
-from flows.pod import KEY_SECRET_ENV, run_api
-from flows.tasks import moola_logs_to
-from moola.core.errors import MoolaError
-from moola.pods.fleet import HANDOVER_ENV, IDLE_STOP_S, Fleet, record_field, release_run, run_records
+from moola_flows.pod import KEY_SECRET_ENV, run_api
+from moola_flows.tasks import moola_logs_to
+from moola.core.errors import DataError, MoolaError
+from moola.data.validate import DataConfig, validate
+from moola.pods.api import (
+    DEFAULT_CLOUD_TYPE,
+    DEFAULT_GPU_TYPES,
+    DEFAULT_IMAGE,
+    DEFAULT_VOLUME_GB,
+    IMAGE_REFERENCE,
+    PodSpec,
+    pod_spec,
+)
+from moola.pods.fleet import (
+    HANDOVER_ENV,
+    IDLE_STOP_S,
+    Fleet,
+    record_field,
+    release_run,
+    run_records,
+)
 from moola.pods.lease import POD_DEADLINE_S, beat_every
+from moola.pods.listing import NAME_PREFIX, clean, moola_pods, owner_alive
 from moola.pods.runner import make_runner
-from moola.pods.api import (DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_VOLUME_GB,
-                                 IMAGE_REFERENCE, PodSpec,
-                                 pod_spec)
 from moola.settings import load_settings, registry_from_settings
-from prefect.workers.process import ProcessJobConfiguration, ProcessVariables, ProcessWorker, ProcessWorkerResult
 
 API_KEY_BLOCK = "runpod-api-key"
 # a heartbeat goes every idle_stop_s/4: below a minute, one slow SSH round trip could end a healthy pod
@@ -152,8 +172,6 @@ def _kill(pid: int | None, grace_s: float = KILL_GRACE_S) -> None:
 
 def preflight(params: dict) -> list[str]:
     """Gate 0 of the run's data on this machine, before any pod: its problems (none: go on)."""
-    from moola.data.validate import DataConfig, validate
-    from moola.core.errors import DataError
     if not params.get("data"):
         return ["the run has no `data` parameter"]
     for key in ("data", "unlabeled"):  # read from here, as the run's process will read them
@@ -363,7 +381,6 @@ class RunPodWorker(ProcessWorker):
         of a run still running are left to it and to their watchdogs. Only ObjectNotFound means a
         run is gone: any other API error leaves its pods be. Then the account's own list: a pod
         named after a run of this server that is over, with no record here, is ended too."""
-        from moola.pods.listing import owner_alive
         try:
             runs = run_records(leases_dir(load_settings()))
         except MoolaError as exc:
@@ -406,7 +423,6 @@ class RunPodWorker(ProcessWorker):
         """The pods of the account named ``moola-<flow run id>-<i>`` that no lease record here owns
         (the record lost, or never written): ended when that run of this server is over. A run this
         server does not know may be another server's: left, named in the log (``moola pods clean``)."""
-        from moola.pods.listing import NAME_PREFIX, clean, moola_pods
         settings = load_settings()
         try:
             api = await self._api(settings, API_KEY_BLOCK)

@@ -12,9 +12,16 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from moola.core.errors import config_error
+from moola.pods.api import (
+    DEFAULT_CLOUD_TYPE,
+    DEFAULT_GPU_TYPES,
+    DEFAULT_IMAGE,
+    DEFAULT_POD_PYTHON,
+    DEFAULT_VOLUME_GB,
+)
+from moola.registry.store import Registry
 from moola.remote.kinds import DEFAULT_RUNNER, RunnerKind
-from moola.pods.api import DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_POD_PYTHON, DEFAULT_VOLUME_GB
-
 
 ENV_FILE_VAR = "MOOLA_ENV_FILE"  # another settings file than ./.env; set and empty: none (the test suite)
 
@@ -72,7 +79,6 @@ def load_settings() -> Settings:
     """Settings from the environment and ``.env``; a bad value is a ConfigError naming it."""
     from pydantic import ValidationError
 
-    from moola.core.errors import config_error
     try:
         return Settings()
     except ValidationError as exc:
@@ -81,6 +87,5 @@ def load_settings() -> Settings:
 
 def registry_from_settings(settings: Settings | None = None, root: str | Path | None = None):
     """The Registry at ``root`` if given, else at MOOLA_ARTIFACTS (environment or .env)."""
-    from moola.registry.store import Registry
     s = settings or load_settings()
     return Registry(Path(root) if root is not None else s.moola_artifacts, s.moola_registry_lock_timeout)

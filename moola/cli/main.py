@@ -65,9 +65,9 @@ def data_config(args: argparse.Namespace):
 
 # -- validate, sample-data ---------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace) -> int:
-    from moola.gates.config import load_gate_config, resolve_budget
     from moola.data.record import write_manifest
     from moola.data.validate import Check, validate
+    from moola.gates.config import load_gate_config, resolve_budget
     from moola.train.memory import memory_problem
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out}: is a file; give a folder for manifest.json")
@@ -111,8 +111,8 @@ def validation_summary(rep, manifest: Path | None) -> dict:
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
-    from moola.data.sample import write_sample
     from moola.core.errors import ConfigError
+    from moola.data.sample import write_sample
     if args.n_labeled < 20:
         raise ConfigError(f"--n-labeled {args.n_labeled}: need at least 20 windows for a train/validation split")
     if args.n_unlabeled < 0:
@@ -128,8 +128,8 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 def _check_gate_folders(args: argparse.Namespace) -> None:
     """--out may be replaced; --baseline / --encoder must be gate output folders: say so before
     anything runs or ships."""
-    from moola.core.seal import check_replaceable
     from moola.core.errors import ConfigError
+    from moola.core.seal import check_replaceable
     check_replaceable(args.out)  # before any work, whichever runner: never replace the user's files
     for opt, gate, needs in (("baseline", "baseline", "result.json"), ("encoder", "pretrain", "encoder.json")):
         folder = getattr(args, opt, None)
@@ -154,11 +154,10 @@ def _default_runner() -> str:
 
 
 def cmd_gate_run(args: argparse.Namespace) -> int:
+    from moola.gates.call import GateCall
     from moola.gates.config import load_gate_config
     from moola.gates.result import read_result
-    from moola.gates.call import GateCall
-    from moola.remote.kinds import check_runner
-    from moola.remote.kinds import ON_THIS_MACHINE
+    from moola.remote.kinds import ON_THIS_MACHINE, check_runner
     from moola.remote.retry import check_retry_for
     from moola.remote.runner import on_this_machine
     load_gate_config(args.preset, args.config, args.seed)  # a bad preset or config fails before anything

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from moola import __version__
+from moola.core.files import write_json_atomic
 from moola.data.validate import ValidationReport, span_ns
 
 
@@ -76,7 +77,6 @@ def _fold(rep: ValidationReport, f, span: int) -> dict:
 
 
 def write_manifest(rep: ValidationReport, out_dir: str | Path) -> Path:
-    from moola.core.files import write_json_atomic
     path = Path(out_dir) / "manifest.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, build_manifest(rep))

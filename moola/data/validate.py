@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from moola.core.errors import DataError
+from moola.core.errors import DataError, config_error
 from moola.data.load import MAX_LINES_PER_CHECK, load_windows
 from moola.data.schema import MIN_TIMEPOINTS, Windows, channel_names, is_ohlc
 from moola.data.split import Fold, forward_chaining_split, pretrain_mask
@@ -42,7 +42,6 @@ def load_data_config(flags: bool = False, **values) -> DataConfig:
     with ``flags``), never pydantic's traceback."""
     from pydantic import ValidationError
 
-    from moola.core.errors import config_error
     try:
         return DataConfig(**values)
     except ValidationError as exc:

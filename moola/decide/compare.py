@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from moola.core.errors import ConfigError, DataError
+from moola.decide.decision import Policy
+from moola.evaluation.stats import paired_evidence
+from moola.gates.predictions import gate_scored, read_predictions
 
 MIN_BOOT = 100
 
@@ -13,9 +16,6 @@ def compare_predictions(a_path: Path, b_path: Path, n_boot: int = 2000, seed: in
     """moola.evaluation.stats.paired_evidence of B against A (weighted F1, Brier, PR-AUC, the sign-flip test,
     McNemar, the smallest detectable difference) over the same windows: the statistics the
     decision uses, with its default detectable gain."""
-    from moola.decide.decision import Policy
-    from moola.decide.evidence import gate_scored, read_predictions
-    from moola.evaluation.stats import paired_evidence
     if n_boot < MIN_BOOT:
         raise ConfigError(f"--n-boot {n_boot}: need at least {MIN_BOOT} resamples for a confidence interval")
     for p in (a_path, b_path):

@@ -27,10 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from moola.core.errors import ConfigError, config_error
 from moola.evaluation.stats import holm, holm_level, interval, paired_evidence
+from moola.gates.predictions import Scored
 
 Action = Literal["ship", "revert", "investigate", "blocked"]
 # Walk-forward folds the `gates` flow decides on by default: 3 blocks of 20 windows on the
@@ -72,37 +73,12 @@ def load_policy(values: dict | None) -> Policy:
     """A Policy from a flow parameter; ConfigError naming each bad field (``policy.f1_margin: ...``)."""
     from pydantic import ValidationError
 
-    from moola.core.errors import ConfigError, config_error
     if values is not None and not isinstance(values, dict):
         raise ConfigError(f"policy: expected a mapping of Policy fields, found {values!r}")
     try:
         return Policy(**(values or {}))
     except ValidationError as exc:
         raise config_error(exc, where="policy.") from None
-
-
-@dataclass(frozen=True)
-class Scored:
-    """One model's class probabilities on a list of windows; ``y`` indexes ``classes``."""
-
-    ids: tuple[str, ...]
-    y: np.ndarray
-    proba: np.ndarray
-    classes: tuple[str, ...]
-    positive: int | None = None
-    groups: tuple[str, ...] | None = None  # the data's base_window per window: resampled together
-
-    def subset(self, ids: tuple[str, ...]) -> "Scored":
-        """These predictions on ``ids``, in that order (every id must be here)."""
-        where = {w: i for i, w in enumerate(self.ids)}
-        rows = np.array([where[w] for w in ids], dtype=int)
-        groups = tuple(np.array(self.groups)[rows]) if self.groups is not None else None
-        return Scored(tuple(ids), self.y[rows], self.proba[rows], self.classes, self.positive, groups)
-
-    def with_groups(self, group_of: dict[str, str]) -> "Scored":
-        """These predictions with each window's group (its own id when ``group_of`` lacks it)."""
-        return Scored(self.ids, self.y, self.proba, self.classes, self.positive,
-                      tuple(str(group_of.get(i, i)) for i in self.ids))
 
 
 @dataclass

@@ -10,38 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from moola.decide.decision import CANDIDATE_GATES, CONTROL_GATE, Evidence, Scored
-from moola.core.errors import DataError, MoolaError
-
-
-def read_predictions(path: Path) -> pd.DataFrame:
-    """A gate's predictions.parquet (or its folder) as a DataFrame; one clear error otherwise."""
-    p = path / "predictions.parquet" if path.is_dir() else path
-    try:
-        df = pd.read_parquet(p)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{p}: cannot read predictions ({exc})") from exc
-    missing = [c for c in ("window_id", "label", "predicted") if c not in df.columns]
-    if missing:
-        raise DataError(f"{p}: missing column(s) {', '.join(missing)}; expected a gate's predictions.parquet")
-    return df
-
-
-def gate_scored(folder: Path, result: dict) -> Scored:
-    """A gate's predictions.parquet (every fold's validation windows) as Scored."""
-    df = read_predictions(Path(folder))
-    classes = tuple((result.get("metrics") or {}).get("classes") or
-                    sorted(c[len("proba_"):] for c in df.columns if c.startswith("proba_")))
-    positive = (result.get("data") or {}).get("positive_class")
-    index = {c: i for i, c in enumerate(classes)}
-    missing = [f"proba_{c}" for c in classes if f"proba_{c}" not in df.columns]
-    unknown = sorted(set(df["label"].astype(str)) - set(classes))
-    if missing or unknown or not classes:
-        raise DataError(f"{folder}: predictions lack column(s) {', '.join(missing) or 'proba_*'}" if missing or not classes
-                        else f"{folder}: label(s) {', '.join(unknown)} have no probability column")
-    return Scored(tuple(df["window_id"].astype(str)), np.array([index[c] for c in df["label"]]),
-                  df[[f"proba_{c}" for c in classes]].to_numpy(dtype=np.float64), classes,
-                  index.get(positive))
+from moola.core.errors import MoolaError
+from moola.data.load import load_windows
+from moola.decide.decision import CANDIDATE_GATES, CONTROL_GATE, Evidence
+from moola.gates.predictions import Scored, gate_scored
+from moola.serve.inference import predict_windows
 
 
 def gather(results: dict[str, dict], dirs: dict[str, str | None]) -> Evidence:
@@ -95,8 +68,6 @@ def rescore_production(folder: Path, card: dict, data: Path, on: Scored, assume_
     after production's training end, less ``used``: the windows earlier decisions already compared
     this production version on (each reuse would be another chance of a false ship). Returns
     (scored or None, what was scored or why not, notes)."""
-    from moola.data.load import load_windows
-    from moola.serve.inference import predict_windows
     notes: list[str] = []
     w = load_windows(data, labeled=True, assume_row_order=assume_row_order, bar_seconds=bar_seconds)
     if w.problems:

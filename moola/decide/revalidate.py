@@ -30,10 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from moola.decide.decision import Policy, Rule
 from moola.core.errors import DataError
+from moola.data.validate import DataConfig, span_ns, validate
+from moola.decide.decision import Policy, Rule
+from moola.decide.evidence import train_end_ns
 from moola.evaluation.sequential import betting_cs, degradation_wealth, nights_to_reach
 from moola.evaluation.stats import brier_rows, weighted_f1_rows
+from moola.gates.predictions import read_predictions
+from moola.serve.inference import predict_windows
+from moola.train.normalize import fit_normalizer, resolve_method
 
 CHALLENGERS = {"minirocket": "a fresh MiniRocket control", "base_rate": "the class shares (no skill)"}
 MIN_SINGLE_CLASS = 20  # ledger windows: one predicted class over this many is an alert on its own
@@ -162,9 +167,6 @@ def score_night(folder: Path, card: dict, data: Path, ledger: list[dict], night:
     """Ledger rows for the windows of ``data`` that count tonight (``fresh_rows``), scored by
     production and by each challenger; and notes. Raises DataError when the data fails Gate 0 or
     does not fit the model (the registry and the ledger are then untouched)."""
-    from moola.data.validate import DataConfig, span_ns, validate
-    from moola.decide.evidence import read_predictions, train_end_ns
-    from moola.serve.inference import predict_windows
     cfg = data_config or DataConfig()
     rep = validate(data, None, cfg)
     rep.raise_if_invalid()
@@ -207,7 +209,6 @@ def challenger_proba(X_train: np.ndarray, y_train: list[str], X_new: np.ndarray,
         out["minirocket"] = out["base_rate"]
         return out
     from moola.models.minirocket import fit_minirocket
-    from moola.train.normalize import fit_normalizer, resolve_method
     norm = fit_normalizer(X_train, resolve_method("auto", X_train.shape[2]))
     model = fit_minirocket(norm.transform(X_train), y_train, list(classes), CHALLENGER_SEED, CHALLENGER_KERNELS)
     out["minirocket"] = model.predict_proba(norm.transform(X_new))

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from moola.data.validate import DataConfig
 from moola.core.errors import DataError, GateCrashed
+from moola.data.validate import DataConfig
 
 ROLES = ("data", "unlabeled", "baseline", "encoder", "config")
 

@@ -10,16 +10,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from moola.train.augment import Augmenter
-from moola.models.lstm import ModelConfig, auto_stride
-from moola.models.lstm import EnhancedSimpleLSTM
-from moola.models.transfer import EncoderMatchReport, load_encoder
-from moola.models.files import save_torch
-from moola.train.fit import FitPlan, FitResult, fit, predict_proba
-from moola.gates.context import (Context, Evaluation, FoldData, baseline_info, evaluate, gate_result, pooled_metrics,
-                      write_predictions)
+from moola.core.files import sha256_file
+from moola.gates.context import (
+    Context,
+    Evaluation,
+    FoldData,
+    baseline_info,
+    evaluate,
+    gate_result,
+    pooled_metrics,
+    write_predictions,
+)
 from moola.gates.result import GateResult
 from moola.gates.verdicts import comparison, degenerate_reasons, load_proof_reasons
+from moola.models.files import save_torch
+from moola.models.lstm import EnhancedSimpleLSTM, ModelConfig, auto_stride
+from moola.models.transfer import EncoderMatchReport, load_encoder
+from moola.train.augment import Augmenter
+from moola.train.fit import FitPlan, FitResult, fit, predict_proba
 
 
 @dataclass
@@ -84,7 +92,6 @@ def train_classifier(ctx: Context, fold: FoldData, model_cfg: ModelConfig, name:
 
 def save_classifier(ctx: Context, trained: Trained, model_cfg: ModelConfig, stem: str = "model") -> dict[str, str]:
     """Weights as safetensors plus the config needed to rebuild and feed the model."""
-    from moola.core.files import sha256_file
     cfg = {"kind": "EnhancedSimpleLSTM", "model": model_cfg.model_dump(), "n_channels": ctx.n_channels,
            "classes": ctx.classes, "normalizer": ctx.last.normalizer.to_dict(),
            "T": ctx.T, "seed": ctx.cfg.seed}

@@ -13,16 +13,20 @@ import pandas as pd
 import torch
 
 from moola import __version__
-from moola.gates.config import GateConfig
+from moola.core.errors import ConfigError, DataError
+from moola.core.files import sha256_file
+from moola.core.seal import verify_folder, write_manifest
+from moola.core.version import git_commit
 from moola.data.record import build_manifest
 from moola.data.validate import DataConfig, ValidationReport, validate
 from moola.evaluation.metrics import evaluate_predictions, positive_index
-from moola.core.files import sha256_file
-from moola.core.seal import write_manifest
-from moola.core.version import git_commit
-from moola.train.normalize import Normalizer, fit_normalizer, resolve_method
+from moola.evaluation.stats import paired_evidence
 from moola.gates import GATES
+from moola.gates.config import GateConfig
+from moola.gates.predictions import gate_scored
 from moola.gates.result import FoldMetrics, GateResult, Metrics, read_result
+from moola.train.memory import memory_problem
+from moola.train.normalize import Normalizer, fit_normalizer, resolve_method
 
 DATA_MANIFEST = "data_manifest.json"
 
@@ -73,10 +77,8 @@ def prepare(data: Path, unlabeled: Path | None, dcfg: DataConfig, cfg: GateConfi
     manifest_path.write_text(json.dumps(build_manifest(rep), indent=2) + "\n")
     rep.raise_if_invalid()
     lab = rep.labeled
-    from moola.train.memory import memory_problem
     too_big = memory_problem(lab.n, lab.shape[0], lab.shape[1], cfg, pretrain=unlabeled is not None)
     if too_big:
-        from moola.core.errors import DataError
         raise DataError(f"{lab.path.name}: column 'features': {too_big}")
     classes = sorted(set(lab.labels.tolist()))
     method = resolve_method(cfg.normalize, lab.shape[1], dcfg.channels)
@@ -90,7 +92,6 @@ def prepare(data: Path, unlabeled: Path | None, dcfg: DataConfig, cfg: GateConfi
                               norm))
     if len(classes) == 2 or cfg.positive_class:
         if cfg.positive_class and cfg.positive_class not in classes:
-            from moola.core.errors import ConfigError
             raise ConfigError(f"positive_class {cfg.positive_class!r} is not a class of the data ({classes})")
         positive = positive_index(classes, folds[-1].y_train, cfg.positive_class)
     else:
@@ -189,8 +190,6 @@ def gate_result(ctx: Context, gate: str, ev: Evaluation | None, evals: list[Eval
 
 def baseline_info(baseline_dir: Path | None) -> tuple[float | None, dict | None]:
     """(pooled F1, summary) of the --baseline gate folder the comparison is made against, verified first."""
-    from moola.core.errors import ConfigError
-    from moola.core.seal import verify_folder
     if baseline_dir is None:
         return None, None
     verify_folder(baseline_dir)
@@ -204,16 +203,10 @@ def baseline_info(baseline_dir: Path | None) -> tuple[float | None, dict | None]
 def against_baseline(ctx: Context, baseline_dir: Path, evals: list[Evaluation]) -> dict:
     """moola.evaluation.stats.paired_evidence of this gate's pooled predictions (B) against the --baseline
     folder's (A), on the same windows; ConfigError when that folder predicted other windows."""
-    from moola.decide.decision import Policy
-    from moola.core.errors import ConfigError
-    from moola.decide.evidence import gate_scored
-    from moola.evaluation.stats import paired_evidence
     base = gate_scored(baseline_dir, read_result(baseline_dir).model_dump())
     ids = tuple(str(i) for f in ctx.folds[:len(evals)] for i in f.ids_val)
     if set(ids) != set(base.ids) or tuple(base.classes) != tuple(ctx.classes):
         raise ConfigError(f"--baseline {baseline_dir}: its predictions cover other windows or classes than this "
                           "gate's (was it run on other data, or with other --folds/--val-size?)")
     base = base.subset(ids)
-    p = Policy()
-    return paired_evidence(base.y, base.proba, np.concatenate([e.proba for e in evals]), ctx.positive,
-                           0.0, p.n_boot, 0, p.alpha)
+    return paired_evidence(base.y, base.proba, np.concatenate([e.proba for e in evals]), ctx.positive)

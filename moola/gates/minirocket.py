@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import time
 
-from moola.models.files import save_pickle
-from moola.models.minirocket import fit_minirocket
-from moola.gates.context import Context, against_baseline, baseline_info, evaluate, gate_result, pooled_metrics, write_predictions
+from moola.gates.context import (
+    Context,
+    against_baseline,
+    baseline_info,
+    evaluate,
+    gate_result,
+    pooled_metrics,
+    write_predictions,
+)
 from moola.gates.result import GateResult
 from moola.gates.verdicts import comparison, control_verdict, degenerate_reasons
+from moola.models.files import save_pickle
+from moola.models.minirocket import fit_minirocket
 
 PROBABILITIES = "softmax of the ridge scores at one temperature fitted to leave-one-out scores on train"
 

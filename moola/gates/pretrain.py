@@ -10,17 +10,16 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from moola.models.lstm import auto_stride
 from moola.core.errors import ConfigError
-from moola.models.files import save_torch
 from moola.core.files import sha256_file
-from moola.models.autoencoder import MaskedAutoencoder, masked_mse, patch_mask
-from moola.models.lstm import lstm_input
-from moola.train.fit import FitPlan, fit
 from moola.gates.classifier import fit_details
 from moola.gates.context import Context, evaluate, gate_result, write_predictions
 from moola.gates.result import GateResult
 from moola.gates.verdicts import degenerate_reasons
+from moola.models.autoencoder import MaskedAutoencoder, masked_mse, patch_mask
+from moola.models.files import save_torch
+from moola.models.lstm import auto_stride, lstm_input
+from moola.train.fit import FitPlan, fit
 
 log = logging.getLogger("moola.gates.pretrain")
 

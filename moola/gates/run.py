@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
-
 import shutil
 import tempfile
+import time
 from contextlib import nullcontext
+from pathlib import Path
 
+from moola.core.errors import ConfigError, DataError
 from moola.core.files import replace_folder
 from moola.core.seal import check_replaceable
-from moola.gates.config import GateConfig, resolve_budget
-from moola.train.cores import claimed_cores
 from moola.data.validate import DataConfig
-from moola.core.errors import DataError
-from moola.train.fit import pick_device
 from moola.gates import GATES
 from moola.gates.augment import gate_augment
 from moola.gates.baseline import gate_baseline
+from moola.gates.config import GateConfig, resolve_budget
 from moola.gates.context import environment, finish, prepare
 from moola.gates.minirocket import gate_minirocket
 from moola.gates.pretrain import gate_pretrain
 from moola.gates.result import GateResult
 from moola.gates.transfer import gate_transfer
 from moola.gates.validate import gate_validate
+from moola.train.cores import claimed_cores
+from moola.train.fit import pick_device
 
 log = logging.getLogger("moola.gates")
 
@@ -44,7 +43,6 @@ def run_gate(gate: str, data: Path, out: Path, cfg: GateConfig, dcfg: DataConfig
     a crash or invalid data leaves no half folder that looks like a result, and files already
     at ``out`` never end up sealed into its MANIFEST."""
     if gate not in GATES:
-        from moola.core.errors import ConfigError
         raise ConfigError(f"gate: expected one of {', '.join(GATES)}, found {gate!r}")
     out = Path(out)
     check_replaceable(out)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from moola.core.errors import ConfigError
 from moola.core.seal import MANIFEST, verify_folder
-from moola.models.files import load_weights
 from moola.gates.classifier import classifier_gate
 from moola.gates.context import Context
 from moola.gates.result import GateResult
+from moola.models.files import load_weights
 
 
 def gate_transfer(ctx: Context, folders: dict) -> GateResult:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 
-from moola.gates.config import GateConfig
-from moola.data.validate import DataConfig
 from moola.core.errors import DataError
 from moola.core.files import sha256_file
 from moola.core.seal import write_manifest
+from moola.data.validate import DataConfig
+from moola.gates.config import GateConfig
 from moola.gates.context import DATA_MANIFEST, data_summary, environment, prepare
 from moola.gates.result import GateResult
 

@@ -21,9 +21,22 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from moola.core.errors import ConfigError, NoCapacity, RemotePermanent, RemoteUnavailable
-from moola.pods.boot import (BOOT_GRACE_S, START_COMMAND, PodIdentity, boot_env, graphql_safe, identity_from_env,
-                      new_identity)
+from moola.core.errors import (
+    ConfigError,
+    NoCapacity,
+    RemotePermanent,
+    RemoteUnavailable,
+)
+from moola.pods.boot import (
+    BOOT_GRACE_S,
+    START_COMMAND,
+    PodIdentity,
+    boot_env,
+    graphql_safe,
+    identity_from_env,
+    new_identity,
+)
+from moola.remote.ssh import public_key_line
 
 log = logging.getLogger("moola.pods.api")
 
@@ -368,7 +381,6 @@ def sdk_from_settings(settings) -> RunPodSDK:
 
 def client_public_key(settings) -> str | None:
     """The public half of MOOLA_SSH_KEY (its .pub file, else derived from the key), or None."""
-    from moola.remote.ssh import public_key_line
     if settings.moola_ssh_key is None:
         return None
     passphrase = settings.moola_ssh_key_passphrase.get_secret_value() if settings.moola_ssh_key_passphrase else None

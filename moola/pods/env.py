@@ -201,6 +201,7 @@ def _ship_wheels(runner, client, sftp, wheelhouse: Path, need: list[str]) -> Pur
 def lock_from_environment() -> dict[str, str]:
     """The pins of the gates' packages and everything they need, as installed here (minus FROM_IMAGE)."""
     import importlib.metadata as md
+
     from packaging.requirements import Requirement
     todo = [canonical(Requirement(r).name) for r in CORE.values()]
     pins: dict[str, str] = {}

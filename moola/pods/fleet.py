@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from moola.core.files import write_json_atomic
 from moola.core.errors import RemoteError, RemotePermanent, RemoteUnavailable
+from moola.core.files import write_json_atomic
 from moola.pods import lease as pods
+from moola.pods.api import PodAPI, PodLease, PodSpec
 from moola.pods.lease import heartbeat_path, touch
 from moola.remote.retry import call_with_retry
-from moola.pods.api import PodAPI, PodLease, PodSpec
 
 log = logging.getLogger("moola.pods.fleet")
 

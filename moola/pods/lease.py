@@ -23,11 +23,11 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from moola.core.files import write_json_atomic
 from moola.core.errors import RemoteError, RemotePermanent
-from moola.remote.retry import call_with_retry
+from moola.core.files import write_json_atomic
 from moola.gates.call import GateCall
 from moola.pods.api import PodAPI, PodLease, PodSpec
+from moola.remote.retry import call_with_retry
 
 log = logging.getLogger("moola.pods.lease")
 

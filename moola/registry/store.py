@@ -30,8 +30,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from moola.core.files import fsync_dir, write_json_atomic
 from moola.core.errors import ConfigError, RegistryBusy, RegistryError
+from moola.core.files import fsync_dir, write_json_atomic
 from moola.core.seal import MANIFEST, verify_folder, write_manifest
 
 LOCK_TIMEOUT_S = 60.0

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+from moola.core.errors import ConfigError
+
 RunnerKind = Literal["here", "local", "ssh", "runpod"]
 RUNNER_KINDS: tuple[str, ...] = get_args(RunnerKind)
 DEFAULT_RUNNER: RunnerKind = "here"
@@ -18,7 +20,6 @@ ON_THIS_MACHINE: tuple[str, ...] = ("here", "local")  # gates share this machine
 
 def check_runner(kind: str) -> str:
     """``kind`` if it names a runner, else a ConfigError listing the choices."""
-    from moola.core.errors import ConfigError
     if kind not in RUNNER_KINDS:
         raise ConfigError(f"runner: expected one of {', '.join(RUNNER_KINDS)}, found {kind!r}")
     return kind

@@ -28,15 +28,19 @@ from pathlib import Path, PurePosixPath
 
 import paramiko
 
-from moola.core.files import replace_folder
-from moola.core.seal import check_replaceable
-from moola.core.files import hash_while_written
-from moola.core.errors import ConfigError, GateTimedOut, HostKeyMismatch, ModelFileError, RemotePermanent, RemoteUnavailable
+from moola.core.errors import (
+    ConfigError,
+    GateTimedOut,
+    HostKeyMismatch,
+    ModelFileError,
+    RemotePermanent,
+    RemoteUnavailable,
+)
+from moola.core.files import hash_while_written, replace_folder, sha256_file
+from moola.core.seal import MANIFEST, check_replaceable, parse_manifest
 from moola.core.version import git_commit
-from moola.core.seal import MANIFEST, parse_manifest
-from moola.core.files import sha256_file
-from moola.remote.bundle import build_bundle
 from moola.gates.call import GateCall, raise_for_exit
+from moola.remote.bundle import build_bundle
 
 log = logging.getLogger("moola.remote.ssh")
 

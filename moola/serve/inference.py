@@ -8,6 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from moola.core.errors import ConfigError, DataError, ModelFileError
+from moola.core.seal import verify_folder
+from moola.models.files import load_weights
+from moola.models.lstm import EnhancedSimpleLSTM, ModelConfig
+from moola.train.fit import pick_device, predict_proba
+from moola.train.normalize import Normalizer
 
 MODEL_KEYS = ("model", "classes", "n_channels", "T", "normalizer")
 # what a model saved before these settings existed did: every step, the input as it came
@@ -21,10 +26,6 @@ def load_classifier(folder: Path, expected_manifest_sha256: str | None = None):
     registered version must also match the MANIFEST sha256 the registry recorded."""
     from pydantic import ValidationError
 
-    from moola.models.lstm import ModelConfig
-    from moola.models.files import load_weights
-    from moola.core.seal import verify_folder
-    from moola.models.lstm import EnhancedSimpleLSTM
     folder = Path(folder)
     cfg_path = folder / "model.json"
     if not folder.is_dir():
@@ -54,8 +55,6 @@ def predict_windows(folder: Path, X: np.ndarray, source: str, device: str = "aut
     """Raw windows (N, T, C) -> ((N, K) probabilities, classes), with the model's own normaliser."""
     import torch
 
-    from moola.train.normalize import Normalizer
-    from moola.train.fit import pick_device, predict_proba
     model, cfg = load_classifier(folder, expected_manifest_sha256)
     if tuple(X.shape[1:]) != (cfg["T"], cfg["n_channels"]):
         raise DataError(f"{source}: windows are {X.shape[1]} x {X.shape[2]}, the model expects "

@@ -20,6 +20,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from moola.core.errors import ConfigError
+
 log = logging.getLogger("moola.train.cores")
 
 
@@ -30,7 +32,6 @@ def cores_dir() -> Path:
 def own_folder(folder: Path) -> Path:
     """``folder``, made if missing; refused when another user owns it or others may write to it (in a
     shared temp directory anyone can create it first and hold every core, or swap the lock files)."""
-    from moola.core.errors import ConfigError
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     st = folder.stat()
     if st.st_uid != os.getuid() or st.st_mode & 0o022:

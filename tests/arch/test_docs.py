@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-PROGRAMS = {"moola": "moola.cli.main", "python -m flows.gates": "flows.gates", "python -m flows.revalidate": "flows.revalidate"}
+PROGRAMS = {"moola": "moola.cli.main", "python -m flows.gates": "moola_flows.gates", "python -m flows.revalidate": "moola_flows.revalidate"}
 
 
 def parser_of(module: str) -> argparse.ArgumentParser:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from moola.decide.decision import Evidence, Policy, Scored, decide
+from moola.decide.decision import Evidence, Policy, decide
+from moola.gates.predictions import Scored
 from tests.core.test_stats import proba_from
 
 N = 60

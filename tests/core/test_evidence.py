@@ -8,7 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from moola.decide.evidence import gate_scored, rescore_production, train_end_ns
+from moola.decide.evidence import rescore_production, train_end_ns
+from moola.gates.predictions import gate_scored
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def test_the_suite_reads_no_env_file_and_a_user_does(tmp_path, monkeypatch):
 def test_the_workers_lease_folder_is_absolute_whatever_moola_artifacts_says(tmp_path, monkeypatch):
     """A relative MOOLA_ARTIFACTS handed relative lease paths to the run's process, which may start in
     another folder (and then could not end a lost pod through its record)."""
-    from flows.worker import leases_dir
+    from moola_flows.worker import leases_dir
     monkeypatch.chdir(tmp_path)
     got = leases_dir(Settings(_env_file=None, moola_artifacts="art"))
     assert got == tmp_path / "art" / "pods" / "worker" and got.is_absolute()

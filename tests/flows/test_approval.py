@@ -42,7 +42,7 @@ def answer_when_paused(run_input: dict, found: list) -> threading.Thread:
 
 @pytest.mark.parametrize("approve", [True, False])
 def test_a_person_approves_or_rejects_the_ship(prefect_server, gate_dirs, tmp_path, approve):
-    from flows.decide import decide_flow
+    from moola_flows.decide import decide_flow
     results, dirs = baseline_only(gate_dirs)
     art = tmp_path / "art"
     found: list = []
@@ -61,7 +61,7 @@ def test_a_person_approves_or_rejects_the_ship(prefect_server, gate_dirs, tmp_pa
 
 
 def test_no_answer_in_time_reverts(prefect_server, gate_dirs, tmp_path):
-    from flows.decide import decide_flow
+    from moola_flows.decide import decide_flow
     results, dirs = baseline_only(gate_dirs)
     art = tmp_path / "art"
     state = decide_flow(results, dirs, str(art), require_approval=True, approval_timeout_s=2, return_state=True)

@@ -39,7 +39,7 @@ def new_data(old: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_production_is_rescored_on_the_candidates_new_windows(prefect_server, gate_dirs, sample_dir, tmp_path):
-    from flows.decide import decide_flow
+    from moola_flows.decide import decide_flow
     art = tmp_path / "art"
     old_path = sample_dir / "train.parquet"
     old_result = json.loads((gate_dirs["baseline"] / "result.json").read_text())

@@ -9,7 +9,7 @@ from tests.flows.conftest import CONFIG, assert_expected_decision, jsonl
 
 
 def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sample_dir, tmp_path):
-    from flows.gates import gates
+    from moola_flows.gates import gates
     art = tmp_path / "art"
     state = gates(data=str(sample_dir / "train.parquet"), unlabeled=str(sample_dir / "unlabeled.parquet"),
                   config=CONFIG, artifacts=str(art), return_state=True)
@@ -27,7 +27,7 @@ def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sa
     # the UI tells the story (issue 15): the run's state is the decision's name, the decision
     # artifact sits on the gates run itself, every artifact is described, none points at a file,
     # and each gate's reliability diagram is an embedded PNG that decodes
-    from flows.report import STATE_NAMES
+    from moola_flows.report import STATE_NAMES
     from tests.flows.test_ui import PNG, artifacts_of, embedded_pngs
     assert state.name == STATE_NAMES[decision["action"]]
     arts = artifacts_of(state.state_details.flow_run_id)
@@ -64,7 +64,7 @@ def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sa
 
 
 def test_seed_smoke_is_blocked_and_never_shipped(prefect_server, sample_dir, tmp_path):
-    from flows.gates import gates
+    from moola_flows.gates import gates
     art = tmp_path / "art"
     state = gates(data=str(sample_dir / "train.parquet"), unlabeled=str(sample_dir / "unlabeled.parquet"),
                   preset="seed-smoke", config=CONFIG, artifacts=str(art), return_state=True)
@@ -74,7 +74,7 @@ def test_seed_smoke_is_blocked_and_never_shipped(prefect_server, sample_dir, tmp
 
 
 def test_leaky_data_is_blocked_at_gate_0(prefect_server, sample_frame, write_frame, tmp_path):
-    from flows.gates import gates
+    from moola_flows.gates import gates
     df = sample_frame.copy()
     df.at[df.index[-1], "features"] = df.at[df.index[0], "features"]  # a validation window copied from train
     art = tmp_path / "art"
@@ -88,7 +88,7 @@ def test_leaky_data_is_blocked_at_gate_0(prefect_server, sample_frame, write_fra
 
 
 def test_a_parameter_typo_fails_at_once_and_records_nothing(prefect_server, sample_dir, tmp_path, capsys):
-    from flows.gates import gates, main
+    from moola_flows.gates import gates, main
     art = tmp_path / "art"
     state = gates(data=str(sample_dir / "train.parquet"), runner="runpd", artifacts=str(art), return_state=True)
     # the parameter schema refuses it before the flow starts (the UI offers the choices)
@@ -110,8 +110,8 @@ def test_a_parameter_typo_fails_at_once_and_records_nothing(prefect_server, samp
 def test_without_unlabelled_data_gates_3_4_are_skipped_and_a_decision_is_reached(prefect_server, sample_dir,
                                                                                  tmp_path):
     """Omitting `unlabeled` crashed the flow at Gate 3 after Gates 1-2 had trained (issue 11)."""
-    from flows.gates import gates
-    from flows.report import STATE_NAMES
+    from moola_flows.gates import gates
+    from moola_flows.report import STATE_NAMES
     art = tmp_path / "art"
     state = gates(data=str(sample_dir / "train.parquet"), config=CONFIG, artifacts=str(art), return_state=True)
     lines = jsonl(art)
@@ -127,8 +127,8 @@ def test_a_run_that_decides_nothing_exits_1_and_never_prints_an_earlier_decision
                                                                                   tmp_path, capsys, monkeypatch):
     """`python -m flows.gates` (what `make demo` runs) printed the registry's last decision and exited 0
     when this run decided nothing (here the decision step itself fails after the gates)."""
-    import flows.decide
-    from flows.gates import main
+    import moola_flows.decide
+    from moola_flows.gates import main
     from moola.registry.store import Registry
     art = tmp_path / "art"
     Registry(art).append({"kind": "decision", "decision": {"action": "ship", "candidate": "augment",
@@ -136,7 +136,7 @@ def test_a_run_that_decides_nothing_exits_1_and_never_prints_an_earlier_decision
 
     def broken(*a, **kw):
         raise RuntimeError("decide broke")
-    monkeypatch.setattr(flows.decide, "decide_and_ship", broken)
+    monkeypatch.setattr(moola_flows.decide, "decide_and_ship", broken)
     assert main(["--data", str(sample_dir / "train.parquet"), "--config", CONFIG, "--artifacts", str(art)]) == 1
     out, err = capsys.readouterr()
     assert "no decision reached" in err and "decide broke" in err

@@ -27,15 +27,15 @@ def pod(sshd, tmp_path, monkeypatch):  # noqa: F811
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     fake = FakeRunPod(ssh_port=sshd.port, boot_polls=0)
-    import flows.pod
-    monkeypatch.setattr(flows.pod, "make_api", lambda settings: fake)
+    import moola_flows.pod
+    monkeypatch.setattr(moola_flows.pod, "make_api", lambda settings: fake)
     return fake
 
 
 def test_a_permanent_failure_still_stops_the_pod(prefect_server, pod, sample_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("MOOLA_SSH_KNOWN_HOSTS")
     monkeypatch.setenv("MOOLA_SSH_HOST_KEY_SHA256", "SHA256:" + "A" * 43)  # not the pod's key
-    from flows.gates import gates
+    from moola_flows.gates import gates
     art = tmp_path / "art"
     state = gates(data=str(sample_dir / "train.parquet"), runner="runpod", config=CONFIG, artifacts=str(art),
                   return_state=True)
@@ -45,7 +45,7 @@ def test_a_permanent_failure_still_stops_the_pod(prefect_server, pod, sample_dir
 
 
 def test_invalid_data_never_starts_a_pod(prefect_server, pod, sample_frame, write_frame, tmp_path):
-    from flows.gates import gates
+    from moola_flows.gates import gates
     df = sample_frame.copy()
     df.at[df.index[5], "features"] = df.at[df.index[5], "features"][:-4]  # one window too short
     state = gates(data=str(write_frame(df)), runner="runpod", artifacts=str(tmp_path / "art"), return_state=True)
@@ -55,7 +55,7 @@ def test_invalid_data_never_starts_a_pod(prefect_server, pod, sample_frame, writ
 
 def test_the_hook_stops_a_pod_the_flow_could_not(prefect_server, pod, tmp_path):
     """Crash or cancellation skip the flow's finally: the hook finds the lease on disk and stops it."""
-    from flows.pod import acquire_pod, lease_file, stop_pod_hook
+    from moola_flows.pod import acquire_pod, lease_file, stop_pod_hook
     art = str(tmp_path / "art")
     got = acquire_pod.fn(art, "run-1")
     assert (got["host"], got["port"], got["pod_id"]) == ("127.0.0.1", pod.ssh_port, "existing")
@@ -70,7 +70,7 @@ def test_the_hook_stops_a_pod_the_flow_could_not(prefect_server, pod, tmp_path):
 
 def test_no_capacity_is_retried_until_capacity_appears(prefect_server, pod, tmp_path, monkeypatch):
     import threading
-    from flows.pod import acquire_pod, lease_file
+    from moola_flows.pod import acquire_pod, lease_file
     monkeypatch.delenv("RUNPOD_POD_ID")  # create, not resume
     pod.capacity = set()
     threading.Timer(2.0, lambda: pod.capacity.add("NVIDIA H200")).start()
@@ -84,7 +84,7 @@ def test_no_capacity_is_retried_until_capacity_appears(prefect_server, pod, tmp_
 
 def test_no_capacity_until_the_deadline_fails_the_flow_without_a_pod(prefect_server, pod, sample_dir, tmp_path,
                                                                     monkeypatch):
-    from flows.gates import gates
+    from moola_flows.gates import gates
     monkeypatch.delenv("RUNPOD_POD_ID")
     pod.capacity = set()
     t0 = time.monotonic()
@@ -96,10 +96,10 @@ def test_no_capacity_until_the_deadline_fails_the_flow_without_a_pod(prefect_ser
 
 
 def test_a_failing_stop_is_retried_and_never_forgotten(prefect_server, pod, tmp_path, monkeypatch):
-    import flows.pod
-    from flows.pod import acquire_pod, lease_file, release_pod
+    import moola_flows.pod
+    from moola_flows.pod import acquire_pod, lease_file, release_pod
     from moola.core.errors import RemoteUnavailable
-    monkeypatch.setattr(flows.pod, "STOP_RETRY_S", 0.0)
+    monkeypatch.setattr(moola_flows.pod, "STOP_RETRY_S", 0.0)
     real_stop, failures = pod.stop_pod, [2]
 
     def flaky_stop(pod_id):
@@ -144,7 +144,7 @@ def test_the_runs_only_pod_lost_mid_gate_fails_the_run_clean_with_the_pod_stoppe
             time.sleep(0.1)
     watcher = threading.Thread(target=kill_once_the_baseline_runs, daemon=True)
     watcher.start()
-    from flows.gates import gates
+    from moola_flows.gates import gates
     art = tmp_path / "art"
     try:
         state = gates(data=str(sample_dir / "train.parquet"), unlabeled=None, runner="runpod", config=CONFIG,
@@ -164,7 +164,7 @@ def test_a_runs_process_finds_the_api_key_in_the_workers_secret_block(prefect_se
     the run needs the key to stop a pod it found lost."""
     from prefect.blocks.system import Secret
 
-    from flows.pod import KEY_SECRET_ENV, run_api
+    from moola_flows.pod import KEY_SECRET_ENV, run_api
     from moola.core.errors import ConfigError
     from moola.settings import Settings
     Secret(value="rp_from_the_block").save("moola-test-runpod-key", overwrite=True)
@@ -180,7 +180,7 @@ def test_a_runs_process_finds_the_api_key_in_the_workers_secret_block(prefect_se
 
 
 def test_a_lost_pod_the_run_cannot_stop_is_left_to_the_worker_not_a_failed_run(tmp_path, monkeypatch):
-    from flows.pod import KEY_SECRET_ENV, PodJudge
+    from moola_flows.pod import KEY_SECRET_ENV, PodJudge
     monkeypatch.delenv("RUNPOD_API_KEY", raising=False)
     monkeypatch.delenv(KEY_SECRET_ENV, raising=False)
     monkeypatch.chdir(tmp_path)  # no .env here
@@ -196,7 +196,7 @@ def test_a_running_pod_whose_sshd_restarts_is_not_lost_and_one_that_stays_away_i
     restarting sshd ended a live pod, and with one pod the run. Now ssh must stay away for its window."""
     import threading
 
-    from flows.pod import PodJudge
+    from moola_flows.pod import PodJudge
     from tests.remote.sshd_server import make_sshd
     (tmp_path / "pod").mkdir()
     own = make_sshd(tmp_path / "pod")

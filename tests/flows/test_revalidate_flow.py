@@ -15,7 +15,7 @@ from tests.flows.conftest import jsonl
 
 
 def ship(art, gate_dir, times: int):
-    from flows.decide import card_for
+    from moola_flows.decide import card_for
     from moola.registry.store import Registry
     reg = Registry(art)
     result = json.loads((gate_dir / "result.json").read_text())
@@ -57,7 +57,7 @@ def runs_of(deployment_id):
 
 def test_healthy_nights_then_inverted_labels_end_degraded_and_start_the_gates(
         prefect_server, gates_deployment, gate_dirs, sample_frame, write_frame, tmp_path):
-    from flows.revalidate import revalidate
+    from moola_flows.revalidate import revalidate
     art = tmp_path / "art"
     reg = ship(art, gate_dirs["baseline"], times=1)
     prod = reg.read()["production"]
@@ -106,14 +106,14 @@ def test_healthy_nights_then_inverted_labels_end_degraded_and_start_the_gates(
 
 
 def test_without_production_there_is_nothing_to_do(prefect_server, sample_dir, tmp_path):
-    from flows.revalidate import revalidate
+    from moola_flows.revalidate import revalidate
     out = revalidate(data=str(sample_dir / "train.parquet"), artifacts=str(tmp_path / "art"))
     assert out == {"action": "none", "reasons": ["no production model"]}
     assert not (tmp_path / "art").exists()
 def test_decide_returns_a_degraded_production_to_the_last_good_version(prefect_server, gate_dirs, tmp_path):
     """Production is a version marked degraded (someone rolled back onto it by hand); a run whose
     candidate does not beat it ends in `revert`, and production returns to the last good one."""
-    from flows.decide import decide_flow
+    from moola_flows.decide import decide_flow
     art = tmp_path / "art"
     reg = ship(art, gate_dirs["baseline"], times=2)
     reg.revert_to_last_good("nightly: v2 below the floor")  # v2 marked, production v1
@@ -137,7 +137,7 @@ def test_two_decides_at_once_ship_once_and_record_what_really_happened(prefect_s
     always decide against "no production" and the compare-and-swap retry must happen."""
     import threading
 
-    from flows.decide import decide_flow
+    from moola_flows.decide import decide_flow
     from moola.registry.store import Registry
     art = tmp_path / "art"
     result = json.loads((gate_dirs["baseline"] / "result.json").read_text())

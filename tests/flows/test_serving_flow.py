@@ -10,7 +10,7 @@ from tests.flows.conftest import jsonl
 
 
 def test_decide_never_ships_a_folder_that_serves_differently(prefect_server, gate_dirs, sample_dir, tmp_path):
-    from flows.decide import decide_flow
+    from moola_flows.decide import decide_flow
     folder = tmp_path / "baseline"
     shutil.copytree(gate_dirs["baseline"], folder)
     cfg = json.loads((folder / "model.json").read_text())
@@ -29,7 +29,7 @@ def test_decide_never_ships_a_folder_that_serves_differently(prefect_server, gat
 
 
 def test_decide_ships_a_folder_that_serves_and_says_so(prefect_server, gate_dirs, sample_dir, tmp_path):
-    from flows.decide import decide_flow
+    from moola_flows.decide import decide_flow
     result = json.loads((gate_dirs["baseline"] / "result.json").read_text())
     art = tmp_path / "art"
     decide_flow({"validate": {"status": "passed"}, "baseline": result}, {"baseline": str(gate_dirs["baseline"])},
@@ -43,7 +43,7 @@ def test_moola_artifacts_from_dotenv_is_the_one_registry_root(prefect_server, ga
                                                              monkeypatch, capsys):
     """Issue 10: the flows ignored MOOLA_ARTIFACTS (and `.env`) while `moola registry` read it, and
     registry pointers only worked from the directory the flow ran in."""
-    from flows.decide import decide_flow
+    from moola_flows.decide import decide_flow
     from moola.cli.main import main
     monkeypatch.delenv("MOOLA_ARTIFACTS", raising=False)
     monkeypatch.delenv("MOOLA_ENV_FILE", raising=False)  # the suite reads no .env (tests/conftest.py); this test does

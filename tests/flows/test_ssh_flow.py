@@ -19,7 +19,7 @@ def test_flow_over_ssh_retries_until_the_host_is_up(prefect_server, sshd, sample
            "MOOLA_SSH_TIMEOUT": "3"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    from flows.gates import gates
+    from moola_flows.gates import gates
     sshd.stop()
     timer = threading.Timer(4.0, sshd.start)
     timer.start()

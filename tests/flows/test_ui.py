@@ -32,7 +32,7 @@ def embedded_pngs(markdown: str) -> list[bytes]:
      "Investigate", True),
 ])
 def test_halting_decisions_end_in_named_failed_states(prefect_server, tmp_path, results, name, failed):
-    from flows.decide import decide_flow
+    from moola_flows.decide import decide_flow
     state = decide_flow(results, {}, artifacts=str(tmp_path / "art"), return_state=True)
     assert state.is_failed() == failed and state.name == name
     assert state.message.startswith(name.lower() + ": ")
@@ -42,7 +42,7 @@ def test_halting_decisions_end_in_named_failed_states(prefect_server, tmp_path, 
 
 
 def test_ship_then_revert_are_named_completed_states(prefect_server, gate_dirs, sample_dir, tmp_path):
-    from flows.decide import decide_flow
+    from moola_flows.decide import decide_flow
     result = json.loads((gate_dirs["baseline"] / "result.json").read_text())
     args = ({"validate": {"status": "passed"}, "baseline": result}, {"baseline": str(gate_dirs["baseline"])})
     first = decide_flow(*args, artifacts=str(tmp_path / "art"), data=str(sample_dir / "train.parquet"),

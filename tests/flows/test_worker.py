@@ -381,7 +381,7 @@ def test_a_restarted_worker_ends_the_pods_of_runs_that_ended_or_never_started_wi
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import Completed, Pending, Running
 
-    from flows.worker import API_KEY_BLOCK, RunPodWorker, leases_dir
+    from moola_flows.worker import API_KEY_BLOCK, RunPodWorker, leases_dir
     from moola.core.files import write_json_atomic
     from moola.settings import load_settings
     from tests.remote.runpod_emulator import Pod, RunPodEmulator
