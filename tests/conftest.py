@@ -17,11 +17,14 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 # Nor read the developer's settings: a `.env` in the checkout (the README has users write one, e.g.
 # MOOLA_RUNNER=runpod) or MOOLA_*/RUNPOD_* in the shell would send the suite's gates elsewhere, to billed
 # pods at worst. Each test sets what it needs; subprocesses inherit this clean environment.
-for _k in [k for k in os.environ if k.startswith(("MOOLA_", "RUNPOD_"))]:
-    del os.environ[_k]
-os.environ["MOOLA_ENV_FILE"] = ""
-# The suite's gates claim cores among themselves, not with other moola processes on this machine.
-os.environ["MOOLA_CORES_DIR"] = tempfile.mkdtemp(prefix="moola-test-cores-")
+# Under pytest-xdist each worker inherits the controller's environment, cleaned already: the workers'
+# gates then claim cores in one folder, so two workers' gates share the machine's cores, not each all.
+if "PYTEST_XDIST_WORKER" not in os.environ:
+    for _k in [k for k in os.environ if k.startswith(("MOOLA_", "RUNPOD_"))]:
+        del os.environ[_k]
+    os.environ["MOOLA_ENV_FILE"] = ""
+    # The suite's gates claim cores among themselves, not with other moola processes on this machine.
+    os.environ["MOOLA_CORES_DIR"] = tempfile.mkdtemp(prefix="moola-test-cores-")
 
 from moola.cli.main import main  # noqa: E402
 from moola.data.sample import make_sample, write_sample  # noqa: E402
@@ -29,10 +32,20 @@ from moola.data.sample import make_sample, write_sample  # noqa: E402
 
 def pytest_collection_modifyitems(config, items):
     """tests/flows/ runs flows end to end through Prefect servers: marked `e2e`, which `make test-fast`
-    leaves out (`make test` runs everything)."""
+    leaves out (`make test` runs everything). Under pytest-xdist (`-n 2 --dist loadgroup`, as make
+    runs it) they form one group, run by one worker one after another on one Prefect server, while
+    the other worker takes the rest."""
     for item in items:
         if item.nodeid.startswith("tests/flows/"):
             item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The order's seed (pytest-randomly), also under -q: `--randomly-seed=N` repeats a run's order."""
+    seed = config.getoption("randomly_seed", default=None)
+    if seed is not None:
+        terminalreporter.write_line(f"test order: --randomly-seed={seed}")
 
 
 @pytest.fixture(scope="session")
