@@ -35,14 +35,16 @@ sshd:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >/dev/null; }
 
+# Two pytest-xdist workers: one takes the end-to-end flows (one group, one Prefect server, in order),
+# the other the rest beside it. Each run is in a new order (pytest-randomly; its seed printed at the end).
 test: $(STAMP) sshd
-	$(VENV)/bin/ruff check --select F,E7,E9 moola flows tests bench
-	$(PY) -m pytest -q
+	$(VENV)/bin/ruff check --select F,E7,E9,I moola flows tests bench
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # Everything but the end-to-end flows (tests/flows/, marker e2e): for the edit-test loop.
 test-fast: $(STAMP) sshd
-	$(VENV)/bin/ruff check --select F,E7,E9 moola flows tests bench
-	$(PY) -m pytest -q -m "not e2e"
+	$(VENV)/bin/ruff check --select F,E7,E9,I moola flows tests bench
+	$(PY) -m pytest -q -m "not e2e" -n 2
 
 # Runs through the runpod worker with injected faults, then RunPod's view: nothing left running or
 # billing (bench/faults.py; about 10 minutes; not part of `make test`).

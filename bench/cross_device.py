@@ -18,8 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from moola.models.lstm import ModelConfig  # noqa: E402
-from moola.models.lstm import EnhancedSimpleLSTM  # noqa: E402
+from moola.models.lstm import EnhancedSimpleLSTM, ModelConfig  # noqa: E402
 from moola.serve.check import TOLERANCE  # noqa: E402
 from moola.train.fit import predict_proba  # noqa: E402
 

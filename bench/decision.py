@@ -36,15 +36,15 @@ import numpy as np
 import torch
 from scipy.stats import beta
 
-from moola.gates.config import load_gate_config, resolve_budget
 from moola.data.sample import write_sample
 from moola.data.validate import DataConfig
 from moola.decide.decision import Evidence, Policy, decide
-from moola.gates.predictions import Scored
-from moola.gates.classifier import train_classifier
-from moola.gates.context import prepare
-from moola.models.minirocket import fit_minirocket
 from moola.evaluation.stats import weighted_f1_rows
+from moola.gates.classifier import train_classifier
+from moola.gates.config import load_gate_config, resolve_budget
+from moola.gates.context import prepare
+from moola.gates.predictions import Scored
+from moola.models.minirocket import fit_minirocket
 
 FLIP = 0.30
 SIZES = (60, 180)

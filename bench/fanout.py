@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.fakes.sshd_server import make_sshd  # noqa: E402
 from tests.flows.conftest import start_server, stop_server  # noqa: E402
-from tests.remote.sshd_server import make_sshd  # noqa: E402
 
 NS = (1, 2, 4)
 
@@ -83,7 +83,7 @@ def run(pods: list[dict], units: int, sleep_s: float) -> dict:
                            known_hosts=Path(pod["known_hosts"]), timeout=5.0)
         client = runner.connect()
         try:
-            code, tail = runner._exec(client, ["sleep", f"{seconds:g}"])
+            code, tail = runner.execute(client, ["sleep", f"{seconds:g}"])
         finally:
             client.close()
         if code != 0:

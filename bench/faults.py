@@ -40,9 +40,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from moola.data.sample import write_sample  # noqa: E402
+from tests.fakes.runpod_emulator import SOMETHING_WRONG  # noqa: E402
 from tests.flows.conftest import CONFIG, client_call, start_server, stop_server  # noqa: E402
 from tests.flows.worker_rig import start_rig  # noqa: E402
-from tests.remote.runpod_emulator import SOMETHING_WRONG  # noqa: E402
 
 FAULTS = ("none", "create-error", "lost-create", "query-error", "stop-error", "ssh-refused", "ssh-hung",
           "crash-pod", "kill-flow", "kill-worker")

@@ -11,7 +11,7 @@ Each check prints PASS or FAIL; the pod is terminated on every exit path. Reads 
 MOOLA_SSH_KEY (environment or .env) like the worker; RUNPOD_GPU_TYPES / RUNPOD_IMAGE pick the shape.
 
     bash bench/first_pod.sh                 # the real service
-    bash bench/first_pod.sh --emulate       # the same checks against tests/remote/runpod_emulator.py
+    bash bench/first_pod.sh --emulate       # the same checks against tests/fakes/runpod_emulator.py
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def check(name: str, ok: bool, detail: str = "") -> bool:
 
 def emulated(tmp: Path) -> tuple[object, dict]:
     """The emulator, a client key and the environment that points moola at them."""
-    from tests.remote.pod_image import make_image_python
-    from tests.remote.runpod_emulator import IMAGE_PYTHON_AT, RunPodEmulator
+    from tests.fakes.pod_image import make_image_python
+    from tests.fakes.runpod_emulator import IMAGE_PYTHON_AT, RunPodEmulator
     make_image_python(tmp / "img", seen_at=IMAGE_PYTHON_AT)
     emu = RunPodEmulator(tmp / "pods", api_key="rp_first_pod_check", image=tmp / "img", hide=[tmp])
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "key")], check=True)
@@ -60,10 +60,10 @@ def main() -> int:
         emu, env = emulated(tmp)
         os.environ.update(env)
 
-    from moola.pods.fleet import guard_pod
-    from moola.remote.retry import call_with_retry
-    from moola.pods.runner import make_runner
     from moola.pods.api import PodLease, make_lease, pod_spec
+    from moola.pods.fleet import guard_pod
+    from moola.pods.runner import make_runner
+    from moola.remote.retry import call_with_retry
     from moola.settings import load_settings
     s = load_settings()
     base = make_lease(s)
@@ -89,7 +89,7 @@ def main() -> int:
             check("2. the watchdog runs from the start command and guards this pod", False, str(exc))
         client = runner.connect()
         try:
-            code, out = runner._exec(client, [runner.python, "-c", "import json, torch; print(json.dumps({"
+            code, out = runner.execute(client, [runner.python, "-c", "import json, torch; print(json.dumps({"
                                               "'torch': torch.__version__, 'cuda': torch.cuda.is_available()}))"])
         finally:
             client.close()

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from moola.gates.config import load_gate_config
 from moola.data.sample import write_sample
 from moola.data.validate import DataConfig
+from moola.gates.config import load_gate_config
 from moola.gates.run import run_gate
 
 ORDER = ("validate", "baseline", "minirocket", "pretrain", "transfer", "augment")

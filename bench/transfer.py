@@ -24,14 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.remote.sshd_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fakes.sshd_server
 
-from moola.data.sample import write_sample  # noqa: E402
 from moola.core.seal import write_manifest  # noqa: E402
+from moola.data.sample import write_sample  # noqa: E402
 from moola.gates.call import GateCall
 from moola.remote.runner import LocalRunner  # noqa: E402
 from moola.remote.ssh import SCP_CIPHERS  # noqa: E402
-from tests.remote.sshd_server import make_sshd  # noqa: E402
+from tests.fakes.sshd_server import make_sshd  # noqa: E402
 
 
 def compare(runner, scp: list[str], src: str, folder: Path, root: Path, args, label: str) -> float:

@@ -5,25 +5,18 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from moola_flows.report import STATE_NAMES, publish_decision
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.states import Completed, Failed
 
-from moola_flows.report import STATE_NAMES, publish_decision
 from moola.core.errors import ConfigError
-from moola.decide.decision import (
-    CANDIDATE_GATES,
-    Decision,
-    Evidence,
-    Policy,
-    apply_approval,
-    decide,
-    load_policy,
-)
-from moola.decide.evidence import gather, rescore_production, with_groups
-from moola.registry.store import Registry
+from moola.decide.decision import Decision, Evidence, load_policy
+from moola.decide.evidence import rescore_production
+from moola.decide.ship import Effects, decide_and_ship
+from moola.gates.graph import CANDIDATE_GATES
 from moola.serve.check import check_serves
 from moola.settings import registry_from_settings
 
@@ -39,15 +32,6 @@ class Approval(RunInput):
     note: str = ""
 
 
-def card_for(gate: str, result: dict, production_before: dict | None) -> dict:
-    """Provenance of a registered model: metrics, config, data hash, the gate result, code version."""
-    return {"gate": gate, "metrics": result.get("metrics"), "pooled": result.get("pooled"),
-            "train_end": (result.get("data") or {}).get("train_end"), "config": result.get("config"),
-            "data_manifest_sha256": result.get("data_manifest_sha256"),
-            "git_commit": (result.get("environment") or {}).get("git_commit"),
-            "parent": production_before, "result": result}
-
-
 @flow(name="approve-ship", flow_run_name="approve {candidate}")
 def approve_ship(candidate: str, summary: str, timeout_s: int) -> dict:
     """Pauses for the Approval form. Its own flow run: a timeout fails this run, not `decide`."""
@@ -56,17 +40,17 @@ def approve_ship(candidate: str, summary: str, timeout_s: int) -> dict:
     return {"approve": answer.approve, "note": answer.note}
 
 
-def wait_for_approval(d: Decision, timeout_s: int) -> Decision:
+def wait_for_approval(d: Decision, timeout_s: int) -> dict | None:
+    """A person's answer from the Prefect UI; None when nobody answered in time (FlowPauseTimeout)."""
     state = approve_ship(d.candidate, "; ".join(d.reasons), timeout_s, return_state=True)
-    # not completed: FlowPauseTimeout, nobody answered
-    return apply_approval(d, state.result() if state.is_completed() else None, timeout_s)
+    return state.result() if state.is_completed() else None
 
 
 @task(task_run_name="does {candidate} serve?")
-def serving_check(candidate: str, folder: str, data: str, assume_row_order: bool = False) -> dict:
+def serving_check(candidate: str, folder: str, data: str, assume_row_order: bool = False) -> tuple[bool, str]:
     """The candidate loaded in a fresh process as `moola predict` would, against its own predictions."""
     c = check_serves(Path(folder), Path(data), assume_row_order)
-    return {"ok": c.ok, "detail": c.detail}
+    return c.ok, c.detail
 
 
 @task(task_run_name="re-score production v{version} on the candidates' windows", cache_policy=NONE)
@@ -82,64 +66,6 @@ def rescore(version: int, folder: str, expected_sha256: str | None, card: dict, 
                                              expected_sha256, used=used)
     get_run_logger().info("%s", what)
     return Evidence(evidence.gates, scored, what, [*evidence.notes, *notes] + ([what] if scored is not None else []))
-
-
-def refuse(results: dict, candidate: str, why: str) -> dict:
-    """The results with ``candidate`` failed for ``why``: the next decision passes over it."""
-    res = results[candidate]
-    return {**results, candidate: {**res, "status": "failed", "reasons": [*(res.get("reasons") or []), why]}}
-
-
-def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, require_approval: bool,
-                    approval_timeout_s: int, data: str | None = None, assume_row_order: bool = False,
-                    bar_seconds: int | None = None) -> tuple[Decision, dict | None, dict | None] | None:
-    """Decide against production and ship, as a compare-and-swap: if another decide changed
-    production between our read and our write, decide again against the new one. A candidate
-    that does not serve (``moola.serve.check``) is refused and the decision is made again without it.
-    Returns (decision, production before, production after), or None if it never settled."""
-    approved_for, notes = None, []
-    gathered, rescored = gather(results, dirs), {}
-    if data is not None and gathered.gates:
-        gathered = with_groups(gathered, Path(data))
-    for _ in range(8):
-        before, prod_card = reg.production_card()
-        evidence = gathered
-        if before is not None:
-            key = (before["name"], before["version"])
-            if key not in rescored:
-                folder = reg.folder(before)
-                rescored[key] = (rescore(before["version"], str(folder), reg.expected_manifest(folder), prod_card,
-                                         data, gathered, assume_row_order, bar_seconds,
-                                         reg.windows_compared_with(before))
-                                 if data is not None else Evidence(gathered.gates, None, "no data to re-score "
-                                                                   "production on", list(gathered.notes)))
-            evidence = rescored[key]
-        d = decide(results, prod_card, policy, evidence)
-        d.reasons = notes + d.reasons
-        if d.action == "ship" and not dirs.get(d.candidate):
-            why = f"{d.candidate}: no gate folder given to ship from"
-            notes.append(why)
-            results = refuse(results, d.candidate, why)
-            continue
-        if d.action == "ship" and data is not None:
-            served = serving_check(d.candidate, dirs[d.candidate], data, assume_row_order)
-            if not served["ok"]:
-                why = f"{d.candidate} does not serve: {served['detail']}"
-                notes.append(why)
-                results = refuse(results, d.candidate, why)
-                continue
-            d.reasons.append(f"{d.candidate} serves: {served['detail']}")
-        if d.action == "ship" and require_approval and d.candidate != approved_for:
-            d = wait_for_approval(d, approval_timeout_s)
-            approved_for = d.candidate if d.action == "ship" else None
-        if d.action != "ship":
-            return d, before, before
-        state = reg.ship(d.candidate, Path(dirs[d.candidate]), card_for(d.candidate, results[d.candidate], before),
-                         "; ".join(d.reasons), expected=before)
-        if state is not None:
-            return d, before, state["production"]
-        get_run_logger().info("production changed while deciding; deciding again against the new production")
-    return None
 
 
 @flow(name="decide", flow_run_name="decide")
@@ -163,8 +89,14 @@ def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require
     reg = registry_from_settings(root=artifacts)
     for gate, res in results.items():
         reg.append({"kind": "gate_result", "gate": gate, "dir": dirs.get(gate), "result": res})
-    outcome = decide_and_ship(reg, results, dirs, pol, require_approval, approval_timeout_s,
-                              data, assume_row_order, bar_seconds)
+    effects = Effects(
+        rescore=lambda before, card, folder, evidence, used: rescore(
+            before["version"], str(folder), reg.expected_manifest(folder), card, data, evidence, assume_row_order,
+            bar_seconds, used),
+        serves=lambda candidate, folder: serving_check(candidate, folder, data, assume_row_order),
+        approve=(lambda d: wait_for_approval(d, approval_timeout_s)) if require_approval else None,
+        approval_timeout_s=approval_timeout_s)
+    outcome = decide_and_ship(reg, results, dirs, pol, effects, Path(data) if data is not None else None)
     if outcome is None:
         return Failed(message="production kept changing while deciding (another decide running?); nothing shipped")
     d, before, after = outcome

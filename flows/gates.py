@@ -13,38 +13,26 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from moola_flows.decide import decide_flow, decision_state
+from moola_flows.pod import PodJudge, acquire_pod, end_pods, keep_alive, prepare_pods, stop_pod_hook, worker_pods
+from moola_flows.report import publish_decision
+from moola_flows.tasks import run_gate
 from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from moola_flows.decide import decide_flow, decision_state
-from moola_flows.pod import (
-    PodJudge,
-    acquire_pod,
-    end_pods,
-    keep_alive,
-    prepare_pods,
-    stop_pod_hook,
-    worker_pods,
-)
-from moola_flows.report import publish_decision
-from moola_flows.tasks import run_gate
 from moola.cli.main import stop_on_signals
-from moola.core.errors import DataError, MoolaError
+from moola.core.errors import EXIT_INFRA, EXIT_INVALID, EXIT_OK, DataError, MoolaError
 from moola.data.validate import DEFAULT_DATA, load_data_config
 from moola.decide.decision import DECISION_FOLDS, Decision, Rule, load_policy
 from moola.gates.call import GateCall
-from moola.gates.config import PresetName, load_gate_config
+from moola.gates.config import DEFAULT_SEED, PresetName, load_gate_config
+from moola.gates.graph import BY_NAME, SCHEDULE
+from moola.gates.result import GateResult
 from moola.pods.fleet import pods_usage
 from moola.pods.lease import POD_DEADLINE_S
 from moola.pods.spread import MAX_ATTEMPTS, Spread, Unit, spread
-from moola.remote.kinds import (
-    DEFAULT_RUNNER,
-    ON_THIS_MACHINE,
-    RUNNER_KINDS,
-    RunnerKind,
-    check_runner,
-)
+from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RUNNER_KINDS, RunnerKind, check_runner
 from moola.settings import load_settings, registry_from_settings
 
 
@@ -62,7 +50,7 @@ def check_parameters(runner: str, preset: str, config: str | None, seed: int, po
       on_failure=[stop_pod_hook], on_crashed=[stop_pod_hook], on_cancellation=[stop_pod_hook])
 def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DATA.val_size,
           folds: int = DECISION_FOLDS, runner: RunnerKind = DEFAULT_RUNNER, preset: PresetName = "default",
-          seed: int = 17, config: str | None = None, artifacts: str | None = None, require_approval: bool = False,
+          seed: int = DEFAULT_SEED, config: str | None = None, artifacts: str | None = None, require_approval: bool = False,
           approval_timeout_s: int = 3600, pod_deadline_s: int = POD_DEADLINE_S, policy: dict | None = None):
     """Gate 0, gates 1-5 and the decision, on one labelled dataset.
 
@@ -140,13 +128,6 @@ def outcome(decided, results: dict, artifacts: str, pods: list[dict] | None = No
     return decision_state(record)
 
 
-# gate -> {its folder role: the gate whose folder fills it}; listed in priority order, each after
-# what it needs (pretrain needs nothing: it starts beside the baseline)
-GATE_INPUTS = {"baseline": {}, "pretrain": {}, "minirocket": {"baseline": "baseline"},
-               "augment": {"baseline": "baseline"}, "transfer": {"baseline": "baseline", "encoder": "pretrain"}}
-SKIPPED_WITHOUT_UNLABELED = ("pretrain", "transfer")
-
-
 def train_gates(base: GateCall, run_dir: Path, runner: str, pods: list[dict] | None = None,
                 judge: PodJudge | None = None) -> Spread:
     """Gates 1-5, written once: baseline | pretrain, then control, augment, transfer as their
@@ -156,8 +137,8 @@ def train_gates(base: GateCall, run_dir: Path, runner: str, pods: list[dict] | N
     would only fight over its cores; on one ssh host all at once; with pods, one gate per pod at a
     time, spread over every pod, and the gate of a pod lost mid-way moved to a live one. Each gate is
     a Prefect task ("gate X on pod Y", tag "pod:Y"), so the UI shows which pod ran which gate."""
-    skip = SKIPPED_WITHOUT_UNLABELED if base.unlabeled is None else ()
-    units = [Unit(g, tuple(dict.fromkeys(needs.values()))) for g, needs in GATE_INPUTS.items() if g not in skip]
+    skip = [g.name for g in SCHEDULE if g.needs_unlabeled and base.unlabeled is None]
+    units = [Unit(g.name, tuple(dict.fromkeys(g.inputs.values()))) for g in SCHEDULE if g.name not in skip]
     if pods:
         slots = pods
     else:
@@ -165,7 +146,7 @@ def train_gates(base: GateCall, run_dir: Path, runner: str, pods: list[dict] | N
 
     def start(unit: Unit, done: dict, pod: dict | None):
         call = replace(base, gate=unit.name, out=run_dir / unit.name,
-                       **{role: Path(done[g]["dir"]) for role, g in GATE_INPUTS[unit.name].items()})
+                       **{role: Path(done[g]["dir"]) for role, g in BY_NAME[unit.name].inputs.items()})
         # on a pod, a lost connection moves the gate (spread); elsewhere the task's own retries wait it out
         task = run_gate if pod is None else run_gate.with_options(
             task_run_name=f"gate {unit.name} on {pod['pod_id']}", tags=[f"pod:{pod['pod_id']}"], retries=0)
@@ -176,8 +157,7 @@ def train_gates(base: GateCall, run_dir: Path, runner: str, pods: list[dict] | N
                     name=lambda pod: pod["pod_id"] if pod else "here", max_attempts=MAX_ATTEMPTS if pods else 1)
     why = "skipped: no unlabelled data given (the flow's `unlabeled` parameter), so no pretraining"
     for g in skip:  # nothing to pretrain on: gates 3-4 are skipped, the decision still comes
-        placed.results[g] = {"dir": None, "result": {"gate": g, "status": "skipped", "reasons": [why],
-                                                     "metrics": None, "total_seconds": 0.0}}
+        placed.results[g] = {"dir": None, "result": GateResult.skipped(g, why).model_dump(mode="json")}
     return placed
 
 
@@ -204,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--folds", type=int, default=DECISION_FOLDS,
                     help="walk-forward folds; the decision is made on their pooled validation windows")
     ap.add_argument("--preset", default="default", help="default | seed-smoke")
-    ap.add_argument("--seed", type=int, default=17, help="training seed")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"training seed ({DEFAULT_SEED})")
     ap.add_argument("--config", help="JSON or TOML overrides of the gate config")
     ap.add_argument("--artifacts", help="registry root (default: MOOLA_ARTIFACTS, else ./artifacts)")
     ap.add_argument("--require-approval", action="store_true", help="a ship waits for a person in the Prefect UI")
@@ -223,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         decisions_before = len(registry.records("decision"))
     except MoolaError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_INVALID
     stop_on_signals()  # SIGTERM/SIGHUP unwind like Ctrl-C: the flow's finally ends its pod
     state = gates(data=args.data, unlabeled=args.unlabeled, val_size=args.val_size, folds=args.folds,
                   runner=args.runner, preset=args.preset, seed=args.seed, config=args.config,
@@ -233,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     last = registry.last_decision()
     if last is None or len(registry.records("decision")) == decisions_before:  # an earlier run's is not this one's
         print(f"no decision reached: {state.message}", file=sys.stderr)
-        return 1
+        return EXIT_INFRA
     print(f"decision: {last['action'].upper()}" + (f" ({last['candidate']})" if last.get("candidate") else ""))
     for r in last["reasons"]:
         print(f"  - {r}")
@@ -242,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p = registry.read()["production"]
     print("registry: production = " + (f"{p['name']} v{p['version']} ({registry.folder(p)})" if p else "none")
           + f"; {len(registry.read()['history'])} change(s) in history")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

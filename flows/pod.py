@@ -17,36 +17,27 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
+from moola_flows.tasks import moola_logs_in_task, run_logger
 from prefect import task
 
-from moola_flows.tasks import moola_logs_in_task, run_logger
 from moola.core.errors import ConfigError, MoolaError, PodsLost, RemoteUnavailable
 from moola.pods import lease as pods
 from moola.pods.api import PodAPI, RunPodSDK, make_lease, pod_spec, sdk_from_settings
 from moola.pods.env import ensure_env
 from moola.pods.fleet import HANDOVER_ENV, release_handed
+from moola.pods.judge import LOST_PROBE_S, why_lost
 from moola.pods.lease import POD_DEADLINE_S, STOP_ATTEMPTS, STOP_RETRY_S, PodHeartbeat  # noqa: F401  (tests shorten the retry)
 from moola.pods.runner import make_runner
 from moola.settings import Settings, load_settings, registry_from_settings
-
-
-def make_api(settings: Settings) -> PodAPI | None:
-    """The RunPod API (None: the real SDK, from the settings). Tests swap this for a fake."""
-    return None
-
 
 KEY_SECRET_ENV = "MOOLA_RUNPOD_KEY_SECRET"  # the worker names its Secret block here (the name, never the key)
 
 
 def run_api(settings: Settings, block: str | None = None) -> PodAPI:
-    """The RunPod API: the test fake, else RUNPOD_API_KEY (environment or .env), else the Prefect
-    Secret block ``block`` (the worker's job variable; in a run's process, the one the worker named)."""
-    api = make_api(settings)
-    if api is not None:
-        return api
+    """The RunPod API: RUNPOD_API_KEY (environment or .env), else the Prefect Secret block ``block``
+    (the worker's job variable; in a run's process, the one the worker named)."""
     block = block or os.environ.get(KEY_SECRET_ENV)
     if settings.runpod_api_key is None and block:
         from prefect.blocks.system import Secret
@@ -72,7 +63,7 @@ def worker_pods() -> list[dict] | None:
 def acquire_pod(artifacts: str, flow_run_id: str, deadline_s: float = POD_DEADLINE_S) -> dict:
     """Resume or create the pod and wait for its SSH port (moola.pods.lease)."""
     s = Settings()
-    lease = make_lease(s, make_api(s))
+    lease = make_lease(s, run_api(s))
     lease.name = f"moola-{flow_run_id}"  # `moola pods` finds it by this name whatever happens here
     with moola_logs_in_task():
         host, port = pods.acquire(lease, lease_file(artifacts, flow_run_id), deadline_s)
@@ -130,21 +121,28 @@ def stop_pod_hook(flow, flow_run, state) -> None:
         release_pod(str(registry_from_settings(root=params.get("artifacts")).root), flow_run.id)
 
 
-LOST_PROBE_S = 2.0  # the pause between ssh tries on a pod whose connection was lost
-# how long ssh must stay unreachable before a pod RunPod still reports RUNNING is called lost: a
-# restarting sshd is back within seconds, and calling a live pod lost ends it (with one pod, the run)
+# how long ssh must stay unreachable before a pod RunPod still reports RUNNING is called lost
 LOST_RUNNING_S = Settings.model_fields["moola_pod_lost_after_s"].default  # MOOLA_POD_LOST_AFTER_S
 
 
 class PodJudge:
-    """Says whether a pod whose unit ended in RemoteUnavailable is lost, and releases it if so.
-
-    ``lost`` (pod id -> why) and ``released`` (the stop's uptime and cost) are the run's record."""
+    """The run's judge of pods whose unit ended in RemoteUnavailable (moola.pods.judge says whether
+    one is lost); a lost pod is released at once. ``lost`` (pod id -> why) and ``released`` (the
+    stop's uptime and cost) are the run's record."""
 
     def __init__(self, artifacts: str, flow_run_id, window_s: float = LOST_RUNNING_S, pause_s: float = LOST_PROBE_S):
         self.artifacts, self.flow_run_id, self.window_s, self.pause_s = artifacts, flow_run_id, window_s, pause_s
         self.lost: dict[str, str] = {}
         self.released: dict[str, dict] = {}
+
+    def why_lost(self, pod: dict) -> str | None:
+        """moola.pods.judge.why_lost with RunPod's status of the pod and one ssh connection to it."""
+        s = load_settings()
+        with moola_logs_in_task():
+            return why_lost(lambda: (run_api(s).get_pod(pod["pod_id"]) or {}).get("desiredStatus", "gone"),
+                            lambda: make_runner("ssh", s, (pod["host"], int(pod["port"])),
+                                                host_key=pod.get("host_key")).connect().close(),
+                            self.window_s, self.pause_s)
 
     def __call__(self, pod: dict, exc: Exception) -> str | None:
         why = self.why_lost(pod)
@@ -153,28 +151,6 @@ class PodJudge:
             run_logger().warning("pod %s lost: %s (after: %s); stopping it", pod["pod_id"], why, exc)
             self.release(pod)
         return why
-
-    def why_lost(self, pod: dict) -> str | None:
-        s = load_settings()
-        try:
-            api = run_api(s)
-            status = (api.get_pod(pod["pod_id"]) or {}).get("desiredStatus", "gone")
-            if status != "RUNNING":
-                return f"RunPod reports it {status}"
-        except MoolaError as exc:  # the API's own trouble: judge by ssh alone
-            run_logger().warning("pod %s: RunPod API not answering (%s); judging by ssh", pod["pod_id"], exc)
-        # RUNNING (or the API cannot say): lost only if ssh stays unreachable for the whole window
-        last, tries, t0 = None, 0, time.monotonic()
-        while True:
-            try:
-                tries += 1
-                make_runner("ssh", s, (pod["host"], int(pod["port"])), host_key=pod.get("host_key")).connect().close()
-                return None
-            except RemoteUnavailable as exc:
-                last = exc
-            if time.monotonic() - t0 >= self.window_s:
-                return f"ssh unreachable {tries} times in {time.monotonic() - t0:.0f} s ({last})"
-            time.sleep(self.pause_s)
 
     def release(self, pod: dict) -> None:
         """Stop a lost pod now. A worker's pod through its lease record (the worker then skips it);

@@ -13,6 +13,7 @@ from pathlib import Path
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from moola.evaluation.metrics import reliability_bins
+from moola.gates.graph import GATES
 from moola.gates.result import GateResult
 
 # the name of the state a run ends in, per decision / re-validation outcome (the UI's run list shows it)
@@ -196,7 +197,7 @@ def evidence_table(d, results: dict) -> str:
     """Every gate's outcome, pooled and per-fold F1: what the decision was made from (always a
     table), then the paired comparisons behind the rules."""
     rows = []
-    for gate in ("validate", "baseline", "minirocket", "pretrain", "transfer", "augment"):
+    for gate in GATES:
         res = results.get(gate)
         if res is None:
             continue

@@ -16,16 +16,13 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from moola_flows.report import REVALIDATION_STATES, revalidation_description, revalidation_markdown
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.states import Completed, Failed
 
-from moola_flows.report import (
-    REVALIDATION_STATES,
-    revalidation_description,
-    revalidation_markdown,
-)
+from moola.core.errors import EXIT_INFRA, EXIT_OK
 from moola.data.validate import DEFAULT_DATA, DataConfig
 from moola.decide.decision import load_policy
 from moola.decide.revalidate import read_card, revalidation_verdict, score_night
@@ -126,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"revalidation: {out['action'].upper()}")
         for r in out["reasons"]:
             print(f"  - {r}")
-        return 0
+        return EXIT_OK
     print(f"revalidation failed: {state.message}", file=sys.stderr)
-    return 1
+    return EXIT_INFRA
 
 
 if __name__ == "__main__":

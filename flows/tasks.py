@@ -6,10 +6,10 @@ import logging
 import threading
 from contextlib import contextmanager
 
+from moola_flows.report import publish_gate
 from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
 
-from moola_flows.report import publish_gate
 from moola.core.errors import RemoteUnavailable
 from moola.gates.call import GateCall
 from moola.gates.result import read_result

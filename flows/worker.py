@@ -34,16 +34,11 @@ from uuid import UUID
 
 import anyio
 import psutil
-from prefect.workers.process import (
-    ProcessJobConfiguration,
-    ProcessVariables,
-    ProcessWorker,
-    ProcessWorkerResult,
-)
-from pydantic import Field
-
 from moola_flows.pod import KEY_SECRET_ENV, run_api
 from moola_flows.tasks import moola_logs_to
+from prefect.workers.process import ProcessJobConfiguration, ProcessVariables, ProcessWorker, ProcessWorkerResult
+from pydantic import Field
+
 from moola.core.errors import DataError, MoolaError
 from moola.data.validate import DataConfig, validate
 from moola.pods.api import (
@@ -55,14 +50,7 @@ from moola.pods.api import (
     PodSpec,
     pod_spec,
 )
-from moola.pods.fleet import (
-    HANDOVER_ENV,
-    IDLE_STOP_S,
-    Fleet,
-    record_field,
-    release_run,
-    run_records,
-)
+from moola.pods.fleet import HANDOVER_ENV, IDLE_STOP_S, Fleet, record_field, release_run, run_records
 from moola.pods.lease import POD_DEADLINE_S, beat_every
 from moola.pods.listing import NAME_PREFIX, clean, moola_pods, owner_alive
 from moola.pods.runner import make_runner

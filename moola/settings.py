@@ -13,13 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from moola.core.errors import config_error
-from moola.pods.api import (
-    DEFAULT_CLOUD_TYPE,
-    DEFAULT_GPU_TYPES,
-    DEFAULT_IMAGE,
-    DEFAULT_POD_PYTHON,
-    DEFAULT_VOLUME_GB,
-)
+from moola.pods.api import DEFAULT_CLOUD_TYPE, DEFAULT_GPU_TYPES, DEFAULT_IMAGE, DEFAULT_POD_PYTHON, DEFAULT_VOLUME_GB
 from moola.registry.store import Registry
 from moola.remote.kinds import DEFAULT_RUNNER, RunnerKind
 

@@ -1,9 +1,12 @@
-"""Shared fixtures: sample data written once per session, a frame factory for mutations, and gate
-folders produced once per session by real training on the sample data (CPU)."""
+"""Shared fixtures: sample data written once per session, a frame factory for mutations, gate folders
+produced once per session by real training on the sample data (CPU), a minimal sealed folder, and
+the session's loopback sshd (a host with its own disk: tests/fakes/sshd_server.py)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,7 +30,9 @@ if "PYTEST_XDIST_WORKER" not in os.environ:
     os.environ["MOOLA_CORES_DIR"] = tempfile.mkdtemp(prefix="moola-test-cores-")
 
 from moola.cli.main import main  # noqa: E402
+from moola.core.seal import write_manifest  # noqa: E402
 from moola.data.sample import make_sample, write_sample  # noqa: E402
+from tests.fakes.sshd_server import make_sshd, own_disk  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -106,3 +111,26 @@ def gate_dirs(sample_dir, tmp_path_factory) -> dict[str, Path]:
     }
     d["codes"] = codes
     return d
+
+
+@pytest.fixture
+def gate_dir(tmp_path):
+    """A minimal sealed gate folder (what the registry stores)."""
+    d = tmp_path / "gate"
+    d.mkdir()
+    (d / "model.safetensors").write_bytes(b"x" * 1000)
+    (d / "result.json").write_text(json.dumps({"metrics": {"f1_weighted": 0.7}}))
+    write_manifest(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """The session's loopback sshd: a host with its own disk, which sees nothing of this checkout or
+    of the tests' temp folders but what moola uploads (``sshd.host(path)`` finds its files)."""
+    if not (shutil.which("sshd") or Path("/usr/sbin/sshd").exists()):
+        pytest.fail("sshd is missing: install Debian's openssh-server (.ci/run does)")
+    server = make_sshd(tmp_path_factory.mktemp("sshd"), hide=own_disk(tmp_path_factory.getbasetemp()))
+    server.start()
+    yield server
+    server.stop()

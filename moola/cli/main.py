@@ -1,6 +1,6 @@
 """The one ``moola`` command: every subcommand's parser is built here, and only here.
 
-Exit codes (EXIT_CODES, shown in ``moola --help``): 0 done, 2 usage, configuration or invalid
+Exit codes (moola.core.errors.EXIT_CODES, shown in ``moola --help``): 0 done, 2 usage, configuration or invalid
 input, 3 a gate failed its criteria, 1 infrastructure (disk, network, a remote host, the
 registry's own files) or an internal error. User errors print one line per problem and no
 traceback.
@@ -16,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from moola.core.errors import ConfigError, MoolaError
+from moola.core.errors import EXIT_CODES, EXIT_INFRA, EXIT_INVALID, ConfigError, MoolaError, error_lines
 
 log = logging.getLogger("moola")
 
@@ -26,9 +26,6 @@ The full pipeline runs as a Prefect flow (`python -m flows.gates`, or `make demo
 are its parts: check data (validate), run one gate (gate run), compare two predictions files,
 look at and move the registry, predict with production, list and clean RunPod pods."""
 
-EXIT_CODES = {0: "done", 2: "usage, configuration or invalid input (one line per problem)",
-              3: "a gate ran and failed its criteria",
-              1: "infrastructure (disk, network, remote host, the registry's own files) or an internal error"}
 EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {what}" for code, what in EXIT_CODES.items()) + \
     "\n\n-v/--verbose (debug logging) is accepted before or after any subcommand; --json on the commands that report."
 
@@ -88,7 +85,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"Gate 0: INVALID, {len(rep.problems)} problem(s):", file=sys.stderr)
         for line in rep.problems:
             print(f"  {line}", file=sys.stderr)
-        return 2
+        return EXIT_INVALID
     lab, f = rep.labeled, rep.split
     T, C = lab.shape
     print(f"Gate 0: valid. {lab.n} labelled windows of {T} x {C}; split {len(f.train)} train / "
@@ -130,15 +127,16 @@ def _check_gate_folders(args: argparse.Namespace) -> None:
     anything runs or ships."""
     from moola.core.errors import ConfigError
     from moola.core.seal import check_replaceable
+    from moola.gates.graph import INPUT_ROLES
     check_replaceable(args.out)  # before any work, whichever runner: never replace the user's files
-    for opt, gate, needs in (("baseline", "baseline", "result.json"), ("encoder", "pretrain", "encoder.json")):
+    for opt, gate in INPUT_ROLES.items():
         folder = getattr(args, opt, None)
         if folder is None:
             continue
         if not Path(folder).is_dir():
-            raise ConfigError(f"--{opt} {folder}: no such folder (expected the output folder of gate {gate})")
-        if not (Path(folder) / needs).is_file():
-            raise ConfigError(f"--{opt} {folder}: no {needs} there (expected the output folder of gate {gate})")
+            raise ConfigError(f"--{opt} {folder}: no such folder (expected the output folder of gate {gate.name})")
+        if not (Path(folder) / gate.marks).is_file():
+            raise ConfigError(f"--{opt} {folder}: no {gate.marks} there (expected the output folder of gate {gate.name})")
 
 
 def _default_runner() -> str:
@@ -206,7 +204,7 @@ def cmd_remote_check(args: argparse.Namespace) -> int:
 
 # -- the parser ----------------------------------------------------------------------------------
 def _gate_parsers(sub) -> None:
-    from moola.gates import GATES
+    from moola.gates.graph import GATES
     from moola.remote.kinds import RUNNER_KINDS
     g = sub.add_parser("gate", help="run one gate (the program a GPU pod executes)")
     gsub = g.add_subparsers(dest="gate_command", required=True)
@@ -300,6 +298,7 @@ def cmd_pods_clean(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from moola import __version__
+    from moola.data.sample import SAMPLE_SEED
     p = argparse.ArgumentParser(prog="moola", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"moola {__version__}")
@@ -315,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample-data", help="write deterministic synthetic OHLC windows")
     s.add_argument("dir", type=Path, help="folder for train.parquet and unlabeled.parquet")
-    s.add_argument("--seed", type=int, default=17, help="data seed")
+    s.add_argument("--seed", type=int, default=SAMPLE_SEED, help=f"data seed ({SAMPLE_SEED})")
     s.add_argument("--n-labeled", type=int, default=98, help="labelled windows (two a trading day)")
     s.add_argument("--n-unlabeled", type=int, default=1000,
                    help="unlabelled pool size (1000 keeps the CPU demo quick; 11873 = original scale)")
@@ -419,17 +418,15 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except MoolaError as exc:
         lines = getattr(exc, "problems", None) or str(exc).splitlines() or [type(exc).__name__]
-        print(f"error: {type(exc).__name__}", file=sys.stderr)
-        for line in lines:
-            print(f"  {line}", file=sys.stderr)
+        print("\n".join(error_lines(type(exc).__name__, lines)), file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # a disk, permission or path problem outside moola's own checks
         if args.verbose:
             raise
-        print(f"error: {type(exc).__name__}", file=sys.stderr)
-        print(f"  {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc} (rerun with -v for details)",
+        where = f"{exc.filename}: " if exc.filename else ""
+        print("\n".join(error_lines(type(exc).__name__, [f"{where}{exc.strerror or exc} (rerun with -v for details)"])),
               file=sys.stderr)
-        return 1
+        return EXIT_INFRA
     except Stopped as exc:
         print(f"stopped by signal {exc.signum}", file=sys.stderr)
         return 128 + exc.signum

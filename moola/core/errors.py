@@ -21,17 +21,35 @@ Third-party errors (pyarrow, paramiko, runpod) are converted at the boundary wit
 
 from __future__ import annotations
 
+# Exit codes, the one table: `moola --help` prints it, every error class carries one, and a runner
+# reads a gate's exit code back with it (moola.gates.call.raise_for_exit).
+EXIT_OK, EXIT_INFRA, EXIT_INVALID, EXIT_GATE_FAILED = 0, 1, 2, 3
+EXIT_CODES = {EXIT_OK: "done", EXIT_INVALID: "usage, configuration or invalid input (one line per problem)",
+              EXIT_GATE_FAILED: "a gate ran and failed its criteria",
+              EXIT_INFRA: "infrastructure (disk, network, remote host, the registry's own files) or an internal error"}
+PROBLEM_INDENT = "  "  # under "error: <kind>", one line per problem
+
+
+def error_lines(kind: str, problems: list[str]) -> list[str]:
+    """What the `moola` command prints for an error: its kind, then one indented line per problem."""
+    return [f"error: {kind}", *(PROBLEM_INDENT + line for line in problems)]
+
+
+def problems_in(output: str) -> list[str]:
+    """The problems of error_lines() read back from a command's output (a gate run elsewhere)."""
+    return [line.strip() for line in output.splitlines() if line.startswith(PROBLEM_INDENT)]
+
 
 class MoolaError(Exception):
     """Base of every error moola raises on purpose."""
 
-    exit_code = 1
+    exit_code = EXIT_INFRA
 
 
 class DataError(MoolaError):
     """Input data breaks the contract. ``problems`` holds one human-readable line each."""
 
-    exit_code = 2
+    exit_code = EXIT_INVALID
 
     def __init__(self, problems: list[str] | str):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
@@ -41,7 +59,7 @@ class DataError(MoolaError):
 class ConfigError(MoolaError):
     """A configuration value or command-line option is invalid."""
 
-    exit_code = 2
+    exit_code = EXIT_INVALID
 
 
 class ModelFileError(MoolaError):
@@ -52,13 +70,13 @@ class RegistryError(MoolaError):
     """The registry's files are damaged or cannot be written; the old state is kept. Exit 1: the
     registry is moola's own state (infrastructure), not the user's input."""
 
-    exit_code = 1
+    exit_code = EXIT_INFRA
 
 
 class RegistryBusy(RegistryError):
     """Another process held the registry lock for longer than the timeout."""
 
-    exit_code = 1
+    exit_code = EXIT_INFRA
 
 
 class GateCrashed(MoolaError):

@@ -23,6 +23,8 @@ TZ = "America/New_York"
 LABELED_STARTS = ("09:45", "12:00")  # two non-overlapping 105-minute windows per day
 UNLABELED_STARTS = tuple(f"{9 + (30 + 30 * i) // 60:02d}:{(30 + 30 * i) % 60:02d}" for i in range(10))
 
+SAMPLE_SEED = 17  # the built-in sample's data seed (`moola sample-data --seed`)
+
 
 def write_windows(path: str | Path, ids, starts, X: np.ndarray, labels=None, groups=None,
                   expansion: np.ndarray | None = None) -> Path:
@@ -87,7 +89,7 @@ def _window(rng: np.random.Generator, level: float, kind: str | None) -> tuple[n
 FIRST_DAY = "2025-03-03"
 
 
-def make_sample(seed: int = 17, n_labeled: int = 98, n_unlabeled: int = 1000,
+def make_sample(seed: int = SAMPLE_SEED, n_labeled: int = 98, n_unlabeled: int = 1000,
                 label_noise: float = 0.05, first_day: str = FIRST_DAY) -> tuple[dict, dict]:
     """Labelled and unlabelled windows as dicts of columns (see ``write_windows``); the labelled
     ones on the trading days from ``first_day`` (later days of the same market: another seed and
@@ -134,7 +136,7 @@ def make_sample(seed: int = 17, n_labeled: int = 98, n_unlabeled: int = 1000,
     return lab, unl
 
 
-def write_sample(out_dir: str | Path, seed: int = 17, n_labeled: int = 98,
+def write_sample(out_dir: str | Path, seed: int = SAMPLE_SEED, n_labeled: int = 98,
                  n_unlabeled: int = 1000) -> tuple[Path, Path]:
     """Write ``train.parquet`` and ``unlabeled.parquet`` into ``out_dir``."""
     lab, unl = make_sample(seed, n_labeled, n_unlabeled)

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from moola.core.errors import ConfigError, config_error
 from moola.evaluation.stats import holm, holm_level, interval, paired_evidence
+from moola.gates.graph import CANDIDATE_GATES, CONTROL_GATE
 from moola.gates.predictions import Scored
 
 Action = Literal["ship", "revert", "investigate", "blocked"]
@@ -38,8 +39,6 @@ Action = Literal["ship", "revert", "investigate", "blocked"]
 # sample data give 60 pooled windows (the F1 standard error falls from ~0.10 at 20 windows to
 # ~0.06), at about twice the training time of one fold (the earlier folds train on less data).
 DECISION_FOLDS = 3
-CANDIDATE_GATES = ("baseline", "transfer", "augment")
-CONTROL_GATE = "minirocket"
 
 
 class Policy(BaseModel):

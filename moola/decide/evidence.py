@@ -12,7 +12,8 @@ import pandas as pd
 
 from moola.core.errors import MoolaError
 from moola.data.load import load_windows
-from moola.decide.decision import CANDIDATE_GATES, CONTROL_GATE, Evidence
+from moola.decide.decision import Evidence
+from moola.gates.graph import CANDIDATE_GATES, CONTROL_GATE
 from moola.gates.predictions import Scored, gate_scored
 from moola.serve.inference import predict_windows
 

@@ -36,13 +36,14 @@ from moola.decide.decision import Policy, Rule
 from moola.decide.evidence import train_end_ns
 from moola.evaluation.sequential import betting_cs, degradation_wealth, nights_to_reach
 from moola.evaluation.stats import brier_rows, weighted_f1_rows
+from moola.gates.config import DEFAULT_SEED
 from moola.gates.predictions import read_predictions
 from moola.serve.inference import predict_windows
 from moola.train.normalize import fit_normalizer, resolve_method
 
 CHALLENGERS = {"minirocket": "a fresh MiniRocket control", "base_rate": "the class shares (no skill)"}
 MIN_SINGLE_CLASS = 20  # ledger windows: one predicted class over this many is an alert on its own
-CHALLENGER_SEED = 17
+CHALLENGER_SEED = DEFAULT_SEED
 CHALLENGER_KERNELS = 2_000  # MiniRocket features: enough for a challenger, a few seconds a night on CPU
 
 

@@ -16,13 +16,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    confusion_matrix,
-    f1_score,
-    log_loss,
-)
+from sklearn.metrics import accuracy_score, average_precision_score, confusion_matrix, f1_score, log_loss
 from sklearn.preprocessing import label_binarize
 
 METRIC_KEYS = ("accuracy", "f1_weighted", "f1_macro", "pr_auc", "brier", "ece", "log_loss", "confusion")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from moola.core.errors import DataError, GateCrashed
+from moola.core.errors import EXIT_GATE_FAILED, EXIT_INVALID, EXIT_OK, DataError, GateCrashed, problems_in
 from moola.data.validate import DataConfig
 
 ROLES = ("data", "unlabeled", "baseline", "encoder", "config")
@@ -53,10 +53,8 @@ class GateCall:
 
 def raise_for_exit(code: int, gate: str, tail: str) -> None:
     """Map ``moola gate run`` exit codes: 0 passed / 3 failed are results; 2 and 1 are errors."""
-    if code in (0, 3):
+    if code in (EXIT_OK, EXIT_GATE_FAILED):
         return
-    if code == 2:
-        # the CLI prints one problem per line, indented under "error: ..."
-        raise DataError([line.strip() for line in tail.splitlines() if line.startswith("  ")]
-                        or [f"gate {gate}: invalid data or usage (exit 2)"])
+    if code == EXIT_INVALID:
+        raise DataError(problems_in(tail) or [f"gate {gate}: invalid data or usage (exit {code})"])
     raise GateCrashed(f"gate {gate} crashed (exit {code}); last lines of its log:\n{tail}")

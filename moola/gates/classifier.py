@@ -27,7 +27,7 @@ from moola.models.files import save_torch
 from moola.models.lstm import EnhancedSimpleLSTM, ModelConfig, auto_stride
 from moola.models.transfer import EncoderMatchReport, load_encoder
 from moola.train.augment import Augmenter
-from moola.train.fit import FitPlan, FitResult, fit, predict_proba
+from moola.train.fit import FitResult, fit, predict_proba
 
 
 @dataclass
@@ -35,14 +35,6 @@ class Trained:
     model: EnhancedSimpleLSTM
     fit: FitResult
     evaluation: Evaluation
-
-
-def fit_plan(ctx: Context) -> FitPlan:
-    f = ctx.cfg.fit
-    return FitPlan(epochs=f.epochs, batch_size=f.batch_size, lr=f.lr, weight_decay=f.weight_decay,
-                   warmup_frac=f.warmup_frac, schedule=f.schedule, clip=f.clip, patience=f.patience,
-                   inner_val_frac=f.inner_val_frac, min_epochs_frac=f.min_epochs_frac, amp=f.amp,
-                   average_last_frac=f.average_last_frac, seed=ctx.cfg.seed)
 
 
 def class_weights(y: np.ndarray, k: int) -> torch.Tensor:
@@ -62,7 +54,7 @@ def train_classifier(ctx: Context, fold: FoldData, model_cfg: ModelConfig, name:
     k = len(ctx.classes)
     model = EnhancedSimpleLSTM(ctx.n_channels, k, model_cfg)
     report = None
-    plan = fit_plan(ctx)
+    plan = ctx.cfg.fit
     on_epoch_start = None
     if encoder is not None:
         report = load_encoder(model, model.encoder_parameter_names(), encoder, ctx.cfg.transfer.min_match_ratio)
@@ -83,7 +75,7 @@ def train_classifier(ctx: Context, fold: FoldData, model_cfg: ModelConfig, name:
         return F.cross_entropy(m(xb).float(), yb, weight=w, label_smoothing=ctx.cfg.fit.label_smoothing)
 
     result = fit(model, torch.from_numpy(fold.X_train), torch.from_numpy(y_idx), loss_fn, plan,
-                 ctx.device, augment=augmenter, on_epoch_start=on_epoch_start, name=name)
+                 ctx.cfg.seed, ctx.device, augment=augmenter, on_epoch_start=on_epoch_start, name=name)
     for p in model.parameters():
         p.requires_grad_(True)
     proba = predict_proba(model, torch.from_numpy(fold.X_val), ctx.device).numpy().astype(np.float64)

@@ -21,8 +21,8 @@ from moola.data.record import build_manifest
 from moola.data.validate import DataConfig, ValidationReport, validate
 from moola.evaluation.metrics import evaluate_predictions, positive_index
 from moola.evaluation.stats import paired_evidence
-from moola.gates import GATES
 from moola.gates.config import GateConfig
+from moola.gates.graph import GATES
 from moola.gates.predictions import gate_scored
 from moola.gates.result import FoldMetrics, GateResult, Metrics, read_result
 from moola.train.memory import memory_problem

@@ -19,7 +19,7 @@ from moola.gates.verdicts import degenerate_reasons
 from moola.models.autoencoder import MaskedAutoencoder, masked_mse, patch_mask
 from moola.models.files import save_torch
 from moola.models.lstm import auto_stride, lstm_input
-from moola.train.fit import FitPlan, fit
+from moola.train.fit import FitConfig, fit
 
 log = logging.getLogger("moola.gates.pretrain")
 
@@ -63,11 +63,12 @@ def gate_pretrain(ctx: Context, folders: dict) -> GateResult:
         mask = patch_mask(len(xb), xb.shape[1], pcfg.mask_ratio, pcfg.patch, g, xb.device)
         return masked_mse(m(xb, mask), xb, mask)
 
-    plan = FitPlan(epochs=pcfg.epochs, batch_size=pcfg.batch_size, lr=pcfg.lr, weight_decay=pcfg.weight_decay,
-                   warmup_frac=pcfg.warmup_frac, schedule=pcfg.schedule, clip=pcfg.clip, patience=pcfg.patience,
-                   inner_val_frac=pcfg.inner_val_frac if len(Xu) >= 20 else 0.0,
-                   min_epochs_frac=pcfg.min_epochs_frac, amp=pcfg.amp, seed=seed)
-    res = fit(model, steps(Xu, stride, gain), None, loss_fn, plan, ctx.device, name="pretrain")
+    # the encoder's training: the one loop with Gate 3's settings (no class weights, no averaging)
+    plan = FitConfig(epochs=pcfg.epochs, batch_size=pcfg.batch_size, lr=pcfg.lr, weight_decay=pcfg.weight_decay,
+                     warmup_frac=pcfg.warmup_frac, schedule=pcfg.schedule, clip=pcfg.clip, patience=pcfg.patience,
+                     inner_val_frac=pcfg.inner_val_frac if len(Xu) >= 20 else 0.0,
+                     min_epochs_frac=pcfg.min_epochs_frac, amp=pcfg.amp)
+    res = fit(model, steps(Xu, stride, gain), None, loss_fn, plan, seed, ctx.device, name="pretrain")
 
     evals = []
     for fold in ctx.folds:

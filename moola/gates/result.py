@@ -13,10 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from moola.core.errors import ModelFileError
-
-GateName = Literal["validate", "baseline", "minirocket", "pretrain", "transfer", "augment"]
-EXIT_PASSED, EXIT_FAILED = 0, 3
+from moola.core.errors import EXIT_GATE_FAILED, EXIT_OK, ModelFileError
+from moola.gates.graph import GATES, GateName
 
 
 class Metrics(BaseModel):
@@ -57,7 +55,7 @@ class GateResult(BaseModel):
     schema_version: int = 1
     gate: GateName
     gate_number: int
-    status: Literal["passed", "failed"]
+    status: Literal["passed", "failed", "skipped"]  # skipped: the flow had no input for it (no folder)
     reasons: list[str] = []
     metrics: Metrics | None = None
     majority_baseline: Metrics | None = None
@@ -74,9 +72,14 @@ class GateResult(BaseModel):
     data_manifest_sha256: str | None = None
     data: dict = {}                    # split sizes and class counts
 
+    @classmethod
+    def skipped(cls, gate: str, why: str) -> "GateResult":
+        """A gate the run could not run for want of its input (gates 3-4 without unlabelled windows)."""
+        return cls(gate=gate, gate_number=GATES[gate], status="skipped", reasons=[why])
+
     @property
     def exit_code(self) -> int:
-        return EXIT_PASSED if self.status == "passed" else EXIT_FAILED
+        return EXIT_OK if self.status == "passed" else EXIT_GATE_FAILED
 
     def write(self, folder: Path) -> Path:
         path = folder / "result.json"

@@ -13,11 +13,11 @@ from moola.core.errors import ConfigError, DataError
 from moola.core.files import replace_folder
 from moola.core.seal import check_replaceable
 from moola.data.validate import DataConfig
-from moola.gates import GATES
 from moola.gates.augment import gate_augment
 from moola.gates.baseline import gate_baseline
 from moola.gates.config import GateConfig, resolve_budget
 from moola.gates.context import environment, finish, prepare
+from moola.gates.graph import GATES
 from moola.gates.minirocket import gate_minirocket
 from moola.gates.pretrain import gate_pretrain
 from moola.gates.result import GateResult

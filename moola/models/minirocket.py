@@ -74,9 +74,7 @@ class MiniRocketControl:
 
 def fit_minirocket(X: np.ndarray, y: list[str], classes: list[str], seed: int,
                    num_kernels: int = 10_000) -> MiniRocketControl:
-    from sktime.transformations.rocket import (
-        MiniRocketMultivariate,  # heavy import, only here
-    )
+    from sktime.transformations.rocket import MiniRocketMultivariate  # heavy import, only here
 
     tr = MiniRocketMultivariate(num_kernels=num_kernels, random_state=seed, n_jobs=1)
     F = tr.fit_transform(MiniRocketControl._panel(X))

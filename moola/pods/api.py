@@ -21,12 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from moola.core.errors import (
-    ConfigError,
-    NoCapacity,
-    RemotePermanent,
-    RemoteUnavailable,
-)
+from moola.core.errors import ConfigError, NoCapacity, RemotePermanent, RemoteUnavailable
 from moola.pods.boot import (
     BOOT_GRACE_S,
     START_COMMAND,

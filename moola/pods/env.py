@@ -120,7 +120,7 @@ def probe(runner, client, site: PurePosixPath, pins: dict[str, str], imports: bo
     """Versions of the pinned distributions as the gates will see them; with ``imports``, also
     whether each module the gates need loads (seconds: torch, sktime and numba are big)."""
     argv = [runner.python, "-c", PROBE, json.dumps(sorted(pins)), json.dumps(list(CORE) if imports else [])]
-    code, tail = runner._exec(client, argv, env={"PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1"})
+    code, tail = runner.execute(client, argv, env={"PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1"})
     for line in tail.splitlines():
         if line.startswith("MOOLA_ENV "):
             return json.loads(line[len("MOOLA_ENV "):])
@@ -153,18 +153,18 @@ def ensure_env(runner, wheelhouse: Path | None = None, lock: Path = LOCK) -> Env
                    "--disable-pip-version-check", "--target", str(tmp)]
             if wheelhouse is not None:
                 pip += ["--no-index", "--find-links", str(_ship_wheels(runner, client, sftp, wheelhouse, need))]
-            runner._exec(client, ["mkdir", "-p", str(root)])
+            runner.execute(client, ["mkdir", "-p", str(root)])
             # the packages already in site stay valid: copy them over, then add what is missing
-            code, tail = runner._exec(client, ["sh", "-c", 'if [ -d "$1" ]; then cp -a "$1" "$2"; fi', "sh",
+            code, tail = runner.execute(client, ["sh", "-c", 'if [ -d "$1" ]; then cp -a "$1" "$2"; fi', "sh",
                                                str(site), str(tmp)])
             log.info("pod env: pip install of %d package(s) started (a minute or two from PyPI)", len(need))
-            code, tail = runner._exec(client, pip + need, stream_as="pip")
+            code, tail = runner.execute(client, pip + need, stream_as="pip")
             if code != 0:
-                runner._exec(client, ["rm", "-rf", str(tmp)])  # our own partial folder only
+                runner.execute(client, ["rm", "-rf", str(tmp)])  # our own partial folder only
                 raise RemotePermanent(f"{runner.host}: pip install of {' '.join(map(shlex.quote, need))} failed "
                                       f"(exit {code}):\n{tail}")
             # swap in the new site folder; the old one (ours, same lock digest) goes
-            code, tail = runner._exec(client, ["sh", "-c", 'rm -rf "$2" && mv -T "$1" "$2"', "sh", str(tmp),
+            code, tail = runner.execute(client, ["sh", "-c", 'rm -rf "$2" && mv -T "$1" "$2"', "sh", str(tmp),
                                                str(site)])
             if code != 0:
                 raise RemotePermanent(f"{runner.host}: could not publish {site}: {tail}")
@@ -175,7 +175,7 @@ def ensure_env(runner, wheelhouse: Path | None = None, lock: Path = LOCK) -> Env
             raise RemotePermanent(f"{runner.host}: the pod's environment is not usable after installing: "
                                   + "; ".join([f"{r} missing" for r in still]
                                               + [f"import {m}: {e}" for m, e in seen["broken"].items()]))
-        runner._exec(client, ["mkdir", "-p", str(root)])  # also when the image had every pin
+        runner.execute(client, ["mkdir", "-p", str(root)])  # also when the image had every pin
         with sftp.open(str(ready), "w") as f:
             f.write(json.dumps({"pins": pins, "installed": need, "python": seen["python"]}))
         return EnvReport(str(site), False, need, time.perf_counter() - t0, seen["python"])
@@ -185,7 +185,7 @@ def _ship_wheels(runner, client, sftp, wheelhouse: Path, need: list[str]) -> Pur
     """Upload the wheelhouse's wheels for ``need`` (by file name) into the pod's wheel folder."""
     names = {canonical(r.split("==")[0]): r.split("==")[1] for r in need}
     remote = runner.workdir / "wheels"
-    runner._exec(client, ["mkdir", "-p", str(remote)])
+    runner.execute(client, ["mkdir", "-p", str(remote)])
     found = set()
     for whl in sorted(Path(wheelhouse).glob("*.whl")):
         dist, version = whl.name.split("-")[:2]

@@ -295,26 +295,26 @@ def guard_pod(runner, pod_id: str, idle_stop_s: float, started_at_boot: bool = T
     hb = heartbeat_path(runner.workdir, pod_id)
     status_file = f"{hb}.guard"
     with runner.session() as client:
-        code, text = runner._exec(client, ["cat", status_file])
+        code, text = runner.execute(client, ["cat", status_file])
         if code != 0 and not started_at_boot:
             start_watchdog(runner, client, hb, pod_id, idle_stop_s)
-            code, text = runner._exec(client, ["cat", status_file])
+            code, text = runner.execute(client, ["cat", status_file])
         if code != 0:
             raise RemoteUnavailable(f"pod {pod_id}: its watchdog has not reported yet ({status_file})")
         try:
             status = json.loads(text.strip().splitlines()[-1])
         except (ValueError, IndexError):
             raise RemoteUnavailable(f"pod {pod_id}: its watchdog's status is not written yet") from None
-        _, log_tail = runner._exec(client, ["tail", "-n", "5", f"{hb}.log"])
+        _, log_tail = runner.execute(client, ["tail", "-n", "5", f"{hb}.log"])
         if status.get("error"):
             raise RemotePermanent(f"pod {pod_id} is not guarded: its watchdog says {status['error']}; {log_tail}")
         if status.get("pod_id") != pod_id:
             raise RemotePermanent(f"pod {pod_id} is not guarded: its watchdog guards {status.get('pod_id')!r}")
-        alive, _ = runner._exec(client, ["kill", "-0", str(int(status["pid"]))])
+        alive, _ = runner.execute(client, ["kill", "-0", str(int(status["pid"]))])
         if alive != 0:
             raise RemotePermanent(f"pod {pod_id} is not guarded: its watchdog (pid {status['pid']}) is not "
                                   f"running; {log_tail}")
-        runner._exec(client, ["sh", "-c", 'mkdir -p "$(dirname "$1")" && touch "$1"', "sh", str(hb)])
+        runner.execute(client, ["sh", "-c", 'mkdir -p "$(dirname "$1")" && touch "$1"', "sh", str(hb)])
     log.info("pod %s guarded: watchdog pid %s ends it after %.0f s without a heartbeat", pod_id, status["pid"],
              status.get("idle_stop_s") or idle_stop_s)
     return str(hb)
@@ -324,11 +324,11 @@ def start_watchdog(runner, client, hb: PurePosixPath, pod_id: str, idle_stop_s: 
     """Ship the code and start the watchdog detached over ssh (a pod not created by moola)."""
     sftp = client.open_sftp()
     code_dir = runner.ship_code(client, sftp)
-    runner._exec(client, ["mkdir", "-p", str(hb.parent)])
+    runner.execute(client, ["mkdir", "-p", str(hb.parent)])
     argv = [runner.python, "-m", "moola.pods.watchdog", "--heartbeat", str(hb), "--idle-stop-s",
             str(idle_stop_s), "--pod-id", pod_id, "--status", f"{hb}.guard"]
     # setsid + redirects: the watchdog outlives this ssh session and holds none of its pipes
-    code, tail = runner._exec(client, ["sh", "-c", 'cd "$1" && shift && log="$1" && shift && '
+    code, tail = runner.execute(client, ["sh", "-c", 'cd "$1" && shift && log="$1" && shift && '
                                        '{ PYTHONPATH="$PWD" setsid "$@" > "$log" 2>&1 < /dev/null & }',
                                        "sh", str(code_dir), f"{hb}.log", *argv])
     if code != 0:
@@ -339,4 +339,4 @@ def start_watchdog(runner, client, hb: PurePosixPath, pod_id: str, idle_stop_s: 
 def stand_down(runner, path: str) -> None:
     """Tell the pod's watchdog the pod is kept alive on purpose."""
     with runner.session() as client:
-        runner._exec(client, ["touch", f"{path}.keep"])
+        runner.execute(client, ["touch", f"{path}.keep"])

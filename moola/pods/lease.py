@@ -162,7 +162,7 @@ class PodHeartbeat:
 
 def touch(runner, path: str, timeout: float = HEARTBEAT_TIMEOUT_S) -> None:
     with runner.session() as client:
-        runner._exec(client, ["touch", path], timeout=timeout)
+        runner.execute(client, ["touch", path], timeout=timeout)
 
 
 class RunPodRunner:

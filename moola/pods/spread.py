@@ -48,9 +48,6 @@ class Spread:
         """The units that finished on ``slot``, in order."""
         return [p["unit"] for p in self.placements if p["slot"] == slot and p["outcome"] == "done"]
 
-    def record(self) -> dict:
-        return {"placements": self.placements, "moves": self.moves, "lost": self.lost}
-
 
 def check_units(units: list[Unit]) -> None:
     """Names unique, every dependency a unit listed before it (so the graph has no cycle)."""

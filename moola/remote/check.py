@@ -37,7 +37,7 @@ def remote_check(runner, install: bool = False) -> dict:
         missing = [CORE[k] for k, v in report["packages"].items() if v is None]
         report["missing"] = missing
         if missing and install:
-            code, tail = runner._exec(client, [runner.python, "-m", "pip", "install", "-q", *missing],
+            code, tail = runner.execute(client, [runner.python, "-m", "pip", "install", "-q", *missing],
                                       stream_as="pip")
             if code != 0:
                 raise RemotePermanent(f"pip install {' '.join(map(shlex.quote, missing))} failed on "
@@ -49,7 +49,7 @@ def remote_check(runner, install: bool = False) -> dict:
 
 
 def _probe(runner, client) -> dict:
-    code, tail = runner._exec(client, [runner.python, "-c", PROBE % json.dumps(list(CORE))])
+    code, tail = runner.execute(client, [runner.python, "-c", PROBE % json.dumps(list(CORE))])
     for line in tail.splitlines():
         if line.startswith("MOOLA_CHECK "):
             return json.loads(line[len("MOOLA_CHECK "):])

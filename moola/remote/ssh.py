@@ -142,10 +142,11 @@ class SSHRunner:
         transport.set_keepalive(15)
         return client
 
-    def _exec(self, client: paramiko.SSHClient, argv: list[str], cwd: str | None = None,
-              env: dict[str, str] | None = None, stream_as: str | None = None,
-              timeout: float | None = None) -> tuple[int, str]:
-        """Run argv remotely (quoted, no shell interpolation of values); return (code, log tail).
+    def execute(self, client: paramiko.SSHClient, argv: list[str], cwd: str | None = None,
+                env: dict[str, str] | None = None, stream_as: str | None = None,
+                timeout: float | None = None) -> tuple[int, str]:
+        """Run argv on the host over ``client`` (a session()'s), quoted: no shell interpolation of values;
+        return (exit code, log tail). The one way moola runs a command on a host or pod.
         ``timeout``: seconds without output before it counts as a lost connection (None: none)."""
         cmd = shlex.join(argv)
         if env:
@@ -178,7 +179,7 @@ class SSHRunner:
         except FileNotFoundError:
             pass
         tmp = remote.with_name(f".{remote.name}.{uuid.uuid4().hex}.part")
-        self._exec(client, ["mkdir", "-p", str(remote.parent)])
+        self.execute(client, ["mkdir", "-p", str(remote.parent)])
         if isinstance(local_bytes_or_path, bytes):
             with sftp.open(str(tmp), "wb") as f:
                 f.write(local_bytes_or_path)
@@ -194,7 +195,7 @@ class SSHRunner:
         if self._upload_if_missing(client, sftp, data, archive) or not sftp_exists(sftp, code_dir / "moola"):
             tmp = f"{code_dir}.{uuid.uuid4().hex}.tmp"
             # publish by rename-if-absent: a concurrent publisher of the same bundle leaves it alone
-            code, tail = self._exec(client, ["sh", "-c", 'mkdir -p "$1" && tar -xzf "$2" -C "$1" && '
+            code, tail = self.execute(client, ["sh", "-c", 'mkdir -p "$1" && tar -xzf "$2" -C "$1" && '
                                              '{ mv -T "$1" "$3" 2>/dev/null || rm -rf "$1"; } && test -d "$3/moola"',
                                              "sh", tmp, str(archive), str(code_dir)])
             if code != 0:
@@ -214,14 +215,14 @@ class SSHRunner:
         remote = self.workdir / "folders" / digest
         if not sftp_exists(sftp, remote / MANIFEST):
             tmp = remote.with_name(f"{digest}.{uuid.uuid4().hex}.part")
-            self._exec(client, ["mkdir", "-p", str(tmp)])
+            self.execute(client, ["mkdir", "-p", str(tmp)])
             for rel in parse_manifest((folder / MANIFEST).read_text()):
-                self._exec(client, ["mkdir", "-p", str((tmp / rel).parent)])
+                self.execute(client, ["mkdir", "-p", str((tmp / rel).parent)])
                 sftp.put(str(folder / rel), str(tmp / rel))
             sftp.put(str(folder / MANIFEST), str(tmp / MANIFEST))
             # rename-if-absent: never remove a published folder another gate may be reading; a
             # second publisher of the same content (same manifest hash) just drops its copy
-            code, tail = self._exec(client, ["sh", "-c", '{ mv -T "$1" "$2" 2>/dev/null || rm -rf "$1"; } && '
+            code, tail = self.execute(client, ["sh", "-c", '{ mv -T "$1" "$2" 2>/dev/null || rm -rf "$1"; } && '
                                              'test -f "$2/MANIFEST.sha256"', "sh", str(tmp), str(remote)])
             if code != 0:
                 raise RemotePermanent(f"could not publish {folder} on {self.host} as {remote}: {tail}")
@@ -264,7 +265,7 @@ class SSHRunner:
             if commit:
                 env["MOOLA_GIT_COMMIT"] = commit
             log.info("remote %s: moola %s", self.host, " ".join(argv[3:]))
-            code, tail = self._exec(client, argv, env=env, stream_as=call.gate)
+            code, tail = self.execute(client, argv, env=env, stream_as=call.gate)
             if self.gate_timeout_s and code in (124, 137):  # timeout's own codes: ended, killed after grace
                 raise GateTimedOut(f"gate {call.gate} on {self.host} ran past its time limit of "
                                    f"{self.gate_timeout_s:.0f} s (MOOLA_GATE_TIMEOUT_S, the worker's gate_timeout_s) "

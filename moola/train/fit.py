@@ -60,7 +60,6 @@ def default_lr(hidden: int) -> float:
     return 5e-3 if hidden <= CPU_HIDDEN else 2e-3
 
 log = logging.getLogger("moola.train.fit")
-_FIT = FitConfig()
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor]
 AugmentFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -101,25 +100,6 @@ class FitResult:
     inner_val_size: int = 0
 
 
-@dataclass
-class FitPlan:
-    """What ``fit`` needs; the defaults are FitConfig's (their one owner), the gates pass theirs."""
-
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float = _FIT.weight_decay
-    warmup_frac: float = _FIT.warmup_frac
-    schedule: str = _FIT.schedule
-    clip: float | None = _FIT.clip
-    patience: int = _FIT.patience
-    inner_val_frac: float = _FIT.inner_val_frac
-    min_epochs_frac: float = _FIT.min_epochs_frac
-    amp: str = _FIT.amp
-    average_last_frac: float = _FIT.average_last_frac
-    seed: int = 17
-
-
 def _lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     if warmup and step < warmup:
         return (step + 1) / warmup
@@ -129,12 +109,16 @@ def _lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None, loss_fn: LossFn, plan: FitPlan,
+def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None, loss_fn: LossFn, plan: FitConfig, seed: int,
         device: torch.device, augment: AugmentFn | None = None,
         on_epoch_start: Callable[[int, nn.Module], None] | None = None,
         name: str = "fit") -> FitResult:
-    """Train ``model`` in place; on return it holds the best weights seen on the inner split."""
-    gen = seed_everything(plan.seed)
+    """Train ``model`` in place; on return it holds the best weights seen on the inner split.
+    ``plan``: a FitConfig whose device-dependent budget (epochs, batch size, lr) is resolved
+    (moola.gates.config.resolve_budget)."""
+    if None in (plan.epochs, plan.batch_size, plan.lr):
+        raise ValueError(f"{name}: epochs, batch_size and lr must be resolved before fit ({plan})")
+    gen = seed_everything(seed)
     n = len(X)
     n_inner = int(round(n * plan.inner_val_frac)) if plan.inner_val_frac > 0 else 0
     n_inner = min(n_inner, n - 1)
@@ -184,7 +168,7 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None, loss_fn: Loss
             total_loss += float(loss.detach()) * len(idx)
         record = {"epoch": epoch, "train_loss": total_loss / len(Xtr)}
         if n_inner:
-            record["val_loss"] = evaluate_loss(model, Xin, yin, loss_fn, device, amp, plan.batch_size, plan.seed)
+            record["val_loss"] = evaluate_loss(model, Xin, yin, loss_fn, device, amp, plan.batch_size, seed)
         history.append(record)
         if epoch in (1, plan.epochs) or epoch % max(1, plan.epochs // 10) == 0:  # ~10 progress lines a model
             log.info("%s epoch %d/%d train_loss %.4f%s", name, epoch, plan.epochs, record["train_loss"],

@@ -37,3 +37,24 @@ def test_data_defaults_are_declared_once():
 
 def test_no_literal_default_runner_outside_kinds():
     assert hits(r"runner[^=\n]*=\s*[\"'](here|local)[\"']") == []
+
+
+def test_the_gate_table_is_declared_once():
+    """Gate names, numbers, inputs and roles: moola/gates/graph.py. A literal naming two or more gates
+    anywhere else (a list, a Literal, a dict of inputs) is a second table to keep in step."""
+    gate = r"[\"'](validate|baseline|minirocket|pretrain|transfer|augment)[\"']"
+    found = hits(rf"{gate}\s*[,:]\s*[\[{{(]?\s*{gate}")
+    assert {h.split(":")[0] for h in found} == {"moola/gates/graph.py"}, found
+
+
+def test_exit_codes_are_declared_once():
+    """0/1/2/3 as exit codes: the table and the names in moola/core/errors.py; elsewhere by name. The
+    pod's watchdog is the exception: a standard-library script shipped alone (moola/pods/boot.py)."""
+    found = hits(r"exit_code\s*=\s*\d|EXIT_\w+\s*=|\bcode in \(\d[,)]|\bcode == \d\b|return [123]\s*$")
+    assert {h.split(":")[0] for h in found} == {"moola/core/errors.py", "moola/pods/watchdog.py"}, found
+
+
+def test_the_seed_default_is_declared_once():
+    """17: the training seed (moola/gates/config.py: DEFAULT_SEED) and the sample data's (SAMPLE_SEED)."""
+    found = hits(r"(?<![\w.])17(?![\w.])")
+    assert sorted({h.split(":")[0] for h in found}) == ["moola/data/sample.py", "moola/gates/config.py"], found

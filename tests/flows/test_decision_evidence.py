@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from moola.gates.config import load_gate_config
 from moola.data.validate import DataConfig
+from moola.gates.config import load_gate_config
 from moola.gates.run import run_gate
 from tests.flows.conftest import jsonl
 

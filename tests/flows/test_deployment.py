@@ -8,8 +8,17 @@ import json
 import time
 from zoneinfo import ZoneInfo
 
-from tests.flows.conftest import (CONFIG, ROOT, assert_expected_decision, client_call, deploy, forget_deployed, jsonl,
-                                  prefect, schedules)
+from tests.flows.conftest import (
+    CONFIG,
+    ROOT,
+    assert_expected_decision,
+    client_call,
+    deploy,
+    forget_deployed,
+    jsonl,
+    prefect,
+    schedules,
+)
 
 
 def test_deploy_run_and_a_worker_reach_the_decision(server, sample_dir, tmp_path):

@@ -28,6 +28,7 @@ def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sa
     # artifact sits on the gates run itself, every artifact is described, none points at a file,
     # and each gate's reliability diagram is an embedded PNG that decodes
     from moola_flows.report import STATE_NAMES
+
     from tests.flows.test_ui import PNG, artifacts_of, embedded_pngs
     assert state.name == STATE_NAMES[decision["action"]]
     arts = artifacts_of(state.state_details.flow_run_id)
@@ -129,6 +130,7 @@ def test_a_run_that_decides_nothing_exits_1_and_never_prints_an_earlier_decision
     when this run decided nothing (here the decision step itself fails after the gates)."""
     import moola_flows.decide
     from moola_flows.gates import main
+
     from moola.registry.store import Registry
     art = tmp_path / "art"
     Registry(art).append({"kind": "decision", "decision": {"action": "ship", "candidate": "augment",

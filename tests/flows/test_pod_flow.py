@@ -13,9 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.fakes.fake_runpod import FakeRunPod
 from tests.flows.conftest import CONFIG, jsonl
-from tests.remote.conftest import sshd  # noqa: F401
-from tests.remote.fake_runpod import FakeRunPod
 
 
 @pytest.fixture
@@ -28,7 +27,7 @@ def pod(sshd, tmp_path, monkeypatch):  # noqa: F811
         monkeypatch.setenv(k, v)
     fake = FakeRunPod(ssh_port=sshd.port, boot_polls=0)
     import moola_flows.pod
-    monkeypatch.setattr(moola_flows.pod, "make_api", lambda settings: fake)
+    monkeypatch.setattr(moola_flows.pod, "run_api", lambda settings, block=None: fake)
     return fake
 
 
@@ -70,6 +69,7 @@ def test_the_hook_stops_a_pod_the_flow_could_not(prefect_server, pod, tmp_path):
 
 def test_no_capacity_is_retried_until_capacity_appears(prefect_server, pod, tmp_path, monkeypatch):
     import threading
+
     from moola_flows.pod import acquire_pod, lease_file
     monkeypatch.delenv("RUNPOD_POD_ID")  # create, not resume
     pod.capacity = set()
@@ -98,6 +98,7 @@ def test_no_capacity_until_the_deadline_fails_the_flow_without_a_pod(prefect_ser
 def test_a_failing_stop_is_retried_and_never_forgotten(prefect_server, pod, tmp_path, monkeypatch):
     import moola_flows.pod
     from moola_flows.pod import acquire_pod, lease_file, release_pod
+
     from moola.core.errors import RemoteUnavailable
     monkeypatch.setattr(moola_flows.pod, "STOP_RETRY_S", 0.0)
     real_stop, failures = pod.stop_pod, [2]
@@ -125,7 +126,8 @@ def test_the_runs_only_pod_lost_mid_gate_fails_the_run_clean_with_the_pod_stoppe
     judges the pod lost (API still says RUNNING, ssh refused for LOST_RUNNING_S), stops it, has no pod left for
     the gate, and fails naming the pod and the gates that never ran; no decision is recorded."""
     import threading
-    from tests.remote.sshd_server import make_sshd
+
+    from tests.fakes.sshd_server import make_sshd
     (tmp_path / "pod").mkdir()
     own = make_sshd(tmp_path / "pod")  # its own sshd: the session's stays up for the other tests
     own.start()
@@ -162,9 +164,9 @@ def test_the_runs_only_pod_lost_mid_gate_fails_the_run_clean_with_the_pod_stoppe
 def test_a_runs_process_finds_the_api_key_in_the_workers_secret_block(prefect_server, monkeypatch):
     """A worker that took its key from a Secret block hands the run the block's name (never the key);
     the run needs the key to stop a pod it found lost."""
+    from moola_flows.pod import KEY_SECRET_ENV, run_api
     from prefect.blocks.system import Secret
 
-    from moola_flows.pod import KEY_SECRET_ENV, run_api
     from moola.core.errors import ConfigError
     from moola.settings import Settings
     Secret(value="rp_from_the_block").save("moola-test-runpod-key", overwrite=True)
@@ -197,7 +199,8 @@ def test_a_running_pod_whose_sshd_restarts_is_not_lost_and_one_that_stays_away_i
     import threading
 
     from moola_flows.pod import PodJudge
-    from tests.remote.sshd_server import make_sshd
+
+    from tests.fakes.sshd_server import make_sshd
     (tmp_path / "pod").mkdir()
     own = make_sshd(tmp_path / "pod")
     own.start()

@@ -15,7 +15,7 @@ from tests.flows.conftest import jsonl
 
 
 def ship(art, gate_dir, times: int):
-    from moola_flows.decide import card_for
+    from moola.registry.card import card_for
     from moola.registry.store import Registry
     reg = Registry(art)
     result = json.loads((gate_dir / "result.json").read_text())
@@ -138,6 +138,7 @@ def test_two_decides_at_once_ship_once_and_record_what_really_happened(prefect_s
     import threading
 
     from moola_flows.decide import decide_flow
+
     from moola.registry.store import Registry
     art = tmp_path / "art"
     result = json.loads((gate_dirs["baseline"] / "result.json").read_text())

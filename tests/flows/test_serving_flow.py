@@ -44,6 +44,7 @@ def test_moola_artifacts_from_dotenv_is_the_one_registry_root(prefect_server, ga
     """Issue 10: the flows ignored MOOLA_ARTIFACTS (and `.env`) while `moola registry` read it, and
     registry pointers only worked from the directory the flow ran in."""
     from moola_flows.decide import decide_flow
+
     from moola.cli.main import main
     monkeypatch.delenv("MOOLA_ARTIFACTS", raising=False)
     monkeypatch.delenv("MOOLA_ENV_FILE", raising=False)  # the suite reads no .env (tests/conftest.py); this test does

@@ -8,7 +8,6 @@ import sys
 import threading
 
 from tests.flows.conftest import CONFIG, assert_expected_decision, jsonl
-from tests.remote.conftest import sshd  # noqa: F401
 
 
 def test_flow_over_ssh_retries_until_the_host_is_up(prefect_server, sshd, sample_dir, tmp_path, monkeypatch,  # noqa: F811

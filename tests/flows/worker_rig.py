@@ -1,5 +1,5 @@
 """The `runpod` worker as a user starts it, against the RunPod emulator (the real `runpod` SDK talks
-to it; its pods are container-like: tests/remote/runpod_emulator.py) whose image Python lacks what a
+to it; its pods are container-like: tests/fakes/runpod_emulator.py) whose image Python lacks what a
 fresh RunPod image lacks (tests/flows/test_worker.py, bench/pod.py).
 
 Nothing about the pods is configured for the worker but what a user configures: the API key, the
@@ -14,9 +14,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.fakes.pod_image import make_image_python, make_wheelhouse
+from tests.fakes.runpod_emulator import IMAGE_PYTHON_AT, RunPodEmulator
 from tests.flows.conftest import PREFECT, ROOT, deploy
-from tests.remote.pod_image import make_image_python, make_wheelhouse
-from tests.remote.runpod_emulator import IMAGE_PYTHON_AT, RunPodEmulator
 
 KEY = "rp_worker_test_key"
 

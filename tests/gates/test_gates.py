@@ -9,11 +9,10 @@ import pytest
 
 from moola.cli.main import main
 from moola.core.errors import ModelFileError
-from moola.gates.result import read_result
-from moola.evaluation.metrics import METRIC_KEYS
-from moola.models.files import load_pickle_verified
 from moola.core.seal import verify_folder
-
+from moola.evaluation.metrics import METRIC_KEYS
+from moola.gates.result import read_result
+from moola.models.files import load_pickle_verified
 from tests.conftest import gate
 
 

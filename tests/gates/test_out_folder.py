@@ -7,7 +7,6 @@ import numpy as np
 
 from moola.cli.main import main
 from moola.core.seal import verify_folder
-
 from tests.conftest import frame_from
 
 

@@ -8,14 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from moola.train.augment import Augmenter
-from moola.train.augment import AugmentConfig
-from moola.models.lstm import ModelConfig
-from moola.models.autoencoder import PretrainConfig
-from moola.models.autoencoder import MaskedAutoencoder, masked_mse, patch_mask
-from moola.models.lstm import EnhancedSimpleLSTM
+from moola.models.autoencoder import MaskedAutoencoder, PretrainConfig, masked_mse, patch_mask
+from moola.models.lstm import EnhancedSimpleLSTM, ModelConfig
 from moola.models.transfer import encoder_match_report, load_encoder
-from moola.train.fit import FitPlan, fit, predict_proba
+from moola.train.augment import AugmentConfig, Augmenter
+from moola.train.fit import FitConfig, fit, predict_proba
 
 
 @pytest.mark.parametrize("t,c,k", [(9, 1, 2), (105, 4, 2), (30, 3, 5)])
@@ -77,8 +74,8 @@ def toy_set(n=80, t=20, seed=0):
 def test_fit_loss_falls_and_beats_majority_on_a_learnable_toy_set():
     X, y = toy_set()
     model = EnhancedSimpleLSTM(2, 2, ModelConfig(hidden=16))
-    plan = FitPlan(epochs=25, batch_size=16, lr=3e-3, inner_val_frac=0.0, min_epochs_frac=0.0, seed=0)
-    res = fit(model, X[:60], y[:60], lambda m, xb, yb: F.cross_entropy(m(xb), yb), plan, torch.device("cpu"))
+    plan = FitConfig(epochs=25, batch_size=16, lr=3e-3, inner_val_frac=0.0, min_epochs_frac=0.0)
+    res = fit(model, X[:60], y[:60], lambda m, xb, yb: F.cross_entropy(m(xb), yb), plan, 0, torch.device("cpu"))
     assert res.history[-1]["train_loss"] < 0.5 * res.history[0]["train_loss"]
     acc = (predict_proba(model, X[60:], torch.device("cpu")).argmax(1) == y[60:]).float().mean()
     assert acc >= 0.85  # majority is 0.5
@@ -91,7 +88,7 @@ def test_fit_is_deterministic_on_cpu():
         torch.manual_seed(0)
         model = EnhancedSimpleLSTM(2, 2, ModelConfig(hidden=8))
         fit(model, X, y, lambda m, xb, yb: F.cross_entropy(m(xb), yb),
-            FitPlan(epochs=3, batch_size=8, lr=1e-3, min_epochs_frac=0.0, seed=3), torch.device("cpu"))
+            FitConfig(epochs=3, batch_size=8, lr=1e-3, min_epochs_frac=0.0), 3, torch.device("cpu"))
         outs.append(predict_proba(model, X, torch.device("cpu")))
     assert torch.equal(outs[0], outs[1])
 
@@ -109,7 +106,7 @@ def test_early_stopping_uses_the_latest_train_rows_and_augmentation_sees_only_tr
 
     model = EnhancedSimpleLSTM(2, 2, ModelConfig(hidden=8))
     res = fit(model, X, y, lambda m, xb, yb: F.cross_entropy(m(xb), yb),
-              FitPlan(epochs=4, batch_size=8, lr=1e-3, inner_val_frac=0.25, min_epochs_frac=0.0, seed=0), torch.device("cpu"),
+              FitConfig(epochs=4, batch_size=8, lr=1e-3, inner_val_frac=0.25, min_epochs_frac=0.0), 0, torch.device("cpu"),
               augment=spy)
     assert res.inner_val_size == 10
     assert seen == set(range(30))  # the last 10 rows (the inner validation) are never augmented
@@ -149,9 +146,9 @@ def test_auto_stride_leaves_at_most_max_lstm_steps():
 
 def test_a_model_saved_before_stride_and_gain_loads_as_it_was_trained(tmp_path):
     """model.json written before these settings existed: every step, no gain (LEGACY_MODEL)."""
-    from moola.serve.inference import load_classifier
-    from moola.models.files import save_torch
     from moola.core.seal import write_manifest
+    from moola.models.files import save_torch
+    from moola.serve.inference import load_classifier
     old = EnhancedSimpleLSTM(4, 2, ModelConfig(hidden=8, pooling="mean", stride=1, input_gain=1.0))
     cfg = {"kind": "EnhancedSimpleLSTM", "model": {"hidden": 8, "num_layers": 1, "heads": 2, "dropout": 0.1,
                                                    "pooling": "mean"},
@@ -176,7 +173,7 @@ def test_average_last_frac_ends_on_the_mean_of_the_last_epochs_weights():
     def run(frac, hook=None):
         torch.manual_seed(0)
         model = EnhancedSimpleLSTM(2, 2, ModelConfig(hidden=8))
-        fit(model, X, y, loss, FitPlan(epochs=4, batch_size=8, lr=1e-3, average_last_frac=frac, seed=3),
+        fit(model, X, y, loss, FitConfig(epochs=4, batch_size=8, lr=1e-3, average_last_frac=frac), 3,
             torch.device("cpu"), on_epoch_start=hook)
         return model.state_dict()
 

@@ -18,13 +18,12 @@ import pytest
 
 from moola.cli.main import main
 from moola.core.errors import ConfigError, HostKeyMismatch, ModelFileError, RemotePermanent
-from moola.gates.result import read_result
 from moola.core.seal import verify_folder
-from moola.remote.retry import call_with_retry
 from moola.gates.call import GateCall
+from moola.gates.result import read_result
+from moola.remote.retry import call_with_retry
 from moola.remote.runner import LocalRunner
-
-from .pod_image import wheel_from_installed
+from tests.fakes.pod_image import wheel_from_installed
 
 SMALL = {"fit": {"epochs": 4}, "model": {"hidden": 16}}
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from moola.decide.decision import Evidence, Policy, decide
 from moola.gates.predictions import Scored
-from tests.core.test_stats import proba_from
+from tests.evaluation.test_stats import proba_from
 
 N = 60
 Y = np.array([0, 1] * (N // 2))
@@ -176,7 +176,7 @@ def test_without_control_predictions_gate_2s_own_verdict_is_used():
 def test_four_windows_only_the_candidate_gets_right_do_not_ship():
     """Issue 24: 4 discordant windows, all for the candidate. The percentile bootstrap said p ~0.01
     and shipped; the exact sign-flip test says 1/16 and production stays."""
-    from tests.core.test_stats import discordant
+    from tests.evaluation.test_stats import discordant
     y, pa, pb = discordant(4, 0, agree=56)
     ids = tuple(f"w{i:03d}" for i in range(len(y)))
     ev = Evidence({"transfer": Scored(ids, y, pb, CLASSES, 1)}, production=Scored(ids, y, pa, CLASSES, 1))

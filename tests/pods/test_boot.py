@@ -13,9 +13,16 @@ import pytest
 from runpod.api.mutations.pods import generate_pod_deployment_mutation
 
 from moola.core.errors import ConfigError
-from moola.pods.boot import (START_COMMAND, boot_env, fingerprint, graphql_safe, identity_from_env,
-                                  new_identity, public_from_private)
 from moola.pods.api import PodLease, PodSpec
+from moola.pods.boot import (
+    START_COMMAND,
+    boot_env,
+    fingerprint,
+    graphql_safe,
+    identity_from_env,
+    new_identity,
+    public_from_private,
+)
 
 
 def test_an_identity_is_an_ed25519_key_whose_fingerprint_openssh_agrees_with(tmp_path):

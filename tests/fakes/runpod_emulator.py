@@ -162,7 +162,7 @@ class Pod:
         """Every process of the pod (PID 1 of its namespace and below), as this machine numbers them."""
         if self.proc is None or self.proc.poll() is not None:
             return []
-        from tests.remote.sshd_server import descendants
+        from tests.fakes.sshd_server import descendants
         return descendants(self.proc.pid)
 
 

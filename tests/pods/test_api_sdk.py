@@ -8,10 +8,9 @@ from __future__ import annotations
 import pytest
 
 from moola.core.errors import RemotePermanent, RemoteUnavailable
-from moola.pods.boot import HOST_KEY_ENV, START_COMMAND, new_identity
 from moola.pods.api import PodLease, PodSpec, RunPodSDK
-
-from .runpod_emulator import SOMETHING_WRONG, Pod, RunPodEmulator
+from moola.pods.boot import HOST_KEY_ENV, START_COMMAND, new_identity
+from tests.fakes.runpod_emulator import SOMETHING_WRONG, Pod, RunPodEmulator
 
 KEY = "rp_test_key"
 

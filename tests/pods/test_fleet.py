@@ -7,10 +7,9 @@ import json
 import pytest
 
 from moola.core.errors import RemotePermanent, RemoteUnavailable
-from moola.pods.fleet import Fleet, pods_usage, release_run, run_records
 from moola.pods.api import PodSpec
-
-from .fake_runpod import FakeRunPod
+from moola.pods.fleet import Fleet, pods_usage, release_run, run_records
+from tests.fakes.fake_runpod import FakeRunPod
 
 PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGu2"
 
@@ -233,7 +232,7 @@ def test_a_hung_pod_delays_neither_the_other_pods_heartbeats_nor_the_caller_past
     import time
     from types import SimpleNamespace
 
-    from .sshd_server import make_sshd
+    from tests.fakes.sshd_server import make_sshd
     servers = []
     for name in ("hung", "fine"):
         (tmp_path / name).mkdir()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from moola.models.lstm import CPU_HIDDEN, GPU_HIDDEN
 from moola.gates.config import load_gate_config, resolve_budget
+from moola.models.lstm import CPU_HIDDEN, GPU_HIDDEN
 
 
 def test_cpu_and_gpu_budgets_fill_width_epochs_and_a_learning_rate_that_suits_the_width():

@@ -12,7 +12,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.remote.fake_runpod import NO_CAPACITY
+from tests.fakes.fake_runpod import NO_CAPACITY
 
 KNOWN_GPUS = {"NVIDIA H100 80GB HBM3", "NVIDIA H200", "NVIDIA A100 80GB PCIe"}
 

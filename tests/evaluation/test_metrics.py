@@ -7,8 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from moola.evaluation.metrics import (brier_score, classification_metrics, degeneracy, expected_calibration_error,
-                           majority_predictions, positive_index, pr_auc)
+from moola.evaluation.metrics import (
+    brier_score,
+    classification_metrics,
+    degeneracy,
+    expected_calibration_error,
+    majority_predictions,
+    positive_index,
+    pr_auc,
+)
 
 CLASSES = ["consolidation", "retracement"]
 

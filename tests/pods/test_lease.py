@@ -7,12 +7,11 @@ import requests
 from runpod import error as rp_error
 
 from moola.core.errors import RemotePermanent, RemoteUnavailable
-from moola.gates.result import read_result
 from moola.gates.call import GateCall
-from moola.pods.lease import RunPodRunner
+from moola.gates.result import read_result
 from moola.pods.api import PodLease, PodSpec, classify, ssh_endpoint
-
-from .fake_runpod import NO_CAPACITY, FakeRunPod
+from moola.pods.lease import RunPodRunner
+from tests.fakes.fake_runpod import NO_CAPACITY, FakeRunPod
 
 PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGu2"
 

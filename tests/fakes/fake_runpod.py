@@ -1,6 +1,6 @@
 """A fast in-process fake of the RunPod API's responses, for unit tests of the lifecycle logic.
 
-What it leaves out (tests/remote/runpod_emulator.py has it): HTTP and the SDK's parsing, GraphQL
+What it leaves out (tests/fakes/runpod_emulator.py has it): HTTP and the SDK's parsing, GraphQL
 errors as the real API words them, pods as containers (host keys, start command, watchdog)."""
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ MISSING = {"scikit-base": "skbase", "pydantic": "pydantic", "pydantic-core": "py
 
 def make_image_python(root: Path, seen_at: str | None = None) -> Path:
     """A venv whose site reaches this environment's packages, minus MISSING (and moola itself).
-    ``seen_at``: where ``root`` is mounted in the pods that use it (tests/remote/runpod_emulator.py)."""
+    ``seen_at``: where ``root`` is mounted in the pods that use it (tests/fakes/runpod_emulator.py)."""
     site = Path(sysconfig.get_paths()["purelib"])
     farm = root / "image-site"
     farm.mkdir(parents=True)

@@ -105,7 +105,7 @@ class SSHD:
 # Runs in the host's own mount namespace, then execs sshd: each hidden folder is replaced by the
 # host's own (under DISK, kept across restarts, as a machine's disk is); KEEP (below a hidden folder)
 # is put back. So nothing of this checkout or of the tests' temp folders reaches the host but what
-# moola uploads, the same rule as the pods of tests/remote/runpod_emulator.py.
+# moola uploads, the same rule as the pods of tests/fakes/runpod_emulator.py.
 OWN_DISK = r"""set -e
 DISK=$1 KEEP=$2 HIDE=$3; shift 3
 mount -t tmpfs tmpfs /mnt
@@ -129,7 +129,7 @@ NO_STARTUP_FILES = {"SHLVL": "1"}
 def make_sshd(root: Path, client_key: Path | None = None, port: int | None = None,
               hide: tuple[Path, ...] = ()) -> SSHD:
     """Keys, config and known_hosts under ``root``; call .start() to run it. A plain host, not a
-    RunPod pod (those are tests/remote/runpod_emulator.py, whose sessions never see RUNPOD_*).
+    RunPod pod (those are tests/fakes/runpod_emulator.py, whose sessions never see RUNPOD_*).
     ``client_key``: admit this key (several pods, one identity) instead of making one. ``port``: listen
     there (an impostor at a pod's address) instead of a free port. ``hide``: folders of this machine
     the host must not see (own_disk() gives the tests' default); ``SSHD.host`` finds its copy."""

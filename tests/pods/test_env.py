@@ -8,9 +8,7 @@ import pytest
 
 from moola.core.errors import RemotePermanent
 from moola.pods.env import canonical, ensure_env, lock_digest, lock_from_environment, read_lock, to_install
-
-from .conftest import sshd  # noqa: F401
-from .pod_image import make_image_python
+from tests.fakes.pod_image import make_image_python
 
 
 def test_the_lock_pins_what_this_environment_runs():

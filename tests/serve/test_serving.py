@@ -85,8 +85,7 @@ def test_an_lstm_predicted_in_float64_is_judged_the_same_model():
     in another order): the rule accepts it."""
     import torch
 
-    from moola.models.lstm import ModelConfig
-    from moola.models.lstm import EnhancedSimpleLSTM
+    from moola.models.lstm import EnhancedSimpleLSTM, ModelConfig
     from moola.serve.check import compare
     from moola.train.fit import predict_proba
     torch.manual_seed(1)

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from moola.cli.main import EXIT_CODES, build_parser, main
+from moola.cli.main import build_parser, main
+from moola.core.errors import EXIT_CODES
 
 
 def parsers(p: argparse.ArgumentParser, path=("moola",)):

@@ -23,7 +23,7 @@ def tree(root: Path) -> dict:
 @pytest.fixture(scope="module")
 def shipped(gate_dirs, tmp_path_factory):
     """A registry with baseline v1 and v2 shipped (real gate folder, real ship)."""
-    from moola_flows.decide import card_for
+    from moola.registry.card import card_for
     from moola.registry.store import Registry
     art = tmp_path_factory.mktemp("hostile") / "art"
     reg = Registry(art)

@@ -1,4 +1,4 @@
-"""The emulated pods behave as RunPod's do where moola depends on it (tests/remote/runpod_emulator.py),
+"""The emulated pods behave as RunPod's do where moola depends on it (tests/fakes/runpod_emulator.py),
 and moola's start command holds on them: a session cannot see the pod's key, a pod not given a host
 key gets a new one at every start, sshd needs PUBLIC_KEY, the volume sits at volumeMountPath, and a
 pod whose watchdog cannot guard it is refused with the reason."""
@@ -11,13 +11,12 @@ import time
 import pytest
 
 from moola.core.errors import HostKeyMismatch, RemotePermanent
+from moola.pods.api import PodLease, PodSpec, RunPodSDK
 from moola.pods.fleet import guard_pod
 from moola.remote.retry import call_with_retry
-from moola.pods.api import PodLease, PodSpec, RunPodSDK
 from moola.remote.ssh import SSHRunner
-
-from .pod_image import make_image_python
-from .runpod_emulator import IMAGE_PYTHON_AT, RunPodEmulator
+from tests.fakes.pod_image import make_image_python
+from tests.fakes.runpod_emulator import IMAGE_PYTHON_AT, RunPodEmulator
 
 KEY = "rp_container_key"
 
@@ -48,7 +47,7 @@ def created(emu, image, **spec) -> tuple[PodLease, SSHRunner]:
 def run(runner: SSHRunner, *argv) -> tuple[int, str]:
     client = call_with_retry(runner.connect, retry_for=20)
     try:
-        return runner._exec(client, list(argv))
+        return runner.execute(client, list(argv))
     finally:
         client.close()
 
@@ -174,7 +173,7 @@ def test_nothing_of_moola_reaches_a_worker_pod_but_what_moola_uploads(image, tmp
         try:
             sftp = client.open_sftp()
             code_dir, shipped = r.ship_code(client, sftp), r.ship_input(client, sftp, local_data)
-            code, out = r._exec(client, ["sh", "-c", 'cd / && ls "$1" && python -c "import moola; print(moola.__file__)"',
+            code, out = r.execute(client, ["sh", "-c", 'cd / && ls "$1" && python -c "import moola; print(moola.__file__)"',
                                          "sh", shipped], env={"PYTHONPATH": str(code_dir)})
         finally:
             client.close()

@@ -60,8 +60,8 @@ def test_another_process_holding_the_cores_blocks_a_claim_until_it_dies(tmp_path
 def test_a_claim_folder_others_may_write_to_or_own_is_refused(tmp_path, monkeypatch):
     import pytest
 
-    from moola.train.cores import own_folder
     from moola.core.errors import ConfigError
+    from moola.train.cores import own_folder
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)

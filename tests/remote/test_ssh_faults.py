@@ -13,8 +13,8 @@ import pytest
 from moola.cli.main import main
 from moola.core.errors import ConfigError, RemotePermanent, RemoteUnavailable
 from moola.core.seal import verify_folder
-from moola.remote.retry import call_with_retry
 from moola.gates.call import GateCall
+from moola.remote.retry import call_with_retry
 
 
 def ssh_env(monkeypatch, sshd, workdir):
@@ -153,7 +153,8 @@ def test_a_connection_cut_mid_command_is_transient_not_a_gate_crash(tmp_path):
     status; that is a lost connection (RemoteUnavailable: the unit can go to another pod), not exit
     -1 read as a crashed gate."""
     import threading
-    from .sshd_server import make_sshd
+
+    from tests.fakes.sshd_server import make_sshd
     (tmp_path / "sshd-cut").mkdir()
     server = make_sshd(tmp_path / "sshd-cut")
     server.start()
@@ -163,7 +164,7 @@ def test_a_connection_cut_mid_command_is_transient_not_a_gate_crash(tmp_path):
 
     def run():
         try:
-            got["value"] = runner._exec(client, ["sleep", "30"])
+            got["value"] = runner.execute(client, ["sleep", "30"])
         except Exception as exc:  # noqa: BLE001 (the test inspects it)
             got["error"] = exc
     t = threading.Thread(target=run)
@@ -182,14 +183,14 @@ def test_a_pod_gone_mid_upload_is_transient_not_a_paramiko_error(tmp_path, sampl
     data; sftp's close of the file then read EOF and raised paramiko's own SSHException ("Server
     connection dropped"), which escaped as is and failed the run instead of letting it judge the pod
     lost and move the gate. The sshd here dies at the same point: the uploaded file's close."""
-    import paramiko
-
     import os
     import signal
     import threading
 
+    import paramiko
+
     from moola.gates.call import GateCall
-    from .sshd_server import descendants, make_sshd
+    from tests.fakes.sshd_server import descendants, make_sshd
     (tmp_path / "sshd-gone").mkdir()
     server = make_sshd(tmp_path / "sshd-gone")
     server.start()

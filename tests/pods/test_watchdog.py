@@ -14,8 +14,7 @@ import time
 import pytest
 
 from moola.pods.watchdog import pod_environment
-
-from .runpod_emulator import Pod, RunPodEmulator
+from tests.fakes.runpod_emulator import Pod, RunPodEmulator
 
 
 @pytest.fixture
