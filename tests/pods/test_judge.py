@@ -41,7 +41,7 @@ def test_a_running_pod_whose_ssh_comes_back_within_the_window_is_not_lost():
 
 
 def test_a_running_pod_whose_ssh_stays_away_for_the_window_is_lost():
-    clock, (reach, tries) = Clock(), reach_after(100)
+    clock, (reach, _) = Clock(), reach_after(100)
     why = why_lost(lambda: "RUNNING", reach, 20, 2.0, clock, clock.sleep)
     assert why == "ssh unreachable 11 times in 20 s (connection refused)" and clock.t == 20.0
 
