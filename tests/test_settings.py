@@ -7,7 +7,7 @@ from pathlib import Path
 
 from moola.settings import Settings
 
-EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
+EXAMPLE = Path(__file__).resolve().parents[1] / ".env.example"
 
 
 def test_every_setting_is_in_env_example_and_the_copy_gives_defaults(monkeypatch):
