@@ -35,6 +35,15 @@ from moola.data.sample import make_sample, write_sample  # noqa: E402
 from tests.fakes.sshd_server import make_sshd, own_disk  # noqa: E402
 
 
+def pytest_configure(config):
+    """Without the end-to-end flows (`make test-fast`), each xdist worker claims cores in a folder of
+    its own: two gates then train at once (each slower, neither idle), where a shared folder made
+    one wait for the other. With them (`make test`) the folder stays shared: the flows' pods and
+    watchdogs keep time by the wall clock and get the cores they wait for."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and config.option.markexpr == "not e2e":
+        os.environ["MOOLA_CORES_DIR"] = tempfile.mkdtemp(prefix="moola-test-cores-")
+
+
 def pytest_collection_modifyitems(config, items):
     """tests/flows/ runs flows end to end through Prefect servers: marked `e2e`, which `make test-fast`
     leaves out (`make test` runs everything). Under pytest-xdist (`-n 2 --dist loadgroup`, as make
