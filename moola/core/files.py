@@ -1,13 +1,12 @@
-"""Atomic file and folder writes: readers see the old state or the new one, never a half.
+"""Files: atomic writes (readers see the old state or the new one, never a half) and sha256.
 
     write_json_atomic(path, obj)   temporary file in the same folder, fsync, rename, fsync folder
     replace_folder(tmp, final)     a finished folder renamed over an absent, empty or old one
     fsync_dir(folder)              make a rename in ``folder`` survive a power cut
+    sha256_file(path)              sha256 of a file, read in blocks
+    hash_while_written(path, proc) its sha256 read as ``proc`` writes it
 
 A failed write removes its temporary file and leaves the old file as it was.
-
-    sha256_file(path)              sha256 of a file, read in blocks
-    hash_while_written(path, proc) its sha256 as ``proc`` writes it
 """
 
 from __future__ import annotations

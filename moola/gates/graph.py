@@ -30,7 +30,7 @@ GRAPH: tuple[Gate, ...] = (
 )
 BY_NAME = {g.name: g for g in GRAPH}
 GATES = {g.name: g.number for g in GRAPH}  # name -> number, in gate order
-GateName = Literal["validate", "baseline", "minirocket", "pretrain", "transfer", "augment"]
+GateName = Literal[tuple(GATES)]  # result.json's gate field, from the table
 CANDIDATE_GATES = tuple(g.name for g in GRAPH if g.role == "candidate")
 CONTROL_GATE = next(g.name for g in GRAPH if g.role == "control")
 INPUT_ROLES = {role: BY_NAME[gate] for g in GRAPH for role, gate in g.inputs.items()}  # --baseline, --encoder
