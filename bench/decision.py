@@ -39,11 +39,13 @@ from scipy.stats import beta
 from moola.data.sample import write_sample
 from moola.data.validate import DataConfig
 from moola.decide.decision import Evidence, Policy, decide
+from moola.evaluation.metrics import classification_metrics
 from moola.evaluation.stats import weighted_f1_rows
 from moola.gates.classifier import train_classifier
 from moola.gates.config import load_gate_config, resolve_budget
 from moola.gates.context import prepare
 from moola.gates.predictions import Scored
+from moola.gates.result import GateResult, Metrics
 from moola.models.minirocket import fit_minirocket
 
 FLIP = 0.30
@@ -70,9 +72,16 @@ def f1(y: np.ndarray, proba: np.ndarray) -> float:
     return float(weighted_f1_rows(y, proba.argmax(1), proba.shape[1], np.ones((1, len(y))))[0])
 
 
+def headline(y: np.ndarray, proba: np.ndarray, classes) -> Metrics:
+    """The metrics a gate would record for these predictions."""
+    names = [classes[i] for i in y]
+    return Metrics(**classification_metrics(names, [classes[i] for i in proba.argmax(1)], proba, list(classes)))
+
+
 def decide_pair(y, ids, groups, prod: np.ndarray, cand: np.ndarray, classes, positive, policy: Policy) -> dict:
-    results = {"validate": {"status": "passed"},
-               "baseline": {"status": "passed", "degenerate": False, "pooled": {"f1_weighted": f1(y, cand)}}}
+    results = {"validate": GateResult(gate="validate", gate_number=0, status="passed"),
+               "baseline": GateResult(gate="baseline", gate_number=1, status="passed", degenerate=False,
+                                      pooled=headline(y, cand, classes))}
     ev = Evidence({"baseline": Scored(ids, y, cand, classes, positive, groups)},
                   production=Scored(ids, y, prod, classes, positive, groups))
     d = decide(results, {"metrics": {"f1_weighted": f1(y, prod)}}, policy, ev)

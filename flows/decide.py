@@ -17,6 +17,7 @@ from moola.decide.decision import Decision, Evidence, load_policy
 from moola.decide.evidence import rescore_production
 from moola.decide.ship import Effects, decide_and_ship
 from moola.gates.graph import CANDIDATE_GATES
+from moola.gates.result import GateOutcome
 from moola.serve.check import check_serves
 from moola.settings import registry_from_settings
 
@@ -47,9 +48,9 @@ def wait_for_approval(d: Decision, timeout_s: int) -> dict | None:
 
 
 @task(task_run_name="does {candidate} serve?")
-def serving_check(candidate: str, folder: str, data: str, assume_row_order: bool = False) -> tuple[bool, str]:
+def serving_check(candidate: str, folder: Path, data: str, assume_row_order: bool = False) -> tuple[bool, str]:
     """The candidate loaded in a fresh process as `moola predict` would, against its own predictions."""
-    c = check_serves(Path(folder), Path(data), assume_row_order)
+    c = check_serves(folder, Path(data), assume_row_order)
     return c.ok, c.detail
 
 
@@ -69,11 +70,12 @@ def rescore(version: int, folder: str, expected_sha256: str | None, card: dict, 
 
 
 @flow(name="decide", flow_run_name="decide")
-def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require_approval: bool = False,
+def decide_flow(gates: dict[str, GateOutcome], artifacts: str | None = None, require_approval: bool = False,
                 policy: dict | None = None, timing: dict | None = None, approval_timeout_s: int = 3600,
                 data: str | None = None, assume_row_order: bool = False, bar_seconds: int | None = None,
                 publish: bool = True, pods: list[dict] | None = None, moves: list[dict] | None = None):
-    """``pods``: the pods the run used (uptime and cost so far, the gates each ran, why one was lost);
+    """``gates``: each gate's result and folder (the `gates` flow's run of them);
+    ``pods``: the pods the run used (uptime and cost so far, the gates each ran, why one was lost);
     ``moves``: the gates that moved to another pod, and why (moola.pods.spread).
     ``data``: the labelled file the gates ran on; with it, a candidate must serve before it ships.
     Production is re-scored on ``data`` (the candidates' pooled windows after its training end).
@@ -87,8 +89,9 @@ def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require
     except ConfigError as exc:
         return Failed(message=f"invalid policy, nothing decided: {exc}")
     reg = registry_from_settings(root=artifacts)
-    for gate, res in results.items():
-        reg.append({"kind": "gate_result", "gate": gate, "dir": dirs.get(gate), "result": res})
+    for gate, g in gates.items():
+        reg.append({"kind": "gate_result", "gate": gate, "dir": str(g.folder) if g.folder else None,
+                    "result": g.result.model_dump(mode="json")})
     effects = Effects(
         rescore=lambda before, card, folder, evidence, used: rescore(
             before["version"], str(folder), reg.expected_manifest(folder), card, data, evidence, assume_row_order,
@@ -96,7 +99,7 @@ def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require
         serves=lambda candidate, folder: serving_check(candidate, folder, data, assume_row_order),
         approve=(lambda d: wait_for_approval(d, approval_timeout_s)) if require_approval else None,
         approval_timeout_s=approval_timeout_s)
-    outcome = decide_and_ship(reg, results, dirs, pol, effects, Path(data) if data is not None else None)
+    outcome = decide_and_ship(reg, gates, pol, effects, Path(data) if data is not None else None)
     if outcome is None:
         return Failed(message="production kept changing while deciding (another decide running?); nothing shipped")
     d, before, after = outcome
@@ -111,7 +114,8 @@ def decide_flow(results: dict, dirs: dict, artifacts: str | None = None, require
     reg.append({"kind": "decision", "at": _now(), "decision": record, "timing": timing,
                 **({"pods": pods} if pods else {}), **({"moves": moves} if moves else {})})
     if publish:
-        publish_decision(d, before, after, results, reg.records("decision"), pods, moves)
+        publish_decision(d, before, after, {k: g.result for k, g in gates.items()}, reg.records("decision"),
+                         pods, moves)
     log.info("decision %s: %s", d.action, "; ".join(d.reasons))
     for w in d.notes:
         log.info("note: %s", w)

@@ -5,16 +5,16 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 import uuid
-from dataclasses import replace
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from moola_flows.decide import decide_flow, decision_state
-from moola_flows.pod import PodJudge, acquire_pod, end_pods, keep_alive, prepare_pods, stop_pod_hook, worker_pods
+from moola_flows.params import flow_parser
+from moola_flows.pod import RunPods, pods_for_run, stop_pod_hook
 from moola_flows.report import publish_decision
 from moola_flows.tasks import run_gate
 from prefect import flow
@@ -28,12 +28,12 @@ from moola.decide.decision import DECISION_FOLDS, Decision, Rule, load_policy
 from moola.gates.call import GateCall
 from moola.gates.config import DEFAULT_SEED, PresetName, load_gate_config
 from moola.gates.graph import BY_NAME, SCHEDULE
-from moola.gates.result import GateResult
-from moola.pods.fleet import pods_usage
+from moola.gates.result import GateOutcome, GateResult
+from moola.pods.fleet import Pod
 from moola.pods.lease import POD_DEADLINE_S
 from moola.pods.spread import MAX_ATTEMPTS, Spread, Unit, spread
-from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RUNNER_KINDS, RunnerKind, check_runner
-from moola.settings import load_settings, registry_from_settings
+from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RunnerKind, check_runner
+from moola.settings import registry_from_settings
 
 
 def check_parameters(runner: str, preset: str, config: str | None, seed: int, policy: dict | None,
@@ -72,64 +72,40 @@ def gates(data: str, unlabeled: str | None = None, val_size: float = DEFAULT_DAT
     """
     data_config = check_parameters(runner, preset, config, seed, policy, val_size, folds)
     artifacts = str(registry_from_settings(root=artifacts).root)
-    run_dir = Path(artifacts) / "runs" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
-    base = GateCall(gate="validate", data=Path(data), out=run_dir / "validate",
-                    unlabeled=Path(unlabeled) if unlabeled else None, config=Path(config) if config else None,
-                    data_config=data_config, preset=preset, seed=seed)
-    t0 = time.perf_counter()
-    decide_opts = dict(artifacts=artifacts, require_approval=require_approval, approval_timeout_s=approval_timeout_s,
-                       data=data, publish=False, policy=policy)
+    run = GateCall(gate="validate", data=Path(data), out=new_run_folder(artifacts) / "validate",
+                   unlabeled=Path(unlabeled) if unlabeled else None, config=Path(config) if config else None,
+                   data_config=data_config, preset=preset, seed=seed)
+    decide = Decider(data, artifacts, run.out.parent, require_approval, approval_timeout_s, policy)
 
-    # Gate 0 first, on this machine when the gates go to a pod: invalid data must not cost a pod.
-    # Transient errors (host not up yet) are retried; invalid data is not.
-    v = run_gate(base, "local" if runner == "runpod" else runner, return_state=True)
-    if v.is_failed():
-        exc = v.result(raise_on_failure=False)
-        reasons = list(exc.problems) if isinstance(exc, DataError) else [str(v.message or "invalid data")]
-        failed = {"validate": {"status": "failed", "reasons": reasons}}
-        return outcome(decide_flow(failed, {}, return_state=True, **decide_opts), failed, artifacts, run_dir=run_dir)
-    results = {"validate": v.result()}
-    handed, leased, ready = worker_pods() if runner == "runpod" else None, [], None
-    judge = PodJudge(artifacts, flow_run.id, window_s=load_settings().moola_pod_lost_after_s)
-    try:
-        if runner == "runpod":
-            # the `runpod` worker acquired the pods and stops them when this process exits; without
-            # it, one pod for the whole run, stopped in finally (and by the hooks)
-            leased = handed or [acquire_pod(artifacts, str(flow_run.id), pod_deadline_s)]
-            if not handed and leased[0].get("host_key"):  # a pod it created guards itself: beat for it
-                keep_alive(leased[0])
-            ready = prepare_pods(leased, judge)
-        placed = train_gates(base, run_dir, runner, ready, judge)
-        results.update(placed.results)
-    finally:
-        if runner == "runpod":  # before the decision and any approval pause: pods bill by the second
-            end_pods(handed, artifacts, flow_run.id, judge)
-    walls = {name: r["result"]["total_seconds"] for name, r in results.items()}
-    plain = {k: r["result"] for k, r in results.items()}
-    used = pods_record(leased, placed, judge) if leased else None
-    return outcome(decide_flow(plain, {k: r["dir"] for k, r in results.items()},
-                               timing={"flow_wall_s": time.perf_counter() - t0, "gate_walls_s": walls},
-                               pods=used, moves=placed.moves or None, return_state=True, **decide_opts),
-                   plain, artifacts, used, placed.moves, run_dir)
+    # 1. Check the data (Gate 0), on this machine when the gates go to pods: invalid data costs no pod.
+    checked = check_data(run, "local" if runner == "runpod" else runner)
+    if checked.result.status != "passed":
+        return decide({"validate": checked})
+    # 2. Get the pods (runner runpod), 3. train gates 1-5 on them, then end the pods at once:
+    #    the decision (and its approval pause) must not keep them billing.
+    with pods_for_run(artifacts, flow_run.id, pod_deadline_s) if runner == "runpod" else nullcontext() as pods:
+        placed = train_gates(run, runner, pods)
+    # 4. Decide: ship a candidate, keep production, investigate, or block.
+    return decide({"validate": checked, **placed.results}, pods.record(placed) if pods else None, placed.moves)
 
 
-def outcome(decided, results: dict, artifacts: str, pods: list[dict] | None = None, moves: list[dict] | None = None,
-            run_dir: Path | None = None):
-    """The flow ends in the decision's named state (Shipped, Reverted, Investigate, Blocked) with its
-    reasons as the message, and the decision artifact is published on this run, not the subflow's."""
-    record = decided.result(raise_on_failure=False)
-    if not isinstance(record, dict) or "action" not in record:  # decide itself failed (e.g. never settled)
-        return Failed(message=decided.message)
-    d = Decision(record["action"], record["reasons"], record.get("candidate"),
-                 [Rule(**r) for r in record.get("rules") or []], record.get("evidence") or {},
-                 record.get("notes") or [])
-    publish_decision(d, record.get("production_before"), record.get("production_after"), results,
-                     registry_from_settings(root=artifacts).records("decision"), pods, moves, run_dir)
-    return decision_state(record)
+def new_run_folder(artifacts: str) -> Path:
+    """``<artifacts>/runs/<time>-<random>``: the run's gate folders, one per gate."""
+    return Path(artifacts) / "runs" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
 
 
-def train_gates(base: GateCall, run_dir: Path, runner: str, pods: list[dict] | None = None,
-                judge: PodJudge | None = None) -> Spread:
+def check_data(call: GateCall, runner: str) -> GateOutcome:
+    """Gate 0. Transient errors (a host not up yet) are retried by the task; invalid data is not, and
+    comes back as a failed result naming each problem."""
+    state = run_gate(call, runner, return_state=True)
+    if state.is_completed():
+        return state.result()
+    exc = state.result(raise_on_failure=False)
+    reasons = list(exc.problems) if isinstance(exc, DataError) else [str(state.message or "invalid data")]
+    return GateOutcome(result=GateResult.refused("validate", reasons))
+
+
+def train_gates(run: GateCall, runner: str, pods: RunPods | None = None) -> Spread:
     """Gates 1-5, written once: baseline | pretrain, then control, augment, transfer as their
     inputs are ready (moola.pods.spread).
 
@@ -137,62 +113,65 @@ def train_gates(base: GateCall, run_dir: Path, runner: str, pods: list[dict] | N
     would only fight over its cores; on one ssh host all at once; with pods, one gate per pod at a
     time, spread over every pod, and the gate of a pod lost mid-way moved to a live one. Each gate is
     a Prefect task ("gate X on pod Y", tag "pod:Y"), so the UI shows which pod ran which gate."""
-    skip = [g.name for g in SCHEDULE if g.needs_unlabeled and base.unlabeled is None]
+    skip = [g.name for g in SCHEDULE if g.needs_unlabeled and run.unlabeled is None]
     units = [Unit(g.name, tuple(dict.fromkeys(g.inputs.values()))) for g in SCHEDULE if g.name not in skip]
     if pods:
-        slots = pods
+        slots = pods.ready
     else:
         slots = [None] if runner in ON_THIS_MACHINE else [None] * len(units)
 
-    def start(unit: Unit, done: dict, pod: dict | None):
-        call = replace(base, gate=unit.name, out=run_dir / unit.name,
-                       **{role: Path(done[g]["dir"]) for role, g in BY_NAME[unit.name].inputs.items()})
+    def start(unit: Unit, done: dict[str, GateOutcome], pod: Pod | None):
+        call = replace(run, gate=unit.name, out=run.out.parent / unit.name,
+                       **{role: done[g].folder for role, g in BY_NAME[unit.name].inputs.items()})
         # on a pod, a lost connection moves the gate (spread); elsewhere the task's own retries wait it out
         task = run_gate if pod is None else run_gate.with_options(
-            task_run_name=f"gate {unit.name} on {pod['pod_id']}", tags=[f"pod:{pod['pod_id']}"], retries=0)
+            task_run_name=f"gate {unit.name} on {pod.pod_id}", tags=[f"pod:{pod.pod_id}"], retries=0)
         fut = task.submit(call, runner, pod)
         return fut.wrapped_future, fut.result
 
-    placed = spread(units, slots, start, judge if pods else (lambda slot, exc: None),
-                    name=lambda pod: pod["pod_id"] if pod else "here", max_attempts=MAX_ATTEMPTS if pods else 1)
+    placed = spread(units, slots, start, pods.judge if pods else (lambda slot, exc: None),
+                    name=lambda pod: pod.pod_id if pod else "here", max_attempts=MAX_ATTEMPTS if pods else 1)
     why = "skipped: no unlabelled data given (the flow's `unlabeled` parameter), so no pretraining"
     for g in skip:  # nothing to pretrain on: gates 3-4 are skipped, the decision still comes
-        placed.results[g] = {"dir": None, "result": GateResult.skipped(g, why).model_dump(mode="json")}
+        placed.results[g] = GateOutcome(result=GateResult.skipped(g, why))
     return placed
 
 
-def pods_record(leased: list[dict], placed: Spread | None, judge: PodJudge) -> list[dict]:
-    """Each pod's uptime and cost so far, the gates it ran, and why it was lost (if it was)."""
-    out = []
-    for p in pods_usage(leased):
-        pid = p["pod_id"]
-        gone = judge.released.get(pid)
-        if gone:  # ended by the run (after the last gate, or lost): its final uptime and cost
-            p = {**p, "uptime_s": round(gone["uptime_s"], 1), "cost_usd": round(gone["cost_usd"], 4)}
-        out.append({**p, "units": placed.units_on(pid) if placed else [], "lost": judge.lost.get(pid)})
-    return out
+@dataclass
+class Decider:
+    """The `decide` subflow on a run's gates; the run ends in its named state (Shipped, Reverted,
+    Investigate, Blocked) with its reasons as the message, and the decision artifact is published
+    on this run, not the subflow's."""
+
+    data: str
+    artifacts: str
+    run_dir: Path
+    require_approval: bool
+    approval_timeout_s: int
+    policy: dict | None
+    t0: float = field(default_factory=time.perf_counter)
+
+    def __call__(self, gates: dict[str, GateOutcome], pods: list[dict] | None = None,
+                 moves: list[dict] | None = None):
+        timing = {"flow_wall_s": time.perf_counter() - self.t0,
+                  "gate_walls_s": {name: g.result.total_seconds for name, g in gates.items()}}
+        decided = decide_flow(gates, self.artifacts, self.require_approval, self.policy, timing,
+                              self.approval_timeout_s, self.data, publish=False, pods=pods, moves=moves or None,
+                              return_state=True)
+        record = decided.result(raise_on_failure=False)
+        if not isinstance(record, dict) or "action" not in record:  # decide itself failed (e.g. never settled)
+            return Failed(message=decided.message)
+        d = Decision(record["action"], record["reasons"], record.get("candidate"),
+                     [Rule(**r) for r in record.get("rules") or []], record.get("evidence") or {},
+                     record.get("notes") or [])
+        publish_decision(d, record.get("production_before"), record.get("production_after"),
+                         {k: g.result for k, g in gates.items()},
+                         registry_from_settings(root=self.artifacts).records("decision"), pods, moves, self.run_dir)
+        return decision_state(record)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m flows.gates",
-                                 description="Run the gates flow once and print this run's decision.")
-    ap.add_argument("--data", required=True, help="labelled windows (Parquet)")
-    ap.add_argument("--unlabeled", help="unlabelled windows for pretraining (gates 3-4 are skipped without)")
-    ap.add_argument("--runner", choices=RUNNER_KINDS, default=DEFAULT_RUNNER, help="where the gates run")
-    ap.add_argument("--val-size", type=float, default=DEFAULT_DATA.val_size,
-                    help="validation count (a whole number) or fraction")
-    ap.add_argument("--folds", type=int, default=DECISION_FOLDS,
-                    help="walk-forward folds; the decision is made on their pooled validation windows")
-    ap.add_argument("--preset", default="default", help="default | seed-smoke")
-    ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"training seed ({DEFAULT_SEED})")
-    ap.add_argument("--config", help="JSON or TOML overrides of the gate config")
-    ap.add_argument("--artifacts", help="registry root (default: MOOLA_ARTIFACTS, else ./artifacts)")
-    ap.add_argument("--require-approval", action="store_true", help="a ship waits for a person in the Prefect UI")
-    ap.add_argument("--approval-timeout-s", type=int, default=3600, help="how long a ship waits for approval")
-    ap.add_argument("--pod-deadline-s", type=int, default=POD_DEADLINE_S,
-                    help="how long to wait for GPU capacity (runner runpod)")
-    ap.add_argument("--policy", type=json.loads, help='decision thresholds as JSON, e.g. \'{"f1_margin": 0.02}\'')
-    return ap
+def build_parser():
+    return flow_parser(gates, "python -m flows.gates", "Run the gates flow once and print this run's decision.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,11 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     stop_on_signals()  # SIGTERM/SIGHUP unwind like Ctrl-C: the flow's finally ends its pod
-    state = gates(data=args.data, unlabeled=args.unlabeled, val_size=args.val_size, folds=args.folds,
-                  runner=args.runner, preset=args.preset, seed=args.seed, config=args.config,
-                  artifacts=args.artifacts, require_approval=args.require_approval,
-                  approval_timeout_s=args.approval_timeout_s, pod_deadline_s=args.pod_deadline_s,
-                  policy=args.policy, return_state=True)
+    state = gates(**vars(args), return_state=True)
     last = registry.last_decision()
     if last is None or len(registry.records("decision")) == decisions_before:  # an earlier run's is not this one's
         print(f"no decision reached: {state.message}", file=sys.stderr)

@@ -14,7 +14,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from moola.evaluation.metrics import reliability_bins
 from moola.gates.graph import GATES
-from moola.gates.result import GateResult
+from moola.gates.result import GateResult, Metrics
 
 # the name of the state a run ends in, per decision / re-validation outcome (the UI's run list shows it)
 STATE_NAMES = {"ship": "Shipped", "revert": "Reverted", "investigate": "Investigate", "blocked": "Blocked"}
@@ -183,17 +183,15 @@ def rules_table(rules) -> str:
     return f"\n\n| rule | result | detail |\n|---|---|---|\n{rows}" if rows else ""
 
 
-def _f1(res: dict | None, key: str = "metrics") -> str:
-    f1 = ((res or {}).get(key) or {}).get("f1_weighted")
-    return f"{f1:.3f}" if f1 is not None else "-"
+def _f1(m: Metrics | None) -> str:
+    return f"{m.f1_weighted:.3f}" if m is not None else "-"
 
 
-def _fold_f1s(res: dict) -> str:
-    folds = res.get("folds") or []
-    return " / ".join(f"{(f.get('metrics') or {}).get('f1_weighted', float('nan')):.3f}" for f in folds) or "-"
+def _fold_f1s(res: GateResult) -> str:
+    return " / ".join(f"{f.metrics.f1_weighted if f.metrics else float('nan'):.3f}" for f in res.folds or []) or "-"
 
 
-def evidence_table(d, results: dict) -> str:
+def evidence_table(d, results: dict[str, GateResult]) -> str:
     """Every gate's outcome, pooled and per-fold F1: what the decision was made from (always a
     table), then the paired comparisons behind the rules."""
     rows = []
@@ -201,11 +199,10 @@ def evidence_table(d, results: dict) -> str:
         res = results.get(gate)
         if res is None:
             continue
-        why = "; ".join(res.get("reasons") or [])[:160]
+        why = "; ".join(res.reasons)[:160]
         mark = " (candidate)" if gate == d.candidate else ""
-        n = (res.get("pooled") or {}).get("n")
-        pooled = f"{_f1(res, 'pooled')} ({n})" if n is not None else "-"
-        rows.append(f"| {gate}{mark} | {res.get('status', '-')} | {pooled} | {_fold_f1s(res)} "
+        pooled = f"{_f1(res.pooled)} ({res.pooled.n})" if res.pooled is not None else "-"
+        rows.append(f"| {gate}{mark} | {res.status} | {pooled} | {_fold_f1s(res)} "
                     f"| {why} |")
     table = ("\n\n| gate | status | pooled F1 (windows) | F1 per fold, oldest first | reasons |\n"
              "|---|---|---|---|---|\n" + "\n".join(rows))

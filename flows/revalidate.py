@@ -11,11 +11,11 @@ current data, when that deployment exists; what ships is then that run's decisio
 
 from __future__ import annotations
 
-import argparse
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from moola_flows.params import flow_parser
 from moola_flows.report import REVALIDATION_STATES, revalidation_description, revalidation_markdown
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -104,20 +104,14 @@ def revalidate(data: str, val_size: float = DEFAULT_DATA.val_size, folds: int = 
     return Completed(name=name, message=f"{action}: " + "; ".join(reasons), data=out)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m flows.revalidate",
-                                 description="Re-validate production once on the windows that arrived since it shipped.")
-    ap.add_argument("--data", required=True, help="every labelled window so far (Parquet)")
-    ap.add_argument("--val-size", type=float, default=DEFAULT_DATA.val_size, help="Gate 0's validation count or fraction")
-    ap.add_argument("--folds", type=int, default=DEFAULT_DATA.folds, help="Gate 0's walk-forward folds")
-    ap.add_argument("--artifacts", help="registry root (default: MOOLA_ARTIFACTS, else ./artifacts)")
-    return ap
+def build_parser():
+    return flow_parser(revalidate, "python -m flows.revalidate",
+                       "Re-validate production once on the windows that arrived since it shipped.")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    state = revalidate(data=args.data, val_size=args.val_size, folds=args.folds, artifacts=args.artifacts,
-                       return_state=True)
+    state = revalidate(**vars(args), return_state=True)
     out = state.result(raise_on_failure=False) if state.is_completed() else None
     if isinstance(out, dict):
         print(f"revalidation: {out['action'].upper()}")

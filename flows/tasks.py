@@ -12,7 +12,8 @@ from prefect.exceptions import MissingContextError
 
 from moola.core.errors import RemoteUnavailable
 from moola.gates.call import GateCall
-from moola.gates.result import read_result
+from moola.gates.result import GateOutcome
+from moola.pods.fleet import Pod
 from moola.pods.runner import make_runner
 from moola.remote.kinds import ON_THIS_MACHINE
 from moola.settings import load_settings
@@ -85,14 +86,12 @@ def transient_only(task, task_run, state) -> bool:
 
 @task(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_jitter_factor=0.2,
       retry_condition_fn=transient_only, task_run_name="gate {call.gate}")
-def run_gate(call: GateCall, runner: str, endpoint: dict | None = None) -> dict:
-    """One gate over the Runner; ``endpoint`` (a ready pod: host, port, site; flows/pod.py) points
-    the ssh runner at it."""
+def run_gate(call: GateCall, runner: str, pod: Pod | None = None) -> GateOutcome:
+    """One gate over the Runner; ``pod`` (a ready pod, flows/pod.py) points the ssh runner at it."""
     with moola_logs_in_task():
-        where = (endpoint["host"], int(endpoint["port"])) if endpoint else None
         settings = None if runner in ON_THIS_MACHINE else load_settings()
-        folder = make_runner(runner, settings, endpoint=where, site=(endpoint or {}).get("site"),
-                             host_key=(endpoint or {}).get("host_key")).run_gate(call)
-    res = read_result(folder)
-    publish_gate(call.gate, res, folder)
-    return {"dir": str(folder), "result": res.model_dump(mode="json")}
+        folder = make_runner(runner, settings, endpoint=pod.address if pod else None, site=pod.site if pod else None,
+                             host_key=pod.host_key if pod else None).run_gate(call)
+    out = GateOutcome.read(folder)
+    publish_gate(call.gate, out.result, folder)
+    return out

@@ -246,7 +246,7 @@ class RunPodWorker(ProcessWorker):
                     await anyio.to_thread.run_sync(logged(fleet.release))
             raise
 
-        configuration.env[HANDOVER_ENV] = json.dumps(fleet.handover())
+        configuration.env[HANDOVER_ENV] = json.dumps([p.model_dump(mode="json") for p in fleet.handover()])
         # the run stops a pod it finds lost itself: it needs the API key from where the worker got it
         configuration.env[KEY_SECRET_ENV] = configuration.api_key_secret
         if configuration.gate_timeout_s:  # the run's ssh runners end a gate on its pod past this

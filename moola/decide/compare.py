@@ -20,7 +20,7 @@ def compare_predictions(a_path: Path, b_path: Path, n_boot: int = 2000, seed: in
         raise ConfigError(f"--n-boot {n_boot}: need at least {MIN_BOOT} resamples for a confidence interval")
     for p in (a_path, b_path):
         read_predictions(p)  # one clear error for a file that is not a predictions file
-    a, b = gate_scored(a_path, {}), gate_scored(b_path, {})
+    a, b = gate_scored(a_path), gate_scored(b_path)
     if len(a.ids) != len(b.ids) or set(a.ids) != set(b.ids):
         common = len(set(a.ids) & set(b.ids))
         raise DataError(f"{a_path} and {b_path} do not cover the same windows "

@@ -33,6 +33,7 @@ from moola.core.errors import ConfigError, config_error
 from moola.evaluation.stats import holm, holm_level, interval, paired_evidence
 from moola.gates.graph import CANDIDATE_GATES, CONTROL_GATE
 from moola.gates.predictions import Scored
+from moola.gates.result import GateResult
 
 Action = Literal["ship", "revert", "investigate", "blocked"]
 # Walk-forward folds the `gates` flow decides on by default: 3 blocks of 20 windows on the
@@ -115,30 +116,31 @@ class Decision:
                 "production_windows": self.production_windows}
 
 
-def healthy(result: dict | None) -> bool:
-    return bool(result) and result.get("status") == "passed" and result.get("degenerate") is False
+def healthy(result: GateResult | None) -> bool:
+    return result is not None and result.status == "passed" and result.degenerate is False
 
 
-def pooled_f1(result: dict) -> float:
+def pooled_f1(result: GateResult | None) -> float | None:
     """The gate's weighted F1 over every walk-forward validation window (its last fold's when
     it recorded no pooled metrics)."""
-    return (result.get("pooled") or result.get("metrics") or {}).get("f1_weighted")
+    m = result.headline if result is not None else None
+    return m.f1_weighted if m is not None else None
 
 
-def decide(results: dict[str, dict], production: dict | None = None, policy: Policy | None = None,
+def decide(results: dict[str, GateResult], production: dict | None = None, policy: Policy | None = None,
            evidence: Evidence | None = None) -> Decision:
-    """``results``: gate name -> result.json as a dict; ``production``: the production model's
+    """``results``: gate name -> its result.json; ``production``: the production model's
     card (``{"metrics": {...}}``, shown only) or None; ``evidence``: the predictions every
     comparison is made on (without it, nothing can beat a production model)."""
     policy = policy or Policy()
     evidence = evidence or Evidence()
     gate0 = results.get("validate")
-    if gate0 is not None and gate0.get("status") != "passed":
-        return Decision("blocked", ["Gate 0 failed: " + "; ".join(gate0.get("reasons") or ["invalid data"])])
+    if gate0 is not None and gate0.status != "passed":
+        return Decision("blocked", ["Gate 0 failed: " + "; ".join(gate0.reasons or ["invalid data"])])
     candidates = {g: results[g] for g in CANDIDATE_GATES if g in results}
     ok = {g: r for g, r in candidates.items() if healthy(r)}
     if not ok:
-        why = [f"{g}: " + ("; ".join(r.get("reasons") or []) or r.get("status", "missing")) for g, r in candidates.items()]
+        why = [f"{g}: " + ("; ".join(r.reasons) or r.status) for g, r in candidates.items()]
         return Decision("blocked", ["no healthy candidate (every one failed or is degenerate)", *why])
     ranked = sorted(ok, key=lambda g: (pooled_f1(ok[g]), g == "baseline"), reverse=True)
     halt, notes, control_ev = control_check(results, ranked[0], evidence, policy)
@@ -155,11 +157,11 @@ def decide(results: dict[str, dict], production: dict | None = None, policy: Pol
     return d
 
 
-def control_check(results: dict, best: str, evidence: Evidence, policy: Policy) -> tuple[str | None, list[str], dict]:
+def control_check(results: dict[str, GateResult], best: str, evidence: Evidence, policy: Policy) -> tuple[str | None, list[str], dict]:
     """(reason to halt or None, notes, evidence) for the MiniRocket control against ``best``."""
-    control = results.get(CONTROL_GATE) or {}
+    control = results.get(CONTROL_GATE)
     if policy.control_rule == "point":
-        base, ctrl = results.get("baseline") or {}, control
+        base, ctrl = results.get("baseline"), control
         if pooled_f1(ctrl) is None or pooled_f1(base) is None:
             return None, ["no control result: the control rule was not applied"], {}
         if pooled_f1(ctrl) >= pooled_f1(base):
@@ -168,7 +170,7 @@ def control_check(results: dict, best: str, evidence: Evidence, policy: Policy) 
         return None, [], {}
     if CONTROL_GATE not in evidence.gates or best not in evidence.gates:
         # no predictions to pair: Gate 2's own verdict (the same statistics, against the baseline)
-        cmp = control.get("comparison") or {}
+        cmp = (control.comparison if control is not None else None) or {}
         if cmp.get("verdict") == "control_wins":
             return (f"the MiniRocket control beats the baseline (Gate 2: F1 {cmp['f1']:.3f} vs "
                     f"{cmp['baseline_f1']:.3f}): check labels and splits"), [], {}

@@ -15,16 +15,16 @@ from moola.data.load import load_windows
 from moola.decide.decision import Evidence
 from moola.gates.graph import CANDIDATE_GATES, CONTROL_GATE
 from moola.gates.predictions import Scored, gate_scored
+from moola.gates.result import GateOutcome
 from moola.serve.inference import predict_windows
 
 
-def gather(results: dict[str, dict], dirs: dict[str, str | None]) -> Evidence:
+def gather(gates: dict[str, GateOutcome]) -> Evidence:
     """Scored predictions of the candidates and the control that left predictions in their folder."""
     ev = Evidence()
-    for gate, res in results.items():
-        folder = dirs.get(gate)
-        if gate in (*CANDIDATE_GATES, CONTROL_GATE) and folder and (Path(folder) / "predictions.parquet").is_file():
-            ev.gates[gate] = gate_scored(Path(folder), res)
+    for gate, g in gates.items():
+        if gate in (*CANDIDATE_GATES, CONTROL_GATE) and g.folder and (g.folder / "predictions.parquet").is_file():
+            ev.gates[gate] = gate_scored(g.folder, g.result)
     return ev
 
 

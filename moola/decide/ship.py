@@ -11,6 +11,7 @@ from typing import Callable
 
 from moola.decide.decision import Decision, Evidence, Policy, apply_approval, decide
 from moola.decide.evidence import gather, with_groups
+from moola.gates.result import GateOutcome, GateResult
 from moola.registry.card import card_for
 from moola.registry.store import Registry
 
@@ -26,18 +27,17 @@ class Effects:
     ``approve(decision)``: a person's answer, {"approve", "note"}, or None when nobody answered."""
 
     rescore: Callable[[dict, dict, Path, Evidence, frozenset], Evidence] | None
-    serves: Callable[[str, str], tuple[bool, str]] | None
+    serves: Callable[[str, Path], tuple[bool, str]] | None
     approve: Callable[[Decision], dict | None] | None = None
     approval_timeout_s: int = 3600
 
 
-def refuse(results: dict, candidate: str, why: str) -> dict:
+def refuse(results: dict[str, GateResult], candidate: str, why: str) -> dict[str, GateResult]:
     """The results with ``candidate`` failed for ``why``: the next decision passes over it."""
-    res = results[candidate]
-    return {**results, candidate: {**res, "status": "failed", "reasons": [*(res.get("reasons") or []), why]}}
+    return {**results, candidate: results[candidate].failed_for(why)}
 
 
-def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, effects: Effects,
+def decide_and_ship(reg: Registry, gates: dict[str, GateOutcome], policy: Policy, effects: Effects,
                     data: Path | None = None) -> tuple[Decision, dict | None, dict | None] | None:
     """Decide against production and ship, as a compare-and-swap: if another decide changed
     production between our read and our write, decide again against the new one. A candidate
@@ -45,7 +45,8 @@ def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, ef
     (the labelled file the gates ran on) production is not re-scored and nothing is served first.
     Returns (decision, production before, production after), or None if it never settled."""
     approved_for, notes = None, []
-    gathered, rescored = gather(results, dirs), {}
+    results = {name: g.result for name, g in gates.items()}
+    gathered, rescored = gather(gates), {}
     if data is not None and gathered.gates:
         gathered = with_groups(gathered, data)
     for _ in range(ATTEMPTS):
@@ -62,13 +63,14 @@ def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, ef
             evidence = rescored[key]
         d = decide(results, prod_card, policy, evidence)
         d.reasons = notes + d.reasons
-        if d.action == "ship" and not dirs.get(d.candidate):
+        folder = gates[d.candidate].folder if d.action == "ship" else None
+        if d.action == "ship" and folder is None:
             why = f"{d.candidate}: no gate folder given to ship from"
             notes.append(why)
             results = refuse(results, d.candidate, why)
             continue
         if d.action == "ship" and data is not None and effects.serves is not None:
-            ok, detail = effects.serves(d.candidate, dirs[d.candidate])
+            ok, detail = effects.serves(d.candidate, folder)
             if not ok:
                 why = f"{d.candidate} does not serve: {detail}"
                 notes.append(why)
@@ -80,7 +82,7 @@ def decide_and_ship(reg: Registry, results: dict, dirs: dict, policy: Policy, ef
             approved_for = d.candidate if d.action == "ship" else None
         if d.action != "ship":
             return d, before, before
-        state = reg.ship(d.candidate, Path(dirs[d.candidate]), card_for(d.candidate, results[d.candidate], before),
+        state = reg.ship(d.candidate, folder, card_for(results[d.candidate], before),
                          "; ".join(d.reasons), expected=before)
         if state is not None:
             return d, before, state["production"]

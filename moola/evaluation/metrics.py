@@ -14,6 +14,7 @@ Conventions (each fixes a bug of the original):
 from __future__ import annotations
 
 from collections import Counter
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, confusion_matrix, f1_score, log_loss
@@ -112,13 +113,20 @@ def degeneracy(metrics: dict, majority: dict) -> tuple[bool, list[str]]:
     return bool(reasons), reasons
 
 
+class Scoring(NamedTuple):
+    predicted: list[str]   # the labels argmax of the probabilities names
+    metrics: dict          # classification_metrics of them
+    majority: dict         # the same for always predicting the train majority class
+    degenerate: bool       # no better than that (moola.evaluation.metrics.degeneracy)
+    reasons: list[str]
+
+
 def evaluate_predictions(y_true: list[str], y_train: list[str], proba: np.ndarray, classes: list[str],
-                         positive: int | None = None) -> tuple[list[str], dict, dict, bool, list[str]]:
-    """Score (n, K) probabilities on ``y_true`` next to the majority class of ``y_train``.
-    Returns (predicted labels, metrics, majority metrics, degenerate, reasons)."""
+                         positive: int | None = None) -> Scoring:
+    """Score (n, K) probabilities on ``y_true`` next to the majority class of ``y_train``."""
     pred = [classes[i] for i in proba.argmax(axis=1)]
     m = classification_metrics(y_true, pred, proba, classes, positive)
     mpred, mproba = majority_predictions(y_train, classes, len(y_true))
     maj = classification_metrics(y_true, mpred, mproba, classes, positive)
     degenerate, reasons = degeneracy(m, maj)
-    return pred, m, maj, degenerate, reasons
+    return Scoring(pred, m, maj, degenerate, reasons)

@@ -143,8 +143,7 @@ def pooled_metrics(ctx: Context, evals: list[Evaluation]) -> Metrics:
     (trained only on data before that block)."""
     y = [c for f in ctx.folds[:len(evals)] for c in f.y_val]
     proba = np.concatenate([e.proba for e in evals])
-    _, m, _, _, _ = evaluate_predictions(y, ctx.last.y_train, proba, ctx.classes, ctx.positive)
-    return Metrics(**m)
+    return Metrics(**evaluate_predictions(y, ctx.last.y_train, proba, ctx.classes, ctx.positive).metrics)
 
 
 def data_summary(ctx: Context) -> dict:
@@ -203,7 +202,7 @@ def baseline_info(baseline_dir: Path | None) -> tuple[float | None, dict | None]
 def against_baseline(ctx: Context, baseline_dir: Path, evals: list[Evaluation]) -> dict:
     """moola.evaluation.stats.paired_evidence of this gate's pooled predictions (B) against the --baseline
     folder's (A), on the same windows; ConfigError when that folder predicted other windows."""
-    base = gate_scored(baseline_dir, read_result(baseline_dir).model_dump())
+    base = gate_scored(baseline_dir, read_result(baseline_dir))
     ids = tuple(str(i) for f in ctx.folds[:len(evals)] for i in f.ids_val)
     if set(ids) != set(base.ids) or tuple(base.classes) != tuple(ctx.classes):
         raise ConfigError(f"--baseline {baseline_dir}: its predictions cover other windows or classes than this "

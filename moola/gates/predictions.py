@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from moola.core.errors import DataError
+from moola.gates.result import GateResult
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,13 @@ def read_predictions(path: Path) -> pd.DataFrame:
     return df
 
 
-def gate_scored(folder: Path, result: dict) -> Scored:
-    """A gate's predictions.parquet (every fold's validation windows) as Scored."""
+def gate_scored(folder: Path, result: GateResult | None = None) -> Scored:
+    """A gate's predictions.parquet (every fold's validation windows) as Scored: its classes and
+    positive class from ``result`` (else the file's probability columns, no positive class)."""
     df = read_predictions(Path(folder))
-    classes = tuple((result.get("metrics") or {}).get("classes") or
+    classes = tuple((result.metrics.classes if result is not None and result.metrics is not None else None) or
                     sorted(c[len("proba_"):] for c in df.columns if c.startswith("proba_")))
-    positive = (result.get("data") or {}).get("positive_class")
+    positive = result.data.get("positive_class") if result is not None else None
     index = {c: i for i, c in enumerate(classes)}
     missing = [f"proba_{c}" for c in classes if f"proba_{c}" not in df.columns]
     unknown = sorted(set(df["label"].astype(str)) - set(classes))

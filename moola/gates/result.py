@@ -77,6 +77,21 @@ class GateResult(BaseModel):
         """A gate the run could not run for want of its input (gates 3-4 without unlabelled windows)."""
         return cls(gate=gate, gate_number=GATES[gate], status="skipped", reasons=[why])
 
+    @classmethod
+    def refused(cls, gate: str, reasons: list[str]) -> "GateResult":
+        """A gate that failed before it could write a folder (Gate 0 on invalid data: its problems)."""
+        return cls(gate=gate, gate_number=GATES[gate], status="failed", reasons=list(reasons))
+
+    @property
+    def headline(self) -> "Metrics | None":
+        """The metrics the decision compares: pooled over every walk-forward validation window, else
+        the last fold's (a result without folds)."""
+        return self.pooled or self.metrics
+
+    def failed_for(self, why: str) -> "GateResult":
+        """This result, failed for ``why`` besides its own reasons (a candidate refused at shipping)."""
+        return self.model_copy(update={"status": "failed", "reasons": [*self.reasons, why]})
+
     @property
     def exit_code(self) -> int:
         return EXIT_OK if self.status == "passed" else EXIT_GATE_FAILED
@@ -85,6 +100,19 @@ class GateResult(BaseModel):
         path = folder / "result.json"
         path.write_text(self.model_dump_json(indent=2) + "\n")
         return path
+
+
+class GateOutcome(BaseModel):
+    """What a run has of one gate: its result and the folder it wrote (None for a gate that wrote
+    none: skipped, or refused before it ran). The value the gates flow hands to the decision."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    folder: Path | None = None
+    result: GateResult
+
+    @classmethod
+    def read(cls, folder: str | Path) -> "GateOutcome":
+        return cls(folder=Path(folder), result=read_result(folder))
 
 
 def read_result(folder: str | Path) -> GateResult:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from pydantic import BaseModel, ConfigDict
+
 from moola.core.errors import RemoteError, RemotePermanent, RemoteUnavailable
 from moola.core.files import write_json_atomic
 from moola.pods import lease as pods
@@ -37,6 +39,29 @@ log = logging.getLogger("moola.pods.fleet")
 
 IDLE_STOP_S = 900  # a pod without a heartbeat for this long stops itself (its watchdog)
 HANDOVER_ENV = "MOOLA_PODS"  # the run's process finds its pods here (JSON list, see Fleet.handover)
+
+
+class Pod(BaseModel):
+    """A pod a run holds: where its sshd answers and the host key it must show (None: verified
+    against known_hosts), its GPU and price, and for a worker's pod the lease record the run stops
+    it through. ``site`` and the env fields once the pod is made ready (moola.pods.env)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    pod_id: str
+    host: str
+    port: int
+    gpu_type: str | None = None
+    cost_per_hr: float | None = None
+    started_wall: float | None = None
+    host_key: str | None = None
+    record: Path | None = None   # the worker's lease record; None for the flow's own pod
+    site: str | None = None      # the pod's pinned environment, once ready
+    env_seconds: float | None = None
+    env_warm: bool | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
 
 
 @dataclass
@@ -114,11 +139,11 @@ class Fleet:
                 log.warning("heartbeat to pod %s failed: %s", self.leases[i].pod_id, exc)
         _each(beat, len(self.heartbeats))
 
-    def handover(self) -> list[dict]:
+    def handover(self) -> list[Pod]:
         # ``record``: the run stops a pod it found lost through it (release_handed), and
         # release() then reports that pod from its receipt
-        return [{"pod_id": ls.pod_id, "host": h, "port": p, "gpu_type": ls.gpu_type, "cost_per_hr": ls.cost_per_hr,
-                 "started_wall": ls.started_wall, "record": str(self.record(i)), "host_key": ls.host_key}
+        return [Pod(pod_id=ls.pod_id, host=h, port=p, gpu_type=ls.gpu_type, cost_per_hr=ls.cost_per_hr,
+                    started_wall=ls.started_wall, record=self.record(i), host_key=ls.host_key)
                 for i, (ls, (h, p)) in enumerate(zip(self.leases, self.endpoints))]
 
     def over_budget(self) -> str | None:
@@ -202,23 +227,22 @@ def usage(lease: PodLease, now: float | None = None) -> dict:
             "cost_usd": lease.cost_per_hr * up / 3600}
 
 
-def pods_usage(handed: list[dict], now: float | None = None) -> list[dict]:
-    """Uptime and cost so far of handed-over pods (Fleet.handover), for the run's own records."""
+def pods_usage(held: list[Pod], now: float | None = None) -> list[dict]:
+    """Uptime and cost so far of a run's pods, for the run's own records."""
     now = now or time.time()
     out = []
-    for p in handed:
-        up = max(0.0, now - p["started_wall"]) if p.get("started_wall") else 0.0
-        out.append({"pod_id": p.get("pod_id"), "gpu_type": p.get("gpu_type"), "uptime_s": round(up, 1),
-                    "cost_per_hr": p.get("cost_per_hr") or 0.0,
-                    "cost_usd": round((p.get("cost_per_hr") or 0.0) * up / 3600, 4)})
+    for p in held:
+        up = max(0.0, now - p.started_wall) if p.started_wall else 0.0
+        out.append({"pod_id": p.pod_id, "gpu_type": p.gpu_type, "uptime_s": round(up, 1),
+                    "cost_per_hr": p.cost_per_hr or 0.0, "cost_usd": round((p.cost_per_hr or 0.0) * up / 3600, 4)})
     return out
 
 
-def release_handed(api: PodAPI, spec: PodSpec, pod: dict, attempts: int = pods.STOP_ATTEMPTS,
+def release_handed(api: PodAPI, spec: PodSpec, pod: Pod, attempts: int = pods.STOP_ATTEMPTS,
                    retry_s: float = pods.STOP_RETRY_S) -> dict | None:
     """Stop a handed-over pod from the run's own process (the run found it lost), through its lease
     record; a receipt beside the record gives the worker the pod's final uptime and cost."""
-    record = Path(pod["record"])
+    record = Path(pod.record)
     got = pods.release_recorded(api, spec, record, attempts, retry_s)
     if got is not None and got["stopped"]:
         write_json_atomic(record.with_suffix(".stopped"), got)

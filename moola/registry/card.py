@@ -3,11 +3,14 @@ decision and by nightly re-validation."""
 
 from __future__ import annotations
 
+from moola.gates.result import GateResult
 
-def card_for(gate: str, result: dict, production_before: dict | None) -> dict:
+
+def card_for(result: GateResult, production_before: dict | None) -> dict:
     """Provenance of a registered model: metrics, config, data hash, the gate result, code version."""
-    return {"gate": gate, "metrics": result.get("metrics"), "pooled": result.get("pooled"),
-            "train_end": (result.get("data") or {}).get("train_end"), "config": result.get("config"),
-            "data_manifest_sha256": result.get("data_manifest_sha256"),
-            "git_commit": (result.get("environment") or {}).get("git_commit"),
-            "parent": production_before, "result": result}
+    plain = result.model_dump(mode="json")
+    return {"gate": result.gate, "metrics": plain["metrics"], "pooled": plain["pooled"],
+            "train_end": result.data.get("train_end"), "config": plain["config"],
+            "data_manifest_sha256": result.data_manifest_sha256,
+            "git_commit": result.environment.get("git_commit"),
+            "parent": production_before, "result": plain}

@@ -23,14 +23,15 @@ def tree(root: Path) -> dict:
 @pytest.fixture(scope="module")
 def shipped(gate_dirs, tmp_path_factory):
     """A registry with baseline v1 and v2 shipped (real gate folder, real ship)."""
+    from moola.gates.result import read_result
     from moola.registry.card import card_for
     from moola.registry.store import Registry
     art = tmp_path_factory.mktemp("hostile") / "art"
     reg = Registry(art)
-    result = json.loads((gate_dirs["baseline"] / "result.json").read_text())
+    result = read_result(gate_dirs["baseline"])
     for _ in range(2):
         before = reg.read()["production"]
-        reg.ship("baseline", gate_dirs["baseline"], card_for("baseline", result, before), "test", expected=before)
+        reg.ship("baseline", gate_dirs["baseline"], card_for(result, before), "test", expected=before)
     return art
 
 

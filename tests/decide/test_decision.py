@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from moola.decide.decision import Evidence, Policy, decide
+from moola.decide import decision
+from moola.decide.decision import Evidence, Policy
 from moola.gates.predictions import Scored
 from tests.evaluation.test_stats import proba_from
+from tests.fakes.results import typed
 
 N = 60
 Y = np.array([0, 1] * (N // 2))
@@ -44,6 +46,11 @@ def evidence(base=45, control=36, transfer=48, augment=42, production=None, prod
 
 
 PROD_CARD = {"metrics": {"f1_weighted": 0.74}}
+
+
+def decide(results: dict[str, dict], *args, **kw):
+    """moola's decide on results written as {gate: the fields a test sets}."""
+    return decision.decide(typed(results), *args, **kw)
 
 
 def test_gate0_failure_blocks():

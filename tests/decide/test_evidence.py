@@ -10,11 +10,12 @@ import pytest
 
 from moola.decide.evidence import rescore_production, train_end_ns
 from moola.gates.predictions import gate_scored
+from moola.gates.result import read_result
 
 
 @pytest.fixture(scope="module")
 def on(gate_dirs):
-    return gate_scored(gate_dirs["baseline"], json.loads((gate_dirs["baseline"] / "result.json").read_text()))
+    return gate_scored(gate_dirs["baseline"], read_result(gate_dirs["baseline"]))
 
 
 def card_with_end(end) -> dict:

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
+from tests.fakes.results import ran
 from tests.flows.conftest import jsonl
 
 
 def baseline_only(gate_dirs):
-    d = gate_dirs["baseline"]
-    return {"baseline": json.loads((d / "result.json").read_text())}, {"baseline": str(d)}
+    return {"baseline": ran(gate_dirs["baseline"])}
 
 
 def answer_when_paused(run_input: dict, found: list) -> threading.Thread:
@@ -43,11 +43,11 @@ def answer_when_paused(run_input: dict, found: list) -> threading.Thread:
 @pytest.mark.parametrize("approve", [True, False])
 def test_a_person_approves_or_rejects_the_ship(prefect_server, gate_dirs, tmp_path, approve):
     from moola_flows.decide import decide_flow
-    results, dirs = baseline_only(gate_dirs)
+    gates = baseline_only(gate_dirs)
     art = tmp_path / "art"
     found: list = []
     person = answer_when_paused({"approve": approve, "note": "checked the confusion matrix"}, found)
-    out = decide_flow(results, dirs, str(art), require_approval=True, approval_timeout_s=60)
+    out = decide_flow(gates, str(art), require_approval=True, approval_timeout_s=60)
     person.join()
     assert found, "the decide run never paused for approval"
     decision = jsonl(art)[-1]["decision"]
@@ -62,9 +62,9 @@ def test_a_person_approves_or_rejects_the_ship(prefect_server, gate_dirs, tmp_pa
 
 def test_no_answer_in_time_reverts(prefect_server, gate_dirs, tmp_path):
     from moola_flows.decide import decide_flow
-    results, dirs = baseline_only(gate_dirs)
+    gates = baseline_only(gate_dirs)
     art = tmp_path / "art"
-    state = decide_flow(results, dirs, str(art), require_approval=True, approval_timeout_s=2, return_state=True)
+    state = decide_flow(gates, str(art), require_approval=True, approval_timeout_s=2, return_state=True)
     decision = jsonl(art)[-1]["decision"]
     assert state.is_completed() and decision["action"] == "revert"
     assert decision["reasons"][-1] == "ship not approved within 2 s; production stays"

@@ -13,6 +13,7 @@ from sklearn.metrics import f1_score
 from moola.data.validate import DataConfig
 from moola.gates.config import load_gate_config
 from moola.gates.run import run_gate
+from tests.fakes.results import GATE0, ran
 from tests.flows.conftest import jsonl
 
 SHIFT = pd.offsets.BDay(15)  # the new data starts 15 trading days later: it overlaps the old
@@ -43,8 +44,8 @@ def test_production_is_rescored_on_the_candidates_new_windows(prefect_server, ga
     art = tmp_path / "art"
     old_path = sample_dir / "train.parquet"
     old_result = json.loads((gate_dirs["baseline"] / "result.json").read_text())
-    decide_flow({"validate": {"status": "passed"}, "baseline": old_result},
-                {"baseline": str(gate_dirs["baseline"])}, artifacts=str(art), data=str(old_path))
+    decide_flow({"validate": GATE0, "baseline": ran(gate_dirs["baseline"], old_result)}, artifacts=str(art),
+                data=str(old_path))
     assert jsonl(art)[-1]["decision"]["action"] == "ship"  # the first production, trained on the old data
 
     old = pd.read_parquet(old_path)
@@ -54,7 +55,7 @@ def test_production_is_rescored_on_the_candidates_new_windows(prefect_server, ga
     cfg = load_gate_config(seed=3)
     cand = run_gate("baseline", new_path, tmp_path / "cand", cfg, DataConfig(folds=3), "cpu")
     res = json.loads((tmp_path / "cand" / "result.json").read_text())
-    state = decide_flow({"validate": {"status": "passed"}, "baseline": res}, {"baseline": str(tmp_path / "cand")},
+    state = decide_flow({"validate": GATE0, "baseline": ran(tmp_path / "cand", res)},
                         artifacts=str(art), data=str(new_path), return_state=True)
     decision = jsonl(art)[-1]["decision"]
     e = decision["evidence"]["baseline vs production"]
@@ -93,7 +94,7 @@ def test_production_is_rescored_on_the_candidates_new_windows(prefect_server, ga
     # the same windows again against the same production (v2): a decision compares on them once;
     # the next finds them used (each reuse would be another 2.5% chance of a false ship)
     for _ in range(2):
-        decide_flow({"validate": {"status": "passed"}, "baseline": res}, {"baseline": str(tmp_path / "cand")},
+        decide_flow({"validate": GATE0, "baseline": ran(tmp_path / "cand", res)},
                     artifacts=str(art), data=str(new_path))
     first, second = [x["decision"] for x in jsonl(art) if x["kind"] == "decision"][-2:]
     assert first["production_before"]["version"] == 2 == second["production_before"]["version"]

@@ -57,7 +57,7 @@ def test_the_hook_stops_a_pod_the_flow_could_not(prefect_server, pod, tmp_path):
     from moola_flows.pod import acquire_pod, lease_file, stop_pod_hook
     art = str(tmp_path / "art")
     got = acquire_pod.fn(art, "run-1")
-    assert (got["host"], got["port"], got["pod_id"]) == ("127.0.0.1", pod.ssh_port, "existing")
+    assert (got.host, got.port, got.pod_id) == ("127.0.0.1", pod.ssh_port, "existing")
     assert lease_file(art, "run-1").is_file()
     run = SimpleNamespace(id="run-1", parameters={"runner": "runpod", "artifacts": art})
     stop_pod_hook(None, run, None)
@@ -75,7 +75,7 @@ def test_no_capacity_is_retried_until_capacity_appears(prefect_server, pod, tmp_
     pod.capacity = set()
     threading.Timer(2.0, lambda: pod.capacity.add("NVIDIA H200")).start()
     got = acquire_pod.fn(str(tmp_path), "run-3", deadline_s=60)
-    assert (got["host"], got["port"], got["gpu_type"]) == ("127.0.0.1", pod.ssh_port, "NVIDIA H200")
+    assert (got.host, got.port, got.gpu_type) == ("127.0.0.1", pod.ssh_port, "NVIDIA H200")
     creates = [c for c in pod.calls if c.startswith("create")]
     assert len(creates) >= 4 and creates[-1] == "create NVIDIA H200"  # both types tried per round
     assert len([c for c in creates if c == "create NVIDIA H200"]) >= 2
@@ -200,6 +200,7 @@ def test_a_running_pod_whose_sshd_restarts_is_not_lost_and_one_that_stays_away_i
 
     from moola_flows.pod import PodJudge
 
+    from moola.pods.fleet import Pod
     from tests.fakes.sshd_server import make_sshd
     (tmp_path / "pod").mkdir()
     own = make_sshd(tmp_path / "pod")
@@ -207,7 +208,7 @@ def test_a_running_pod_whose_sshd_restarts_is_not_lost_and_one_that_stays_away_i
     monkeypatch.setenv("MOOLA_SSH_KEY", str(own.client_key))
     monkeypatch.setenv("MOOLA_SSH_KNOWN_HOSTS", str(own.known_hosts))
     pod.pods["existing"]["desiredStatus"] = "RUNNING"
-    where = {"pod_id": "existing", "host": "127.0.0.1", "port": own.port}
+    where = Pod(pod_id="existing", host="127.0.0.1", port=own.port)
     own.stop()
     back = threading.Timer(6.0, own.start)
     back.start()

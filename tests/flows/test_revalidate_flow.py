@@ -11,17 +11,19 @@ import pandas as pd
 import pytest
 
 from tests.conftest import frame_from
+from tests.fakes.results import ran
 from tests.flows.conftest import jsonl
 
 
 def ship(art, gate_dir, times: int):
+    from moola.gates.result import read_result
     from moola.registry.card import card_for
     from moola.registry.store import Registry
     reg = Registry(art)
-    result = json.loads((gate_dir / "result.json").read_text())
+    result = read_result(gate_dir)
     for _ in range(times):
         before = reg.read()["production"]
-        reg.set_production(reg.register("baseline", gate_dir, card_for("baseline", result, before)), "ship", "test")
+        reg.set_production(reg.register("baseline", gate_dir, card_for(result, before)), "ship", "test")
     return reg
 
 
@@ -119,7 +121,7 @@ def test_decide_returns_a_degraded_production_to_the_last_good_version(prefect_s
     reg.revert_to_last_good("nightly: v2 below the floor")  # v2 marked, production v1
     reg.rollback(to="v2")                                      # a person puts v2 back
     result = json.loads((gate_dirs["baseline"] / "result.json").read_text())
-    out = decide_flow({"baseline": result}, {"baseline": str(gate_dirs["baseline"])}, str(art))
+    out = decide_flow({"baseline": ran(gate_dirs["baseline"], result)}, str(art))
     assert out["action"] == "revert"  # the same model does not beat itself
     assert out["reasons"][-1] == "production was degraded: returned to baseline v1"
     state = reg.read()
@@ -155,7 +157,7 @@ def test_two_decides_at_once_ship_once_and_record_what_really_happened(prefect_s
 
     def one():
         try:
-            outs.append(decide_flow({"baseline": result}, {"baseline": str(gate_dirs["baseline"])}, str(art)))
+            outs.append(decide_flow({"baseline": ran(gate_dirs["baseline"], result)}, str(art)))
         except Exception as exc:  # surfaced below
             errors.append(exc)
     threads = [threading.Thread(target=one) for _ in range(2)]

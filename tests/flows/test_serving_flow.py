@@ -6,6 +6,7 @@ import json
 import shutil
 
 from moola.core.seal import write_manifest
+from tests.fakes.results import GATE0, ran
 from tests.flows.conftest import jsonl
 
 
@@ -19,7 +20,7 @@ def test_decide_never_ships_a_folder_that_serves_differently(prefect_server, gat
     write_manifest(folder)
     result = json.loads((folder / "result.json").read_text())
     art = tmp_path / "art"
-    state = decide_flow({"validate": {"status": "passed"}, "baseline": result}, {"baseline": str(folder)},
+    state = decide_flow({"validate": GATE0, "baseline": ran(folder, result)},
                         artifacts=str(art), data=str(sample_dir / "train.parquet"), return_state=True)
     assert state.is_failed()
     decision = jsonl(art)[-1]["decision"]
@@ -32,7 +33,7 @@ def test_decide_ships_a_folder_that_serves_and_says_so(prefect_server, gate_dirs
     from moola_flows.decide import decide_flow
     result = json.loads((gate_dirs["baseline"] / "result.json").read_text())
     art = tmp_path / "art"
-    decide_flow({"validate": {"status": "passed"}, "baseline": result}, {"baseline": str(gate_dirs["baseline"])},
+    decide_flow({"validate": GATE0, "baseline": ran(gate_dirs["baseline"], result)},
                 artifacts=str(art), data=str(sample_dir / "train.parquet"))
     decision = jsonl(art)[-1]["decision"]
     assert decision["action"] == "ship" and decision["production_after"]["version"] == 1
@@ -53,7 +54,7 @@ def test_moola_artifacts_from_dotenv_is_the_one_registry_root(prefect_server, ga
     (work / ".env").write_text("MOOLA_ARTIFACTS=./reg\n")
     monkeypatch.chdir(work)
     result = json.loads((gate_dirs["baseline"] / "result.json").read_text())
-    decide_flow({"validate": {"status": "passed"}, "baseline": result}, {"baseline": str(gate_dirs["baseline"])})
+    decide_flow({"validate": GATE0, "baseline": ran(gate_dirs["baseline"], result)})
     assert (work / "reg" / "registry.json").is_file() and not (work / "artifacts").exists()
     # the same registry from `moola`, in the same directory (.env) and from elsewhere (environment)
     assert main(["registry", "show"]) == 0 and "baseline v1" in capsys.readouterr().out

@@ -10,6 +10,8 @@ import re
 
 import pytest
 
+from tests.fakes.results import GATE0, ran, without_folders
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -33,7 +35,7 @@ def embedded_pngs(markdown: str) -> list[bytes]:
 ])
 def test_halting_decisions_end_in_named_failed_states(prefect_server, tmp_path, results, name, failed):
     from moola_flows.decide import decide_flow
-    state = decide_flow(results, {}, artifacts=str(tmp_path / "art"), return_state=True)
+    state = decide_flow(without_folders(results), artifacts=str(tmp_path / "art"), return_state=True)
     assert state.is_failed() == failed and state.name == name
     assert state.message.startswith(name.lower() + ": ")
     arts = artifacts_of(state.state_details.flow_run_id)
@@ -44,11 +46,11 @@ def test_halting_decisions_end_in_named_failed_states(prefect_server, tmp_path, 
 def test_ship_then_revert_are_named_completed_states(prefect_server, gate_dirs, sample_dir, tmp_path):
     from moola_flows.decide import decide_flow
     result = json.loads((gate_dirs["baseline"] / "result.json").read_text())
-    args = ({"validate": {"status": "passed"}, "baseline": result}, {"baseline": str(gate_dirs["baseline"])})
-    first = decide_flow(*args, artifacts=str(tmp_path / "art"), data=str(sample_dir / "train.parquet"),
+    gates = {"validate": GATE0, "baseline": ran(gate_dirs["baseline"], result)}
+    first = decide_flow(gates, artifacts=str(tmp_path / "art"), data=str(sample_dir / "train.parquet"),
                         return_state=True)
     assert first.is_completed() and first.name == "Shipped" and first.result()["action"] == "ship"
-    again = decide_flow(*args, artifacts=str(tmp_path / "art"), return_state=True)  # same F1: does not beat it
+    again = decide_flow(gates, artifacts=str(tmp_path / "art"), return_state=True)  # same F1: does not beat it
     assert again.is_completed() and again.name == "Reverted" and again.message.startswith("revert: ")
     table = next(a for a in artifacts_of(again.state_details.flow_run_id) if a.key == "decision-history")
     rows = json.loads(table.data)

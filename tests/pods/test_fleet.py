@@ -42,9 +42,9 @@ def test_handover_records_cost_and_release(tmp_path):
     f = fleet(api, tmp_path)
     assert f.acquire() == [("127.0.0.1", 22022), ("127.0.0.1", 22022)]
     handed = f.handover()
-    assert sorted(p["pod_id"] for p in handed) == ["pod-1", "pod-2"] and {p["gpu_type"] for p in handed} == {"NVIDIA H200"}
+    assert sorted(p.pod_id for p in handed) == ["pod-1", "pod-2"] and {p.gpu_type for p in handed} == {"NVIDIA H200"}
     assert set(run_records(tmp_path / "leases")) == {"run-1"} and len(run_records(tmp_path / "leases")["run-1"]) == 2
-    now = handed[0]["started_wall"] + 3600
+    now = handed[0].started_wall + 3600
     assert f.cost_usd(now) == pytest.approx(2 * 3.99, rel=1e-3)
     assert [round(u["cost_usd"], 2) for u in pods_usage(handed, now)] == [3.99, 3.99]
     out = f.release()
@@ -74,13 +74,13 @@ def test_a_pod_the_run_released_through_its_record_is_not_stopped_again_nor_hear
     monkeypatch.setattr(fleet_mod, "touch", lambda runner, path: touched.append(path))
     kept, lost = f.handover()  # the run found the second lost and ended it through its record
     got = release_handed(api, PodSpec(gpu_types=["NVIDIA H200"]), lost)
-    assert got["pod_id"] == lost["pod_id"] and got["stopped"]
+    assert got["pod_id"] == lost.pod_id and got["stopped"]
     f.heartbeat()
     assert touched == ["hb-1"]
     out = f.release()
     # ended once, by the run; the worker's release reports it (from the run's receipt) with the other
     assert api.calls.count("terminate pod-2") == 1 and api.calls.count("terminate pod-1") == 1
-    assert [(r["pod_id"], r.get("released_by")) for r in out] == [(kept["pod_id"], None), (lost["pod_id"], "run")]
+    assert [(r["pod_id"], r.get("released_by")) for r in out] == [(kept.pod_id, None), (lost.pod_id, "run")]
     assert out[1]["uptime_s"] == got["uptime_s"] and not list((tmp_path / "leases").iterdir())
 
 
@@ -99,7 +99,7 @@ def test_pods_are_acquired_side_by_side_not_one_boot_after_another(tmp_path):
     f = Fleet(api, PodSpec(gpu_types=["NVIDIA H200"], client_public=PUB), 3, tmp_path / "leases", "run-1",
               deadline_s=3.0, poll_s=0.05)
     assert f.acquire() == [("127.0.0.1", 22022)] * 3
-    assert sorted(p["pod_id"] for p in f.handover()) == ["pod-1", "pod-2", "pod-3"]
+    assert sorted(p.pod_id for p in f.handover()) == ["pod-1", "pod-2", "pod-3"]
     f.release()
 
 
@@ -175,7 +175,7 @@ def test_a_lost_create_answer_adopts_the_pod_it_made_and_creates_no_second(tmp_p
     f = fleet(api, tmp_path, count=1)
     f.acquire()
     assert [c for c in api.calls if c.startswith("create")] == ["create NVIDIA H100 80GB HBM3", "create NVIDIA H200"]
-    assert f.handover()[0]["pod_id"] == "pod-1" and len(api.pods) == 2  # "existing" + the one pod
+    assert f.handover()[0].pod_id == "pod-1" and len(api.pods) == 2  # "existing" + the one pod
     assert json.loads(f.record(0).read_text())["name"] == f.leases[0].name and f.leases[0].name.startswith("moola-")
     f.release()
     assert api.pods["pod-1"]["desiredStatus"] == "TERMINATED"
