@@ -86,10 +86,10 @@ def decide_pair(y, ids, groups, prod: np.ndarray, cand: np.ndarray, classes, pos
                   production=Scored(ids, y, prod, classes, positive, groups))
     d = decide(results, {"metrics": {"f1_weighted": f1(y, prod)}}, policy, ev)
     e = d.evidence["baseline vs production"]
-    old = (e["p_not_above_margin"] <= policy.alpha / 2 and e["brier"]["diff"] <= policy.brier_tolerance
-           and (e["pr_auc"]["diff"] is None or e["pr_auc"]["diff"] >= -policy.pr_auc_tolerance))
-    return {"ship": d.action == "ship", "old": bool(old), "mde": e["detectable"]["f1_weighted"]["difference"],
-            "gain": e["f1_weighted"]["diff"]}
+    old = (e.p_not_above_margin <= policy.alpha / 2 and e.brier.diff <= policy.brier_tolerance
+           and (e.pr_auc.diff is None or e.pr_auc.diff >= -policy.pr_auc_tolerance))
+    return {"ship": d.action == "ship", "old": bool(old), "mde": e.detectable.f1_weighted.difference,
+            "gain": e.f1_weighted.diff}
 
 
 def clopper_pearson_upper(k: int, n: int, confidence: float = 0.95) -> float:

@@ -76,7 +76,7 @@ def run_seed(data: Path, unl: Path, dcfg: DataConfig, cfg: GateConfig, out: Path
         m = r.pooled or r.metrics
         rows[g] = {"acc": m.accuracy, "f1": m.f1_weighted, "wall": time.perf_counter() - t0,
                    "degenerate": bool(r.degenerate), "majority": r.majority_baseline.accuracy,
-                   "status": r.status, "verdict": (r.comparison or {}).get("verdict")}
+                   "status": r.status, "verdict": r.comparison.verdict if r.comparison else None}
     return rows
 
 

@@ -24,7 +24,7 @@ from prefect.states import Failed
 from moola.cli.main import stop_on_signals
 from moola.core.errors import EXIT_INFRA, EXIT_INVALID, EXIT_OK, DataError, MoolaError
 from moola.data.validate import DEFAULT_DATA, load_data_config
-from moola.decide.decision import DECISION_FOLDS, Decision, Rule, load_policy
+from moola.decide.decision import DECISION_FOLDS, Decision, load_policy
 from moola.gates.call import GateCall
 from moola.gates.config import DEFAULT_SEED, PresetName, load_gate_config
 from moola.gates.graph import BY_NAME, SCHEDULE
@@ -161,10 +161,7 @@ class Decider:
         record = decided.result(raise_on_failure=False)
         if not isinstance(record, dict) or "action" not in record:  # decide itself failed (e.g. never settled)
             return Failed(message=decided.message)
-        d = Decision(record["action"], record["reasons"], record.get("candidate"),
-                     [Rule(**r) for r in record.get("rules") or []], record.get("evidence") or {},
-                     record.get("notes") or [])
-        publish_decision(d, record.get("production_before"), record.get("production_after"),
+        publish_decision(Decision.from_dict(record), record.get("production_before"), record.get("production_after"),
                          {k: g.result for k, g in gates.items()},
                          registry_from_settings(root=self.artifacts).records("decision"), pods, moves, self.run_dir)
         return decision_state(record)

@@ -13,6 +13,7 @@ from pathlib import Path
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from moola.evaluation.metrics import reliability_bins
+from moola.evaluation.stats import PairedEvidence
 from moola.gates.graph import GATES
 from moola.gates.result import GateResult, Metrics
 
@@ -25,8 +26,7 @@ METRIC_ROWS = ("accuracy", "f1_weighted", "f1_macro", "pr_auc", "brier", "ece", 
 
 def gate_headline(gate: str, res: GateResult) -> str:
     """One line that does not contradict the task's state: what the gate found."""
-    cmp = res.comparison or {}
-    if gate == "minirocket" and cmp.get("verdict") == "control_wins":
+    if gate == "minirocket" and res.comparison is not None and res.comparison.verdict == "control_wins":
         return "control beats baseline: investigate"
     if gate == "validate":
         return "data valid" if res.status == "passed" else "data invalid"
@@ -138,10 +138,10 @@ def reliability_png(predictions: Path, out: Path, title: str, n_bins: int = 15) 
     plt.close(fig)
 
 
-def forest_png(evidence: dict, out: Path) -> bool:
+def forest_png(evidence: dict[str, PairedEvidence], out: Path) -> bool:
     """The decision's paired F1 differences (B - A) with their 95% intervals, one row each (each
     candidate vs production, the control vs the best candidate); False when there is none."""
-    rows = [(name, e) for name, e in (evidence or {}).items() if "f1_weighted" in e]
+    rows = list((evidence or {}).items())
     if not rows:
         return False
     import matplotlib
@@ -149,14 +149,13 @@ def forest_png(evidence: dict, out: Path) -> bool:
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.5, 0.55 * len(rows) + 1.3), dpi=100)
     for i, (_, e) in enumerate(rows):
-        f = e["f1_weighted"]
-        ax.errorbar(f["diff"], i, xerr=[[f["diff"] - f["ci_low"]], [f["ci_high"] - f["diff"]]], fmt="o",
-                    color="C0" if f["ci_low"] > 0 else "C7", capsize=4)
-        d = (e.get("detectable") or {}).get("f1_weighted")
-        if d:  # the smallest difference these windows detect with 80% power
-            ax.plot([d["difference"]], [i], "|", color="C3", ms=12)
+        f = e.f1_weighted
+        ax.errorbar(f.diff, i, xerr=[[f.diff - f.ci_low], [f.ci_high - f.diff]], fmt="o",
+                    color="C0" if f.ci_low > 0 else "C7", capsize=4)
+        # the smallest difference these windows detect with 80% power
+        ax.plot([e.detectable.f1_weighted.difference], [i], "|", color="C3", ms=12)
     ax.axvline(0, color="grey", ls="--", lw=1)
-    ax.set_yticks(range(len(rows)), [f"{name} ({e['n']} windows)" for name, e in rows], fontsize=8)
+    ax.set_yticks(range(len(rows)), [f"{name} ({e.n} windows)" for name, e in rows], fontsize=8)
     ax.set_xlabel("F1 difference (B - A), 95% CI; red tick: smallest difference detectable (80% power)",
                   fontsize=8)
     ax.invert_yaxis()
@@ -208,13 +207,10 @@ def evidence_table(d, results: dict[str, GateResult]) -> str:
              "|---|---|---|---|---|\n" + "\n".join(rows))
     paired = []
     for name, e in (getattr(d, "evidence", None) or {}).items():
-        f, b, m = e["f1_weighted"], e["brier"], e["mcnemar"]
-        det = (e.get("detectable") or {}).get("f1_weighted")
-        flip = f"{e['p_sign_flip']:.4f}" if "p_sign_flip" in e else "-"
-        paired.append(f"| {name} | {e['n']} | {f['b']:.3f} vs {f['a']:.3f} | {f['diff']:+.3f} "
-                      f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}] | {flip} | {b['diff']:+.3f} [{b['ci_low']:+.3f}, "
-                      f"{b['ci_high']:+.3f}] | {m['b_only']} / {m['a_only']} | "
-                      + (f"{det['difference']:.3f}" if det else "-") + " |")
+        f, b, m = e.f1_weighted, e.brier, e.mcnemar
+        paired.append(f"| {name} | {e.n} | {f.b:.3f} vs {f.a:.3f} | {f.diff:+.3f} [{f.ci_low:+.3f}, {f.ci_high:+.3f}] "
+                      f"| {e.p_sign_flip:.4f} | {b.diff:+.3f} [{b.ci_low:+.3f}, {b.ci_high:+.3f}] "
+                      f"| {m.b_only} / {m.a_only} | {e.detectable.f1_weighted.difference:.3f} |")
     if paired:
         table += ("\n\n| paired comparison (B vs A) | windows | F1 B vs A | F1 difference, 95% CI | "
                   "one-sided p (sign-flip) | Brier difference, 95% CI | only B / only A right | "

@@ -188,7 +188,8 @@ def cmd_gate_run(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from moola.decide.compare import compare_predictions
-    json.dump(compare_predictions(args.a, args.b, args.n_boot, args.seed), sys.stdout, indent=2)
+    json.dump(compare_predictions(args.a, args.b, args.n_boot, args.seed).model_dump(mode="json"), sys.stdout,
+              indent=2)
     print()
     return 0
 

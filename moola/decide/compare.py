@@ -6,13 +6,13 @@ from pathlib import Path
 
 from moola.core.errors import ConfigError, DataError
 from moola.decide.decision import Policy
-from moola.evaluation.stats import paired_evidence
+from moola.evaluation.stats import PairedEvidence, paired_evidence
 from moola.gates.predictions import gate_scored, read_predictions
 
 MIN_BOOT = 100
 
 
-def compare_predictions(a_path: Path, b_path: Path, n_boot: int = 2000, seed: int = 0) -> dict:
+def compare_predictions(a_path: Path, b_path: Path, n_boot: int = 2000, seed: int = 0) -> PairedEvidence:
     """moola.evaluation.stats.paired_evidence of B against A (weighted F1, Brier, PR-AUC, the sign-flip test,
     McNemar, the smallest detectable difference) over the same windows: the statistics the
     decision uses, with its default detectable gain."""

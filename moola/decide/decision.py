@@ -30,7 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from moola.core.errors import ConfigError, config_error
-from moola.evaluation.stats import holm, holm_level, interval, paired_evidence
+from moola.evaluation.stats import PairedEvidence, holm, holm_level, interval, paired_evidence
 from moola.gates.graph import CANDIDATE_GATES, CONTROL_GATE
 from moola.gates.predictions import Scored
 from moola.gates.result import GateResult
@@ -106,14 +106,23 @@ class Decision:
     reasons: list[str]
     candidate: str | None = None
     rules: list[Rule] = field(default_factory=list)
-    evidence: dict = field(default_factory=dict)  # name -> paired_evidence(...) behind the rules
+    evidence: dict[str, PairedEvidence] = field(default_factory=dict)  # behind the rules, by comparison
     notes: list[str] = field(default_factory=list)  # caveats, and what the evidence covered
     production_windows: list[str] = field(default_factory=list)  # compared with production: not reused
 
     def to_dict(self) -> dict:
         return {"action": self.action, "reasons": self.reasons, "candidate": self.candidate,
-                "rules": [r.__dict__ for r in self.rules], "evidence": self.evidence, "notes": self.notes,
+                "rules": [r.__dict__ for r in self.rules],
+                "evidence": {k: e.model_dump(mode="json") for k, e in self.evidence.items()}, "notes": self.notes,
                 "production_windows": self.production_windows}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "Decision":
+        """A decision as recorded (``to_dict``, in experiment_results.jsonl), typed again."""
+        return cls(record["action"], list(record["reasons"]), record.get("candidate"),
+                   [Rule(**r) for r in record.get("rules") or []],
+                   {k: PairedEvidence.model_validate(e) for k, e in (record.get("evidence") or {}).items()},
+                   list(record.get("notes") or []), list(record.get("production_windows") or []))
 
 
 def healthy(result: GateResult | None) -> bool:
@@ -170,21 +179,21 @@ def control_check(results: dict[str, GateResult], best: str, evidence: Evidence,
         return None, [], {}
     if CONTROL_GATE not in evidence.gates or best not in evidence.gates:
         # no predictions to pair: Gate 2's own verdict (the same statistics, against the baseline)
-        cmp = (control.comparison if control is not None else None) or {}
-        if cmp.get("verdict") == "control_wins":
-            return (f"the MiniRocket control beats the baseline (Gate 2: F1 {cmp['f1']:.3f} vs "
-                    f"{cmp['baseline_f1']:.3f}): check labels and splits"), [], {}
+        cmp = control.comparison if control is not None else None
+        if cmp is not None and cmp.verdict == "control_wins":
+            return (f"the MiniRocket control beats the baseline (Gate 2: F1 {cmp.f1:.3f} vs "
+                    f"{cmp.baseline_f1:.3f}): check labels and splits"), [], {}
         return None, ["no control predictions: the control rule was applied from Gate 2's verdict only"
-                      if cmp.get("verdict") else "no control result: the control rule was not applied"], {}
+                      if cmp is not None and cmp.verdict else "no control result: the control rule was not applied"], {}
     b = evidence.gates[best]
     c = evidence.gates[CONTROL_GATE].subset(b.ids)
     e = paired_evidence(b.y, b.proba, c.proba, b.positive, 0.0, policy.n_boot, 0, policy.alpha, b.groups,
                         policy.n_perm, policy.detectable_gain)
     key = f"control vs {best}"
-    if e["f1_weighted"]["ci_low"] > 0:
+    if e.f1_weighted.ci_low > 0:
         return (f"the MiniRocket control beats the best candidate ({best}): F1 {interval(e)}: "
                 "check labels and splits"), [], {key: e}
-    if e["f1_weighted"]["diff"] >= 0:
+    if e.f1_weighted.diff >= 0:
         return None, [f"the MiniRocket control leads {best} by F1 {interval(e)}: within noise, not a halt"], {key: e}
     return None, [], {key: e}
 
@@ -213,11 +222,11 @@ def against_production(ranked: list[str], production: dict, p: Policy, evidence:
             qualified.append(g)
     evid = {f"{g} vs production": e for g, e in ev.items()}
     if qualified:
-        g = max(qualified, key=lambda c: ev[c]["f1_weighted"]["diff"])
+        g = max(qualified, key=lambda c: ev[c].f1_weighted.diff)
         return Decision("ship", [f"{g} beats production on the same windows: F1 {interval(ev[g])}"],
                         candidate=g, rules=rules, evidence=evid, notes=[detectable_note(ev[g])],
                         production_windows=list(prod.ids))
-    best = max(comparable, key=lambda c: ev[c]["f1_weighted"]["diff"])
+    best = max(comparable, key=lambda c: ev[c].f1_weighted.diff)
     failed = [x.name for x in rules if not x.passed and x.name.startswith(best)]
     return Decision("revert", [f"no candidate beats production: {best} F1 difference {interval(ev[best])}: "
                                + ("not enough evidence" if any("F1" in f for f in failed) else
@@ -226,37 +235,36 @@ def against_production(ranked: list[str], production: dict, p: Policy, evidence:
                     notes=[detectable_note(ev[best])], production_windows=list(prod.ids))
 
 
-def ship_p(e: dict) -> float:
+def ship_p(e: PairedEvidence) -> float:
     """The one-sided p-value a candidate's F1 gain is tested on: the sign-flip permutation test
     (exact when few windows disagree); with a margin, also the bootstrap test against it."""
-    return e["p_sign_flip"] if not e["margin"] else max(e["p_sign_flip"], e["p_not_above_margin"])
+    return e.p_sign_flip if not e.margin else max(e.p_sign_flip, e.p_not_above_margin)
 
 
-def candidate_rules(g: str, e: dict, beats: bool, level: float, m: int, p: Policy) -> list[Rule]:
-    brier, pr = e["brier"], e["pr_auc"]
+def candidate_rules(g: str, e: PairedEvidence, beats: bool, level: float, m: int, p: Policy) -> list[Rule]:
+    brier, pr = e.brier, e.pr_auc
     correction = f"Holm over {m} candidates" if m > 1 else "one candidate"
-    test = "sign-flip permutation" + (", exact" if e["sign_flip_exact"] else "")
-    margin = f"; bootstrap p of a gain above {p.f1_margin}: {e['p_not_above_margin']:.4f}" if p.f1_margin else ""
+    test = "sign-flip permutation" + (", exact" if e.sign_flip_exact else "")
+    margin = f"; bootstrap p of a gain above {p.f1_margin}: {e.p_not_above_margin:.4f}" if p.f1_margin else ""
     rules = [Rule(f"{g}: F1 beats production by more than {p.f1_margin} ({test}, {correction})", beats,
-                  f"{interval(e)}; one-sided p {e['p_sign_flip']:.4f}{margin} vs level {level:.4f}"),
+                  f"{interval(e)}; one-sided p {e.p_sign_flip:.4f}{margin} vs level {level:.4f}"),
              Rule(f"{g}: Brier non-inferior within {p.brier_tolerance} (CI upper bound)",
-                  brier["ci_high"] < p.brier_tolerance,
-                  f"{brier['b']:.3f} vs {brier['a']:.3f} ({interval(e, 'brier')})")]
-    if pr["ci_low"] is not None:
+                  brier.ci_high < p.brier_tolerance, f"{brier.b:.3f} vs {brier.a:.3f} ({interval(e, 'brier')})")]
+    if pr.ci_low is not None:
         rules.append(Rule(f"{g}: PR-AUC non-inferior within {p.pr_auc_tolerance} (CI lower bound)",
-                          pr["ci_low"] > -p.pr_auc_tolerance, f"{pr['b']:.3f} vs {pr['a']:.3f} ({interval(e, 'pr_auc')})"))
-    mc = e["mcnemar"]
+                          pr.ci_low > -p.pr_auc_tolerance, f"{pr.b:.3f} vs {pr.a:.3f} ({interval(e, 'pr_auc')})"))
+    mc = e.mcnemar
     rules.append(Rule(f"{g}: exact McNemar on correctness (reported only)", True,
-                      f"only {g} right on {mc['b_only']}, only production on {mc['a_only']}: p {mc['p']:.3f}"))
+                      f"only {g} right on {mc.b_only}, only production on {mc.a_only}: p {mc.p:.3f}"))
     return rules
 
 
-def detectable_note(e: dict) -> str:
+def detectable_note(e: PairedEvidence) -> str:
     """What the windows of one comparison can show, in words."""
-    d = e["detectable"]["f1_weighted"]
-    return (f"on these {e['n']} windows ({e['groups']} groups) the test detects an F1 difference of "
-            f"{d['difference']:.3f} with {d['power']:.0%} power; a gain of {d['gain']:.2f} needs about "
-            f"{d['windows_for_gain']} windows")
+    d = e.detectable.f1_weighted
+    return (f"on these {e.n} windows ({e.groups} groups) the test detects an F1 difference of "
+            f"{d.difference:.3f} with {d.power:.0%} power; a gain of {d.gain:.2f} needs about "
+            f"{d.windows_for_gain} windows")
 
 
 def recorded_rule(production: dict) -> Rule:

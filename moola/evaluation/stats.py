@@ -19,10 +19,12 @@ these, with both models fixed.
 
 from __future__ import annotations
 
-from math import ceil, comb
+from math import ceil
 from statistics import NormalDist
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
+from scipy.stats import binomtest
 
 from moola.evaluation.metrics import brier_score, pr_auc
 
@@ -58,14 +60,72 @@ def brier_rows(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
     return ((proba - _onehot(y, proba.shape[1])) ** 2).sum(axis=1) / 2
 
 
+class Difference(BaseModel):
+    """B - A of one measure on the same windows: both values, the difference, and its bootstrap
+    interval (None where the measure is undefined: PR-AUC without a positive class)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    a: float | None
+    b: float | None
+    diff: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class McNemar(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    a_only: int   # windows only A got right
+    b_only: int   # windows only B got right
+    p: float      # two-sided exact
+
+
+class Detectable(BaseModel):
+    """The smallest difference a one-sided test at ``level`` detects with ``power`` on ``windows``
+    windows, and the windows a ``gain`` would need (moola.evaluation.stats.detectable)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    windows: int
+    level: float
+    power: float
+    difference: float
+    gain: float | None = None
+    windows_for_gain: int | None = None
+
+
+class Detectables(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    f1_weighted: Detectable
+    brier: Detectable
+
+
+class PairedEvidence(BaseModel):
+    """B against A on the same windows (``paired_evidence``): what every comparison of the decision,
+    of Gate 2 and of ``moola compare`` rests on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    n: int                       # windows
+    groups: int                  # groups resampled and swapped together
+    n_boot: int
+    confidence: float            # of the intervals: 1 - alpha
+    margin: float                # the F1 gain p_not_above_margin tests against
+    f1_weighted: Difference
+    brier: Difference
+    pr_auc: Difference
+    p_sign_flip: float           # one-sided permutation p of "B's F1 is no better than A's"
+    sign_flip_exact: bool        # every swap enumerated
+    p_not_above_margin: float    # one-sided bootstrap p of "B's F1 exceeds A's by at most margin"
+    mcnemar: McNemar
+    detectable: Detectables
+
+
 def mcnemar_exact(a_only: int, b_only: int) -> float:
     """Two-sided exact McNemar p-value: ``a_only`` windows only A got right, ``b_only`` only B.
-    Under H0 each discordant window is a fair coin; p = 2 * P(X <= min) for X ~ Bin(n, 1/2)."""
+    Under H0 each discordant window is a fair coin: scipy's exact binomial test of the smaller
+    count against Bin(n, 1/2) (two-sided; symmetric, so 2 * P(X <= min), at most 1)."""
     n = a_only + b_only
     if n == 0:
         return 1.0
-    tail = sum(comb(n, i) for i in range(min(a_only, b_only) + 1)) / 2 ** n
-    return float(min(1.0, 2 * tail))
+    return float(binomtest(min(a_only, b_only), n, 0.5).pvalue)
 
 
 def group_codes(groups, n: int) -> np.ndarray:
@@ -150,22 +210,22 @@ def _z(q: float) -> float:
     return NormalDist().inv_cdf(q)
 
 
-def detectable(se: float, level: float, n: int, gain: float | None = None) -> dict:
+def detectable(se: float, level: float, n: int, gain: float | None = None) -> Detectable:
     """The smallest difference a one-sided test at ``level`` detects with POWER (80%) when the
     difference's standard error is ``se`` on ``n`` windows, and the windows a ``gain`` needs
     (the standard error shrinks as 1/sqrt(n)). Never below one window's worth (1/n): a test on
     windows where the models agree everywhere cannot detect anything smaller."""
     se = max(se, 1.0 / max(n, 1))
     mde = (_z(1 - level) + _z(POWER)) * se
-    out = {"windows": n, "level": level, "power": POWER, "difference": mde}
-    if gain:
-        out.update(gain=gain, windows_for_gain=int(ceil(n * (mde / gain) ** 2)))
-    return out
+    if not gain:
+        return Detectable(windows=n, level=level, power=POWER, difference=mde)
+    return Detectable(windows=n, level=level, power=POWER, difference=mde, gain=gain,
+                      windows_for_gain=int(ceil(n * (mde / gain) ** 2)))
 
 
 def paired_evidence(y: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray, positive: int | None = None,
                     margin: float = 0.0, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05,
-                    groups=None, n_perm: int = 9999, gain: float | None = None) -> dict:
+                    groups=None, n_perm: int = 9999, gain: float | None = None) -> PairedEvidence:
     """B against A on the same windows. ``y``: true class indices (n,); ``proba_*``: (n, K);
     ``groups``: a group per window (resampled and swapped together) or None.
 
@@ -198,20 +258,18 @@ def paired_evidence(y: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray, pos
             pr_block.update(ci_low=float(np.quantile(dpr, lo)), ci_high=float(np.quantile(dpr, hi)))
     p_flip, exact = sign_flip_p(y, pred_a, pred_b, k, codes, n_perm, seed)
     brier_a, brier_b = brier_score(y, proba_a), brier_score(y, proba_b)
-    return {
-        "n": n, "groups": int(codes.max()) + 1 if n else 0, "n_boot": n_boot, "confidence": 1 - alpha,
-        "margin": margin,
-        "f1_weighted": {"a": float(f1_a), "b": float(f1_b), "diff": float(f1_b - f1_a),
-                        "ci_low": float(np.quantile(df1, lo)), "ci_high": float(np.quantile(df1, hi))},
-        "brier": {"a": brier_a, "b": brier_b, "diff": brier_b - brier_a,
-                  "ci_low": float(np.quantile(dbrier, lo)), "ci_high": float(np.quantile(dbrier, hi))},
-        "pr_auc": pr_block,
-        "p_sign_flip": p_flip, "sign_flip_exact": exact,
-        "p_not_above_margin": float((1 + (df1 <= margin).sum()) / (n_boot + 1)),
-        "mcnemar": {"a_only": a_only, "b_only": b_only, "p": mcnemar_exact(a_only, b_only)},
-        "detectable": {"f1_weighted": detectable(float(df1.std()), alpha / 2, n, gain),
-                       "brier": detectable(float(dbrier.std()), alpha / 2, n)},
-    }
+    return PairedEvidence(
+        n=n, groups=int(codes.max()) + 1 if n else 0, n_boot=n_boot, confidence=1 - alpha, margin=margin,
+        f1_weighted=Difference(a=float(f1_a), b=float(f1_b), diff=float(f1_b - f1_a),
+                               ci_low=float(np.quantile(df1, lo)), ci_high=float(np.quantile(df1, hi))),
+        brier=Difference(a=brier_a, b=brier_b, diff=brier_b - brier_a,
+                         ci_low=float(np.quantile(dbrier, lo)), ci_high=float(np.quantile(dbrier, hi))),
+        pr_auc=Difference(**pr_block),
+        p_sign_flip=p_flip, sign_flip_exact=exact,
+        p_not_above_margin=float((1 + (df1 <= margin).sum()) / (n_boot + 1)),
+        mcnemar=McNemar(a_only=a_only, b_only=b_only, p=mcnemar_exact(a_only, b_only)),
+        detectable=Detectables(f1_weighted=detectable(float(df1.std()), alpha / 2, n, gain),
+                               brier=detectable(float(dbrier.std()), alpha / 2, n)))
 
 
 def _finite(x: float) -> float | None:
@@ -236,8 +294,7 @@ def holm_level(pvalues: dict[str, float], name: str, alpha: float) -> float:
     return alpha / (len(pvalues) - order.index(name))
 
 
-def interval(e: dict, key: str = "f1_weighted") -> str:
+def interval(e: PairedEvidence, key: str = "f1_weighted") -> str:
     """A paired_evidence difference in words: '+0.030, 95% CI [-0.120, +0.180] on 60 windows'."""
-    m = e[key]
-    return (f"{m['diff']:+.3f}, {e['confidence']:.0%} CI [{m['ci_low']:+.3f}, {m['ci_high']:+.3f}] "
-            f"on {e['n']} windows")
+    m: Difference = getattr(e, key)
+    return f"{m.diff:+.3f}, {e.confidence:.0%} CI [{m.ci_low:+.3f}, {m.ci_high:+.3f}] on {e.n} windows"

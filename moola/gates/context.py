@@ -20,7 +20,7 @@ from moola.core.version import git_commit
 from moola.data.record import build_manifest
 from moola.data.validate import DataConfig, ValidationReport, validate
 from moola.evaluation.metrics import evaluate_predictions, positive_index
-from moola.evaluation.stats import paired_evidence
+from moola.evaluation.stats import PairedEvidence, paired_evidence
 from moola.gates.config import GateConfig
 from moola.gates.graph import GATES
 from moola.gates.predictions import gate_scored
@@ -199,7 +199,7 @@ def baseline_info(baseline_dir: Path | None) -> tuple[float | None, dict | None]
                                                      "status": res.status}
 
 
-def against_baseline(ctx: Context, baseline_dir: Path, evals: list[Evaluation]) -> dict:
+def against_baseline(ctx: Context, baseline_dir: Path, evals: list[Evaluation]) -> PairedEvidence:
     """moola.evaluation.stats.paired_evidence of this gate's pooled predictions (B) against the --baseline
     folder's (A), on the same windows; ConfigError when that folder predicted other windows."""
     base = gate_scored(baseline_dir, read_result(baseline_dir))

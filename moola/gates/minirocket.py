@@ -39,8 +39,9 @@ def gate_minirocket(ctx: Context, folders: dict) -> GateResult:
     reasons = degenerate_reasons(ev.reasons)
     cmp = comparison(pooled_metrics(ctx, evals).f1_weighted, baseline_f1, info)
     if cmp is not None:
-        cmp["evidence"] = against_baseline(ctx, folders["baseline"], evals)
-        cmp["verdict"], why = control_verdict(cmp["evidence"])
+        evidence = against_baseline(ctx, folders["baseline"], evals)
+        verdict, why = control_verdict(evidence)
+        cmp = cmp.model_copy(update={"evidence": evidence, "verdict": verdict})
         reasons += [why] if why else []
     return gate_result(ctx, "minirocket", ev, evals, reasons, comparison=cmp, model_files={"minirocket.pkl": sha},
                        fit_seconds=fit_s, details={"alpha": float(model.ridge.alpha_), "temperature": model.temperature,

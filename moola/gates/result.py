@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from moola.core.errors import EXIT_GATE_FAILED, EXIT_OK, ModelFileError
+from moola.evaluation.stats import PairedEvidence
 from moola.gates.graph import GATES, GateName
 
 
@@ -49,6 +50,19 @@ class FoldMetrics(BaseModel):
     degenerate: bool
 
 
+class Comparison(BaseModel):
+    """A gate's pooled F1 next to its --baseline folder's; Gate 2 adds the paired evidence on the
+    same windows and the control's verdict (moola.gates.verdicts.control_verdict)."""
+
+    model_config = ConfigDict(extra="forbid")
+    baseline_f1: float
+    f1: float
+    delta: float
+    baseline: dict | None = None       # the --baseline folder's summary (moola.gates.context.baseline_info)
+    evidence: PairedEvidence | None = None
+    verdict: Literal["control_wins", "within_noise", "baseline_wins"] | None = None
+
+
 class GateResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -62,7 +76,7 @@ class GateResult(BaseModel):
     degenerate: bool | None = None
     folds: list[FoldMetrics] | None = None
     pooled: Metrics | None = None      # over every fold's validation windows (walk-forward); the decision's
-    comparison: dict | None = None     # vs --baseline: f1 values, delta, the control's verdict
+    comparison: Comparison | None = None  # vs --baseline: f1 values, delta, the control's verdict
     details: dict = {}                 # gate specifics: load proof, probe, augmentation counts, fit history
     model_files: dict[str, str] = {}   # file name -> sha256
     fit_seconds: float = 0.0

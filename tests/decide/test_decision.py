@@ -69,7 +69,7 @@ def test_a_control_clearly_ahead_halts_on_investigate():
     d = decide(healthy_set(control_f1=0.95, transfer_f1=0.80), evidence=evidence(control=58, transfer=46))
     assert d.action == "investigate" and "check labels and splits" in d.reasons[0]
     e = d.evidence["control vs transfer"]
-    assert e["f1_weighted"]["ci_low"] > 0 and e["n"] == N
+    assert e.f1_weighted.ci_low > 0 and e.n == N
     assert "95% CI [+" in d.reasons[0] and f"on {N} windows" in d.reasons[0]
 
 
@@ -79,7 +79,7 @@ def test_a_control_point_win_within_noise_is_a_warning_not_a_halt():
     d = decide(results, evidence=ev)
     assert d.action == "ship" and d.candidate == "transfer"
     assert any("within noise, not a halt" in w for w in d.notes)
-    assert d.evidence["control vs transfer"]["f1_weighted"]["ci_low"] <= 0
+    assert d.evidence["control vs transfer"].f1_weighted.ci_low <= 0
     # the seed's strict rule, kept behind a policy knob: any point lead over the baseline halts
     strict = decide(results, policy=Policy(control_rule="point"), evidence=ev)
     assert strict.action == "investigate" and "(point rule)" in strict.reasons[0]
@@ -94,7 +94,7 @@ def test_ship_when_a_candidate_beats_production_on_the_same_windows():
     d = decide(healthy_set(), PROD_CARD, evidence=evidence(transfer=52, production=36))
     assert (d.action, d.candidate) == ("ship", "transfer")
     e = d.evidence["transfer vs production"]
-    assert e["f1_weighted"]["ci_low"] > 0 and e["n"] == N
+    assert e.f1_weighted.ci_low > 0 and e.n == N
     assert all(r.passed for r in d.rules if r.name.startswith("transfer"))
     assert "beats production on the same windows: F1 +" in d.reasons[0]
 
@@ -126,7 +126,7 @@ def test_no_paired_comparison_with_production_keeps_it():
 def test_production_compared_only_on_its_windows():
     later = IDS[40:]
     d = decide(healthy_set(), PROD_CARD, evidence=evidence(transfer=60, production=0, prod_ids=later))
-    assert all(e["n"] == 20 for k, e in d.evidence.items() if k.endswith("vs production"))
+    assert all(e.n == 20 for k, e in d.evidence.items() if k.endswith("vs production"))
 
 
 def test_holm_makes_several_candidates_pay_for_the_best_of_three():
@@ -134,7 +134,7 @@ def test_holm_makes_several_candidates_pay_for_the_best_of_three():
     as the best of three comparable ones (Holm's first step is at alpha/2/3)."""
     from moola.evaluation.stats import paired_evidence
     prod, cand = scored(40, seed=5), scored(51, seed=1)
-    p = paired_evidence(prod.y, prod.proba, cand.proba, 1)["p_sign_flip"]
+    p = paired_evidence(prod.y, prod.proba, cand.proba, 1).p_sign_flip
     assert 0.025 / 3 < p <= 0.025  # a pair in the window (deterministic: seeds fixed)
     one = Evidence({"baseline": cand}, production=prod)
     only = {"validate": {"status": "passed"}, "baseline": result(f1=0.78)}
@@ -172,7 +172,7 @@ def test_approval_answers_become_decisions():
 def test_without_control_predictions_gate_2s_own_verdict_is_used():
     results = healthy_set()
     results["minirocket"] = {**result(f1=0.9), "comparison": {"verdict": "control_wins", "f1": 0.9,
-                                                              "baseline_f1": 0.75}}
+                                                              "baseline_f1": 0.75, "delta": 0.15}}
     d = decide(results, evidence=Evidence({"transfer": scored(48)}))
     assert d.action == "investigate" and "Gate 2: F1 0.900 vs 0.750" in d.reasons[0]
     results["minirocket"]["comparison"]["verdict"] = "within_noise"
@@ -209,7 +209,7 @@ def test_brier_is_judged_on_its_interval_not_its_point():
     d = decide({"validate": {"status": "passed"}, "transfer": result(f1=0.9)}, PROD_CARD,
                evidence=Evidence({"transfer": cand}, production=prod))
     e = d.evidence["transfer vs production"]
-    assert e["brier"]["diff"] < 0 < 0.02 < e["brier"]["ci_high"] and e["p_sign_flip"] == 1 / 256
+    assert e.brier.diff < 0 < 0.02 < e.brier.ci_high and e.p_sign_flip == 1 / 256
     assert d.action == "revert" and "not shown: Brier non-inferior within 0.02" in d.reasons[0]
     assert decide({"validate": {"status": "passed"}, "transfer": result(f1=0.9)}, PROD_CARD,
                   Policy(brier_tolerance=0.05), evidence=Evidence({"transfer": cand}, production=prod)).action == "ship"
@@ -218,6 +218,6 @@ def test_brier_is_judged_on_its_interval_not_its_point():
 def test_every_comparison_with_production_says_what_its_windows_can_detect():
     d = decide(healthy_set(), PROD_CARD, evidence=evidence(transfer=50, production=40))
     note = next(n for n in d.notes if "the test detects an F1 difference of" in n)
-    e = d.evidence["transfer vs production"]["detectable"]["f1_weighted"]
-    assert f"{e['difference']:.3f}" in note and f"needs about {e['windows_for_gain']} windows" in note
-    assert e["windows"] == 60 and e["power"] == 0.8
+    e = d.evidence["transfer vs production"].detectable.f1_weighted
+    assert f"{e.difference:.3f}" in note and f"needs about {e.windows_for_gain} windows" in note
+    assert e.windows == 60 and e.power == 0.8

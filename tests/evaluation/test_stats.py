@@ -27,8 +27,17 @@ def test_weighted_f1_under_resampling_matches_sklearn(k):
     (2, 10, 0.03857421875), (0, 10, 0.001953125),
 ])
 def test_mcnemar_exact_on_hand_made_tables(a_only, b_only, p):
-    # scipy.stats.binomtest(min, a_only + b_only, 0.5).pvalue, worked out by hand
+    # 2 * P(X <= min) for X ~ Bin(a_only + b_only, 1/2), at most 1, worked out by hand
     assert mcnemar_exact(a_only, b_only) == pytest.approx(p)
+
+
+def test_mcnemar_exact_is_the_doubled_binomial_tail_on_every_small_table():
+    """scipy's binomtest (what mcnemar_exact calls) against the closed form it replaced."""
+    from math import comb
+    for n in range(1, 41):
+        for k in range(n + 1):
+            tail = sum(comb(n, i) for i in range(min(k, n - k) + 1)) / 2 ** n
+            assert mcnemar_exact(k, n - k) == pytest.approx(min(1.0, 2 * tail), rel=1e-12, abs=1e-15), (k, n - k)
 
 
 def test_holm_steps_down_and_stops_at_the_first_failure():
@@ -51,9 +60,9 @@ def test_identical_models_give_a_zero_difference_and_p_one():
     y = np.array([0, 1] * 30)
     p = proba_from(y, np.arange(60) % 3 > 0)
     e = paired_evidence(y, p, p, positive=1, n_boot=300)
-    assert e["f1_weighted"]["diff"] == 0 and e["f1_weighted"]["ci_low"] == 0 == e["f1_weighted"]["ci_high"]
-    assert e["mcnemar"] == {"a_only": 0, "b_only": 0, "p": 1.0}
-    assert e["p_not_above_margin"] == 1.0  # never above a zero margin
+    assert e.f1_weighted.diff == 0 and e.f1_weighted.ci_low == 0 == e.f1_weighted.ci_high
+    assert e.mcnemar.model_dump() == {"a_only": 0, "b_only": 0, "p": 1.0}
+    assert e.p_not_above_margin == 1.0  # never above a zero margin
 
 
 def test_bootstrap_interval_covers_a_known_difference():
@@ -72,8 +81,8 @@ def test_bootstrap_interval_covers_a_known_difference():
     for s in range(150):
         idx = rng.integers(0, N, 80)
         e = paired_evidence(y[idx], pa[idx], pb[idx], positive=1, n_boot=400, seed=s)
-        covered += e["f1_weighted"]["ci_low"] <= truth <= e["f1_weighted"]["ci_high"]
-        lows += e["f1_weighted"]["ci_low"] > 0
+        covered += e.f1_weighted.ci_low <= truth <= e.f1_weighted.ci_high
+        lows += e.f1_weighted.ci_low > 0
     assert 0.88 <= covered / 150 <= 0.99, covered
     assert lows / 150 > 0.5  # and a difference this size is usually detected at 80 windows
 
@@ -83,9 +92,9 @@ def test_brier_difference_and_its_interval_have_the_right_sign():
     right = np.ones(80, dtype=bool)
     sharp, vague = proba_from(y, right, conf=0.95), proba_from(y, right, conf=0.6)
     e = paired_evidence(y, vague, sharp, positive=1, n_boot=300)
-    assert e["f1_weighted"]["diff"] == 0
-    assert e["brier"]["diff"] == pytest.approx(0.05 ** 2 - 0.4 ** 2)  # per window, halved sum over 2 classes
-    assert e["brier"]["ci_high"] < 0
+    assert e.f1_weighted.diff == 0
+    assert e.brier.diff == pytest.approx(0.05 ** 2 - 0.4 ** 2)  # per window, halved sum over 2 classes
+    assert e.brier.ci_high < 0
 
 
 def discordant(b_only: int, a_only: int, agree: int = 16):
@@ -109,12 +118,12 @@ def test_the_sign_flip_test_is_exact_on_hand_made_tables(b_only, a_only, p):
     got, exact = sign_flip_p(y, pa.argmax(1), pb.argmax(1), 2, group_codes(None, len(y)))
     assert exact and got == pytest.approx(p)
     e = paired_evidence(y, pa, pb, positive=1, n_boot=300)
-    assert e["p_sign_flip"] == pytest.approx(p) and e["sign_flip_exact"]
+    assert e.p_sign_flip == pytest.approx(p) and e.sign_flip_exact
 
 
 def test_4_of_0_discordant_windows_would_have_shipped_on_the_bootstrap_alone():
     y, pa, pb = discordant(4, 0)
-    assert paired_evidence(y, pa, pb, positive=1)["p_not_above_margin"] < 0.025 < 1 / 16
+    assert paired_evidence(y, pa, pb, positive=1).p_not_above_margin < 0.025 < 1 / 16
 
 
 def test_windows_of_one_group_are_swapped_and_resampled_together():
@@ -128,7 +137,7 @@ def test_windows_of_one_group_are_swapped_and_resampled_together():
     assert (w[:, 0] == w[:, 1]).all() and (w[:, 2] == w[:, 3]).all()
     assert np.allclose(w.sum(axis=1).mean(), len(y), rtol=0.05)  # on average as many windows as there are
     e = paired_evidence(y, pa, pb, positive=1, groups=groups, n_boot=300)
-    assert e["groups"] == 18 and e["p_sign_flip"] == pytest.approx(1 / 4)
+    assert e.groups == 18 and e.p_sign_flip == pytest.approx(1 / 4)
 
 
 def test_many_disagreeing_groups_are_sampled_not_enumerated():
@@ -156,6 +165,6 @@ def test_average_precision_under_resampling_matches_moola_metrics(k, positive):
 def test_the_smallest_detectable_difference_shrinks_with_windows():
     from moola.evaluation.stats import detectable
     d = detectable(0.05, 0.025, 60, gain=0.05)
-    assert d["difference"] == pytest.approx((1.959964 + 0.841621) * 0.05, rel=1e-4)
-    assert d["windows_for_gain"] == int(np.ceil(60 * (d["difference"] / 0.05) ** 2))
-    assert detectable(0.0, 0.025, 60)["difference"] == pytest.approx(2.801585 / 60, rel=1e-4)  # one window's worth
+    assert d.difference == pytest.approx((1.959964 + 0.841621) * 0.05, rel=1e-4)
+    assert d.windows_for_gain == int(np.ceil(60 * (d.difference / 0.05) ** 2))
+    assert detectable(0.0, 0.025, 60).difference == pytest.approx(2.801585 / 60, rel=1e-4)  # one window's worth

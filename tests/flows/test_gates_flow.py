@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.flows.conftest import CONFIG, assert_expected_decision, jsonl
 
 
@@ -94,8 +96,10 @@ def test_a_parameter_typo_fails_at_once_and_records_nothing(prefect_server, samp
     state = gates(data=str(sample_dir / "train.parquet"), runner="runpd", artifacts=str(art), return_state=True)
     # the parameter schema refuses it before the flow starts (the UI offers the choices)
     assert state.is_failed() and "runner" in state.message and "'here', 'local', 'ssh' or 'runpod'" in state.message
-    assert main(["--data", str(sample_dir / "train.parquet"), "--preset", "fast", "--artifacts", str(art)]) == 2
-    assert "--preset: expected one of default, seed-smoke, found 'fast'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as out:  # the command line offers the same choices (argparse: exit 2)
+        main(["--data", str(sample_dir / "train.parquet"), "--preset", "fast", "--artifacts", str(art)])
+    assert out.value.code == 2
+    assert "--preset: invalid choice: 'fast' (choose from 'default', 'seed-smoke')" in capsys.readouterr().err
     # the same for values pydantic refuses: one line naming the field, never its traceback
     assert main(["--data", str(sample_dir / "train.parquet"), "--val-size", "nan", "--artifacts", str(art)]) == 2
     err = capsys.readouterr().err

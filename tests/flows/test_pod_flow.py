@@ -183,13 +183,15 @@ def test_a_runs_process_finds_the_api_key_in_the_workers_secret_block(prefect_se
 
 def test_a_lost_pod_the_run_cannot_stop_is_left_to_the_worker_not_a_failed_run(tmp_path, monkeypatch):
     from moola_flows.pod import KEY_SECRET_ENV, PodJudge
+
+    from moola.pods.fleet import Pod
     monkeypatch.delenv("RUNPOD_API_KEY", raising=False)
     monkeypatch.delenv(KEY_SECRET_ENV, raising=False)
     monkeypatch.chdir(tmp_path)  # no .env here
     record = tmp_path / "run.0.json"
     record.write_text(json.dumps({"pod_id": "pod9", "run_id": "r"}))
     judge = PodJudge(str(tmp_path), "r")
-    judge.release({"pod_id": "pod9", "record": str(record)})  # no API key in this process: logged, not raised
+    judge.release(Pod(pod_id="pod9", host="127.0.0.1", port=22, record=record))  # no API key here: logged, not raised
     assert judge.released == {} and record.is_file()  # the worker still finds it and stops it
 
 

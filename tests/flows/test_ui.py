@@ -30,7 +30,8 @@ def embedded_pngs(markdown: str) -> list[bytes]:
     ({"validate": {"status": "failed", "reasons": ["train.parquet: column 'label': null"]}}, "Blocked", True),
     ({"validate": {"status": "passed"}, "baseline": {"status": "passed", "degenerate": False,
                                                      "metrics": {"f1_weighted": 0.7}},
-      "minirocket": {"status": "failed", "comparison": {"verdict": "control_wins", "f1": 0.9, "baseline_f1": 0.7}}},
+      "minirocket": {"status": "failed", "comparison": {"verdict": "control_wins", "f1": 0.9, "baseline_f1": 0.7,
+                                                                   "delta": 0.2}}},
      "Investigate", True),
 ])
 def test_halting_decisions_end_in_named_failed_states(prefect_server, tmp_path, results, name, failed):

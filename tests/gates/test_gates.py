@@ -11,6 +11,7 @@ from moola.cli.main import main
 from moola.core.errors import ModelFileError
 from moola.core.seal import verify_folder
 from moola.evaluation.metrics import METRIC_KEYS
+from moola.evaluation.stats import PairedEvidence
 from moola.gates.result import read_result
 from moola.models.files import load_pickle_verified
 from tests.conftest import gate
@@ -52,14 +53,14 @@ def test_minirocket_control_records_both_f1_and_a_verdict(gate_dirs):
     res = read_result(gate_dirs["minirocket"])
     base = read_result(gate_dirs["baseline"])
     c = res.comparison
-    assert c["baseline_f1"] == base.pooled.f1_weighted and c["f1"] == res.pooled.f1_weighted
-    e = c["evidence"]  # paired, on the same windows: the points are the two gates' own pooled F1
-    assert e["f1_weighted"]["a"] == pytest.approx(c["baseline_f1"]) and e["f1_weighted"]["b"] == pytest.approx(c["f1"])
-    assert e["n"] == res.pooled.n == base.pooled.n
-    low = e["f1_weighted"]["ci_low"]
-    assert c["verdict"] == ("control_wins" if low > 0 else "within_noise" if c["f1"] >= c["baseline_f1"]
-                            else "baseline_wins")
-    assert (res.status == "failed") == (c["verdict"] == "control_wins" or res.degenerate)
+    assert c.baseline_f1 == base.pooled.f1_weighted and c.f1 == res.pooled.f1_weighted
+    e = c.evidence  # paired, on the same windows: the points are the two gates' own pooled F1
+    assert e.f1_weighted.a == pytest.approx(c.baseline_f1) and e.f1_weighted.b == pytest.approx(c.f1)
+    assert e.n == res.pooled.n == base.pooled.n
+    low = e.f1_weighted.ci_low
+    assert c.verdict == ("control_wins" if low > 0 else "within_noise" if c.f1 >= c.baseline_f1
+                         else "baseline_wins")
+    assert (res.status == "failed") == (c.verdict == "control_wins" or res.degenerate)
     sha = res.model_files["minirocket.pkl"]
     model = load_pickle_verified(gate_dirs["minirocket"] / "minirocket.pkl", sha)
     assert model.classes == ["consolidation", "retracement"]
@@ -89,7 +90,7 @@ def test_transfer_is_layer_matched_with_a_full_encoder_proof(gate_dirs):
     assert proof["encoder_tensors"] == 8 and proof["matched"] == 8 and proof["ratio"] == 1.0  # 4 tensors x 2 directions
     assert proof["unexpected_keys"] == [] and proof["shape_mismatches"] == [] and proof["passed"]
     assert res.details["model"]["num_layers"] == 1  # the encoder's depth (PretrainConfig.num_layers)
-    assert res.comparison["baseline_f1"] == read_result(gate_dirs["baseline"]).metrics.f1_weighted
+    assert res.comparison.baseline_f1 == read_result(gate_dirs["baseline"]).metrics.f1_weighted
     # the classifier sees the input steps the encoder was pretrained on (105 bars -> stride 2, gain 3)
     enc = json.loads((gate_dirs["pretrain"] / "encoder.json").read_text())
     assert (enc["stride"], enc["input_gain"]) == (2, 3.0)
@@ -140,14 +141,14 @@ def test_transfer_needs_an_encoder(sample_dir, tmp_path, capsys):
 
 def test_compare_cli(gate_dirs, capsys):
     assert main(["compare", str(gate_dirs["baseline"]), str(gate_dirs["minirocket"]), "--n-boot", "300"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    f1 = out["f1_weighted"]
-    assert out["n"] == 20 and f1["ci_low"] <= f1["diff"] <= f1["ci_high"]
-    assert f1["a"] == read_result(gate_dirs["baseline"]).metrics.f1_weighted
-    assert f1["b"] == read_result(gate_dirs["minirocket"]).metrics.f1_weighted
-    assert 0 <= out["mcnemar"]["p"] <= 1
-    assert 0 < out["p_sign_flip"] <= 1 and out["detectable"]["f1_weighted"]["windows"] == 20
-    assert out["detectable"]["f1_weighted"]["windows_for_gain"] >= 20  # what a 0.05 gain would need
+    out = PairedEvidence.model_validate(json.loads(capsys.readouterr().out))  # the schema, printed whole
+    f1 = out.f1_weighted
+    assert out.n == 20 and f1.ci_low <= f1.diff <= f1.ci_high
+    assert f1.a == read_result(gate_dirs["baseline"]).metrics.f1_weighted
+    assert f1.b == read_result(gate_dirs["minirocket"]).metrics.f1_weighted
+    assert 0 <= out.mcnemar.p <= 1
+    assert 0 < out.p_sign_flip <= 1 and out.detectable.f1_weighted.windows == 20
+    assert out.detectable.f1_weighted.windows_for_gain >= 20  # what a 0.05 gain would need
 
 
 def test_registry_cli_and_predict_with_the_shipped_model(gate_dirs, sample_dir, tmp_path, capsys, monkeypatch):
