@@ -94,7 +94,7 @@ def decide_flow(gates: dict[str, GateOutcome], artifacts: str | None = None, req
                     "result": g.result.model_dump(mode="json")})
     effects = Effects(
         rescore=lambda before, card, folder, evidence, used: rescore(
-            before["version"], str(folder), reg.expected_manifest(folder), card, data, evidence, assume_row_order,
+            before.version, str(folder), reg.expected_manifest(folder), card, data, evidence, assume_row_order,
             bar_seconds, used),
         serves=lambda candidate, folder: serving_check(candidate, folder, data, assume_row_order),
         approve=(lambda d: wait_for_approval(d, approval_timeout_s)) if require_approval else None,
@@ -105,12 +105,12 @@ def decide_flow(gates: dict[str, GateOutcome], artifacts: str | None = None, req
     d, before, after = outcome
     if d.action == "revert" and reg.is_degraded(before):
         # production had been found degraded (nightly re-validation) and nothing replaces it
-        state, reverted = reg.revert_to_last_good("production is degraded and no candidate qualifies",
+        after, reverted = reg.revert_to_last_good("production is degraded and no candidate qualifies",
                                                   mark_degraded=False)
-        after = state["production"]
-        d.reasons.append(f"production was degraded: returned to {after['name']} v{after['version']}" if reverted
+        d.reasons.append(f"production was degraded: returned to {after.label}" if reverted
                          else "production is degraded and there is no earlier good version: investigate")
-    record = {**d.to_dict(), "production_before": before, "production_after": after}
+    record = {**d.to_dict(), "production_before": before.stored() if before else None,
+              "production_after": after.stored() if after else None}
     reg.append({"kind": "decision", "at": _now(), "decision": record, "timing": timing,
                 **({"pods": pods} if pods else {}), **({"moves": moves} if moves else {})})
     if publish:

@@ -32,6 +32,7 @@ from moola.gates.result import GateOutcome, GateResult
 from moola.pods.fleet import Pod
 from moola.pods.lease import POD_DEADLINE_S
 from moola.pods.spread import MAX_ATTEMPTS, Spread, Unit, spread
+from moola.registry.store import Pointer
 from moola.remote.kinds import DEFAULT_RUNNER, ON_THIS_MACHINE, RunnerKind, check_runner
 from moola.settings import registry_from_settings
 
@@ -161,7 +162,8 @@ class Decider:
         record = decided.result(raise_on_failure=False)
         if not isinstance(record, dict) or "action" not in record:  # decide itself failed (e.g. never settled)
             return Failed(message=decided.message)
-        publish_decision(Decision.from_dict(record), record.get("production_before"), record.get("production_after"),
+        publish_decision(Decision.from_dict(record), Pointer.parse(record.get("production_before")),
+                         Pointer.parse(record.get("production_after")),
                          {k: g.result for k, g in gates.items()},
                          registry_from_settings(root=self.artifacts).records("decision"), pods, moves, self.run_dir)
         return decision_state(record)
@@ -191,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  - {r}")
     for n in last.get("notes") or []:
         print(f"  note: {n}")
-    p = registry.read()["production"]
-    print("registry: production = " + (f"{p['name']} v{p['version']} ({registry.folder(p)})" if p else "none")
+    p = registry.production()
+    print("registry: production = " + (f"{p.label} ({registry.folder(p)})" if p else "none")
           + f"; {len(registry.read()['history'])} change(s) in history")
     return EXIT_OK
 

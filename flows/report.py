@@ -16,6 +16,7 @@ from moola.evaluation.metrics import reliability_bins
 from moola.evaluation.stats import PairedEvidence
 from moola.gates.graph import GATES
 from moola.gates.result import GateResult, Metrics
+from moola.registry.store import Pointer
 
 # the name of the state a run ends in, per decision / re-validation outcome (the UI's run list shows it)
 STATE_NAMES = {"ship": "Shipped", "revert": "Reverted", "investigate": "Investigate", "blocked": "Blocked"}
@@ -219,14 +220,14 @@ def evidence_table(d, results: dict[str, GateResult]) -> str:
     return table
 
 
-def decision_description(d, production: dict | None) -> str:
-    prod = f"{production['name']} v{production['version']}" if production else "none"
+def decision_description(d, production: Pointer | None) -> str:
+    prod = production.label if production else "none"
     cand = f" {d.candidate}" if d.candidate else ""
     return f"{d.action}{cand} (production before: {prod}) - {d.reasons[0][:100] if d.reasons else ''}"
 
 
-def decision_markdown(d, production: dict | None, results: dict | None = None) -> str:
-    prod = f"{production['name']} v{production['version']}" if production else "none"
+def decision_markdown(d, production: Pointer | None, results: dict | None = None) -> str:
+    prod = production.label if production else "none"
     return (f"# Decision: **{d.action}**\n\ncandidate: {d.candidate or '-'}; production before: {prod}\n\n"
             + "\n".join(f"- {r}" for r in d.reasons)
             + "".join(f"\n- note: {w}" for w in getattr(d, "notes", None) or []) + rules_table(d.rules)
@@ -246,7 +247,7 @@ def pods_markdown(pods: list[dict] | None, moves: list[dict] | None = None) -> s
             "|---|---|---|---|---|---|---|\n" + rows + (f"\n### Moved gates\n\n{moved}" if moved else ""))
 
 
-def publish_decision(d, production_before: dict | None, production_after: dict | None, results: dict,
+def publish_decision(d, production_before: Pointer | None, production_after: Pointer | None, results: dict,
                      history: list[dict], pods: list[dict] | None = None, moves: list[dict] | None = None,
                      run_dir: Path | None = None) -> None:
     """On the run that calls it (the `gates` run): the decision, and the table of past decisions.
@@ -278,10 +279,10 @@ def publish_decision(d, production_before: dict | None, production_after: dict |
                           description=f"the last {len(rows)} decisions, oldest first")
 
 
-def revalidation_description(production: dict, action: str, reasons: list[str]) -> str:
-    return f"{action} - {production['name']} v{production['version']}: {reasons[0][:100] if reasons else ''}"
+def revalidation_description(production: Pointer, action: str, reasons: list[str]) -> str:
+    return f"{action} - {production.label}: {reasons[0][:100] if reasons else ''}"
 
 
-def revalidation_markdown(production: dict, action: str, reasons: list[str], rules) -> str:
-    return (f"# Re-validation of {production['name']} v{production['version']}: **{action}**\n\n"
+def revalidation_markdown(production: Pointer, action: str, reasons: list[str], rules) -> str:
+    return (f"# Re-validation of {production.label}: **{action}**\n\n"
             + "\n".join(f"- {r}" for r in reasons) + rules_table(rules))

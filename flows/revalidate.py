@@ -68,8 +68,7 @@ def revalidate(data: str, val_size: float = DEFAULT_DATA.val_size, folds: int = 
     log = get_run_logger()
     p = load_policy(policy)
     reg = registry_from_settings(root=artifacts)
-    state = reg.read()
-    prod = state["production"]
+    prod = reg.production()
     if prod is None:
         log.info("no production model: nothing to re-validate")
         out = {"action": "none", "reasons": ["no production model"]}
@@ -79,7 +78,7 @@ def revalidate(data: str, val_size: float = DEFAULT_DATA.val_size, folds: int = 
     ledger = reg.ledger(prod)
     night = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     # invalid data or a tampered model fails here, registry and ledger untouched
-    rows, notes = score(prod["version"], str(folder), card, data, ledger, night, val_size, folds,
+    rows, notes = score(prod.version, str(folder), card, data, ledger, night, val_size, folds,
                         reg.expected_manifest(folder))
     reg.extend_ledger(prod, rows)
     ledger = reg.ledger(prod)
@@ -90,14 +89,14 @@ def revalidate(data: str, val_size: float = DEFAULT_DATA.val_size, folds: int = 
     started = None
     if not verdict.healthy:
         started = start_gates(data, artifacts) if start_gates_run else "no gates run started (start_gates_run is off)"
-        reasons.append(f"production stays {prod['name']} v{prod['version']}; {started}")
+        reasons.append(f"production stays {prod.label}; {started}")
     reg.append({"kind": "revalidation", "revalidation": {
-        "action": action, "reasons": reasons, "data": str(data), "production": prod, "new_windows": len(rows),
+        "action": action, "reasons": reasons, "data": str(data), "production": prod.stored(), "new_windows": len(rows),
         "summary": verdict.summary, "rules": verdict.to_dict()["rules"]}})
     create_markdown_artifact(key="revalidation", markdown=revalidation_markdown(prod, action, reasons, verdict.rules),
                              description=revalidation_description(prod, action, reasons))
     log.info("revalidation %s: %s", action, "; ".join(reasons))
-    out = {"action": action, "reasons": reasons, "production": prod, "summary": verdict.summary}
+    out = {"action": action, "reasons": reasons, "production": prod.stored(), "summary": verdict.summary}
     name = REVALIDATION_STATES[action]
     if action == "degraded" and started is not None and not started.startswith("started"):
         return Failed(name=name, message="production is degraded: " + "; ".join(reasons), data=out)

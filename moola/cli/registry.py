@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from moola.core.errors import ConfigError, DataError
+from moola.registry.store import Pointer
 
 ROLLBACK_HELP = """Return production to an earlier version.
 
@@ -27,8 +28,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(state, indent=2))
     else:
-        p = state["production"]
-        print("production: " + (f"{p['name']} v{p['version']} ({reg.folder(p)}), since {p['since']}" if p else "none"))
+        p = Pointer.parse(state["production"])
+        print("production: " + (f"{p.label} ({reg.folder(p)}), since {p.since}" if p else "none"))
         print(f"history: {len(state['history'])} change(s)")
     return 0
 
@@ -72,8 +73,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    p = _registry().rollback(args.to)["production"]
-    print(f"production: {p['name']} v{p['version']}")
+    print(f"production: {_registry().rollback(args.to).label}")
     return 0
 
 

@@ -13,7 +13,7 @@ from moola.decide.decision import Decision, Evidence, Policy, apply_approval, de
 from moola.decide.evidence import gather, with_groups
 from moola.gates.result import GateOutcome, GateResult
 from moola.registry.card import card_for
-from moola.registry.store import Registry
+from moola.registry.store import Pointer, Registry
 
 log = logging.getLogger("moola.decide.ship")
 ATTEMPTS = 8  # decisions re-made because production changed under them, before giving up
@@ -26,7 +26,7 @@ class Effects:
     ``serves(candidate, folder)``: (ok, detail) of the fresh-process serving check (moola.serve.check);
     ``approve(decision)``: a person's answer, {"approve", "note"}, or None when nobody answered."""
 
-    rescore: Callable[[dict, dict, Path, Evidence, frozenset], Evidence] | None
+    rescore: Callable[[Pointer, dict, Path, Evidence, frozenset], Evidence] | None
     serves: Callable[[str, Path], tuple[bool, str]] | None
     approve: Callable[[Decision], dict | None] | None = None
     approval_timeout_s: int = 3600
@@ -38,7 +38,7 @@ def refuse(results: dict[str, GateResult], candidate: str, why: str) -> dict[str
 
 
 def decide_and_ship(reg: Registry, gates: dict[str, GateOutcome], policy: Policy, effects: Effects,
-                    data: Path | None = None) -> tuple[Decision, dict | None, dict | None] | None:
+                    data: Path | None = None) -> tuple[Decision, Pointer | None, Pointer | None] | None:
     """Decide against production and ship, as a compare-and-swap: if another decide changed
     production between our read and our write, decide again against the new one. A candidate
     that does not serve is refused and the decision is made again without it. Without ``data``
@@ -53,7 +53,7 @@ def decide_and_ship(reg: Registry, gates: dict[str, GateOutcome], policy: Policy
         before, prod_card = reg.production_card()
         evidence = gathered
         if before is not None:
-            key = (before["name"], before["version"])
+            key = before.key
             if key not in rescored:
                 rescored[key] = (effects.rescore(before, prod_card, reg.folder(before), gathered,
                                                  reg.windows_compared_with(before))
@@ -82,9 +82,9 @@ def decide_and_ship(reg: Registry, gates: dict[str, GateOutcome], policy: Policy
             approved_for = d.candidate if d.action == "ship" else None
         if d.action != "ship":
             return d, before, before
-        state = reg.ship(d.candidate, folder, card_for(results[d.candidate], before),
+        after = reg.ship(d.candidate, folder, card_for(results[d.candidate], before),
                          "; ".join(d.reasons), expected=before)
-        if state is not None:
-            return d, before, state["production"]
+        if after is not None:
+            return d, before, after
         log.info("production changed while deciding; deciding again against the new production")
     return None

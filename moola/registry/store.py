@@ -5,9 +5,10 @@
                                 "versions": {"<name>/v<N>": {"manifest_sha256": ...}}}
     experiment_results.jsonl   one JSON line per gate result and per decision
 
-A pointer is ``{"name", "version", "path", "manifest_sha256"}`` with ``path`` relative to the
-registry root (``models/<name>/v<N>``), so the registry works from any working directory;
-:meth:`Registry.folder` turns it into a path. ``versions`` records the sha256 of each version's
+A pointer (``Pointer``) is ``{"name", "version", "path", "manifest_sha256"}`` with ``path`` relative
+to the registry root (``models/<name>/v<N>``), so the registry works from any working directory;
+:meth:`Registry.folder` turns it into a path. The file holds pointers as JSON; every method that
+takes or returns one uses ``Pointer``. ``versions`` records the sha256 of each version's
 MANIFEST when it was registered: a folder whose MANIFEST no longer matches is refused.
 
 Every change is serialised by a file lock and made atomic: a version folder is built under a
@@ -30,6 +31,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
+
 from moola.core.errors import ConfigError, RegistryBusy, RegistryError
 from moola.core.files import fsync_dir, write_json_atomic
 from moola.core.seal import MANIFEST, verify_folder, write_manifest
@@ -50,8 +53,40 @@ def parse_version(text: str) -> int:
     return int(m.group(1))
 
 
-def _key(pointer: dict | None):
-    return None if pointer is None else (pointer["name"], pointer["version"])
+class Pointer(BaseModel):
+    """A registered version: ``models/<name>/v<version>``, sealed by a MANIFEST whose sha256 the
+    registry recorded. ``since``: when it became production (production and history only)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    name: str
+    version: int
+    path: str
+    manifest_sha256: str | None = None
+    since: str | None = None
+
+    @classmethod
+    def parse(cls, stored: dict | None) -> "Pointer | None":
+        """A pointer as registry.json and experiment_results.jsonl hold it (None stays None)."""
+        return None if stored is None else cls.model_validate(stored)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.name, self.version
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    def stored(self) -> dict:
+        """As registry.json holds it."""
+        return self.model_dump(exclude_none=True)
+
+
+def _key(pointer: Pointer | dict | None):
+    """(name, version) of a typed pointer or of one as stored."""
+    if pointer is None:
+        return None
+    return pointer.key if isinstance(pointer, Pointer) else (pointer["name"], pointer["version"])
 
 
 def _vkey(name: str, version: int) -> str:
@@ -123,9 +158,13 @@ class Registry:
         state.setdefault("versions", {})
         return state
 
-    def folder(self, pointer: dict) -> Path:
+    def production(self) -> Pointer | None:
+        """The production pointer, or None."""
+        return Pointer.parse(self.read()["production"])
+
+    def folder(self, pointer: Pointer) -> Path:
         """The version folder of a pointer (relative paths are under the registry root)."""
-        p = Path(pointer["path"])
+        p = Path(pointer.path)
         return p if p.is_absolute() else self.root / p
 
     def expected_manifest(self, folder: Path) -> str | None:
@@ -151,16 +190,16 @@ class Registry:
         decisions = self.records("decision")
         return decisions[-1]["decision"] if decisions else None
 
-    def windows_compared_with(self, pointer: dict) -> frozenset[str]:
+    def windows_compared_with(self, pointer: Pointer) -> frozenset[str]:
         """The windows earlier decisions compared this version (as production) with candidates on."""
         key = _key(pointer)
         return frozenset(w for r in self.records("decision")
                          if _key(r["decision"].get("production_before")) == key
                          for w in r["decision"].get("production_windows") or [])
 
-    def production_card(self) -> tuple[dict | None, dict | None]:
+    def production_card(self) -> tuple[Pointer | None, dict | None]:
         """(production pointer, its gate result.json) or (None, None)."""
-        prod = self.read()["production"]
+        prod = self.production()
         if prod is None:
             return None, None
         return prod, json.loads((self.folder(prod) / "result.json").read_text())
@@ -168,10 +207,10 @@ class Registry:
     def production_folder(self) -> tuple[Path, str]:
         """(folder, recorded MANIFEST sha256) of production; ConfigError when there is none."""
         state = self.read()  # one read: pointer and record from the same state
-        prod = state["production"]
+        prod = Pointer.parse(state["production"])
         if prod is None:
             raise ConfigError("no production model yet (see `moola registry show`)")
-        return self.folder(prod), state["versions"].get(_vkey(prod["name"], prod["version"]), {}).get("manifest_sha256")
+        return self.folder(prod), state["versions"].get(_vkey(prod.name, prod.version), {}).get("manifest_sha256")
 
     # -- writing ------------------------------------------------------------------------------
     @contextmanager
@@ -201,15 +240,15 @@ class Registry:
         """One whole JSON line, one write, fsynced."""
         _append_jsonl(self.jsonl, (json.dumps(record, default=str) + "\n").encode())
 
-    def ledger_path(self, pointer: dict) -> Path:
+    def ledger_path(self, pointer: Pointer) -> Path:
         """The re-validation ledger of a version (moola.decide.revalidate): windows it was scored on after
         it shipped, one JSON line each."""
-        return self.root / "ledger" / pointer["name"] / f"v{int(pointer['version'])}.jsonl"
+        return self.root / "ledger" / pointer.name / f"v{pointer.version}.jsonl"
 
-    def ledger(self, pointer: dict) -> list[dict]:
+    def ledger(self, pointer: Pointer) -> list[dict]:
         return _read_jsonl(self.ledger_path(pointer))
 
-    def extend_ledger(self, pointer: dict, rows: list[dict]) -> None:
+    def extend_ledger(self, pointer: Pointer, rows: list[dict]) -> None:
         """Append ``rows`` to the version's ledger in one write, fsynced, under the registry lock,
         skipping any window already there (two runs of one night count it once)."""
         if not rows:
@@ -226,7 +265,7 @@ class Registry:
             return []
         return sorted(int(m.group(1)) for p in d.iterdir() if p.is_dir() and (m := _VERSION.fullmatch(p.name)))
 
-    def register(self, name: str, gate_dir: Path, card: dict) -> dict:
+    def register(self, name: str, gate_dir: Path, card: dict) -> Pointer:
         """Copy a verified gate folder in as the next version of ``name``; return its pointer."""
         verify_folder(gate_dir)
         with self._lock():
@@ -235,7 +274,7 @@ class Registry:
             self._write_state(state)
             return pointer
 
-    def _register(self, state: dict, name: str, gate_dir: Path, card: dict) -> dict:  # holding the lock
+    def _register(self, state: dict, name: str, gate_dir: Path, card: dict) -> Pointer:  # holding the lock
         """Build the version folder (card.json inside, resealed) and record its MANIFEST in ``state``."""
         version = (self._versions(name) or [0])[-1] + 1
         final = self.root / "models" / name / f"v{version}"
@@ -251,9 +290,9 @@ class Registry:
         fsync_dir(final.parent)
         sha = hashlib.sha256((final / MANIFEST).read_bytes()).hexdigest()
         state["versions"][_vkey(name, version)] = {"manifest_sha256": sha, "registered_at": _now()}
-        return {"name": name, "version": version, "path": f"models/{name}/v{version}", "manifest_sha256": sha}
+        return Pointer(name=name, version=version, path=f"models/{name}/v{version}", manifest_sha256=sha)
 
-    def set_production(self, pointer: dict | None, action: str, reason: str) -> dict:
+    def set_production(self, pointer: Pointer | None, action: str, reason: str) -> dict:
         """Point production at ``pointer`` (or nothing), recording the change in history."""
         with self._lock():
             state = self.read()
@@ -261,15 +300,15 @@ class Registry:
             self._write_state(state)
             return state
 
-    def _point(self, state: dict, pointer: dict | None, action: str, reason: str) -> None:
+    def _point(self, state: dict, pointer: Pointer | None, action: str, reason: str) -> None:
         before = state["production"]
-        state["production"] = None if pointer is None else {**pointer, "since": _now()}
+        state["production"] = None if pointer is None else {**pointer.stored(), "since": _now()}
         state["history"].append({"at": _now(), "action": action, "reason": reason, "from": before,
                                  "to": state["production"]})
 
-    def ship(self, name: str, gate_dir: Path, card: dict, reason: str, expected: dict | None) -> dict | None:
+    def ship(self, name: str, gate_dir: Path, card: dict, reason: str, expected: Pointer | None) -> Pointer | None:
         """Register and point production at it, in one locked step, only if production is still
-        ``expected`` (what the decision was made against). Returns the new state, or None when
+        ``expected`` (what the decision was made against). Returns the new production, or None when
         production changed meanwhile: the caller decides again against the new production."""
         verify_folder(gate_dir)
         with self._lock():
@@ -279,14 +318,14 @@ class Registry:
             pointer = self._register(state, name, gate_dir, card)
             self._point(state, pointer, "ship", reason)
             self._write_state(state)
-            return state
+            return Pointer.parse(state["production"])
 
-    def rollback(self, to: str | None = None) -> dict:
+    def rollback(self, to: str | None = None) -> Pointer:
         """Return production to version ``to`` ('vN') of its model, or walk back one step.
 
         Plain rollback goes to the most recent earlier production that has not itself been rolled
         away from and is not marked degraded: repeated rollbacks walk back through history
-        (v3 -> v2 -> v1) and never re-deploy the version just rolled away from."""
+        (v3 -> v2 -> v1) and never re-deploy the version just rolled away from. Returns the new production."""
         version = parse_version(to) if to is not None else None
         with self._lock():
             state = self.read()
@@ -299,16 +338,16 @@ class Registry:
                     raise ConfigError(f"registry rollback --to {to}: {prod['name']} has versions "
                                       f"{', '.join(f'v{v}' for v in known) or 'none'}")
                 rec = state["versions"].get(_vkey(prod["name"], version), {})
-                target = {"name": prod["name"], "version": version, "path": f"models/{prod['name']}/v{version}",
-                          "manifest_sha256": rec.get("manifest_sha256")}
+                target = Pointer(name=prod["name"], version=version, path=f"models/{prod['name']}/v{version}",
+                                 manifest_sha256=rec.get("manifest_sha256"))
             else:
                 target = self._previous(state)
-            self._point(state, target, "rollback", f"rollback to {target['name']} v{target['version']}")
+            self._point(state, target, "rollback", f"rollback to {target.label}")
             self._write_state(state)
-            return state
+            return Pointer.parse(state["production"])
 
     @staticmethod
-    def _previous(state: dict) -> dict:
+    def _previous(state: dict) -> Pointer:
         rolled_away = {_key(h["from"]) for h in state["history"] if h["action"] == "rollback" and h["from"]}
         skip = rolled_away | {_key(state["production"])} | {_key(d) for d in state["degraded"]}
         earlier = (h["to"] for h in reversed(state["history"]) if h["to"] is not None)
@@ -316,19 +355,19 @@ class Registry:
         if good is None:
             raise ConfigError("registry rollback: no earlier production to return to (every earlier one was "
                               "rolled away from or is degraded); use --to vN to choose one")
-        return {k: good.get(k) for k in ("name", "version", "path", "manifest_sha256")}
+        return Pointer.parse(good).model_copy(update={"since": None})
 
     def _degraded_keys(self, state: dict) -> set:
         return {_key(d) for d in state["degraded"]}
 
-    def is_degraded(self, pointer: dict | None) -> bool:
+    def is_degraded(self, pointer: Pointer | None) -> bool:
         return pointer is not None and _key(pointer) in self._degraded_keys(self.read())
 
     def revert_to_last_good(self, reason: str, mark_degraded: bool = True,
-                            expected: dict | None = None) -> tuple[dict, bool] | None:
+                            expected: Pointer | None = None) -> tuple[Pointer | None, bool] | None:
         """Mark production degraded, then point it at the most recent earlier production that is
-        not degraded. Returns (state, reverted); with no good version left, production stays
-        (marked) and ``reverted`` is False: the caller must say so loudly.
+        not degraded. Returns (production after, reverted); with no good version left, production
+        stays (marked) and ``reverted`` is False: the caller must say so loudly.
 
         With ``expected`` it is a compare-and-swap: when production is no longer that version
         (a ship landed after it was scored), production is left alone, only ``expected`` (the
@@ -338,12 +377,12 @@ class Registry:
             prod = state["production"]
             if expected is not None and _key(prod) != _key(expected):
                 if mark_degraded and _key(expected) not in self._degraded_keys(state):
-                    state["degraded"].append({"name": expected["name"], "version": expected["version"],
+                    state["degraded"].append({"name": expected.name, "version": expected.version,
                                               "at": _now(), "reason": reason})
                     self._write_state(state)
                 return None
             if prod is None:
-                return state, False
+                return None, False
             if mark_degraded and _key(prod) not in self._degraded_keys(state):
                 state["degraded"].append({"name": prod["name"], "version": prod["version"], "at": _now(),
                                           "reason": reason})
@@ -351,7 +390,6 @@ class Registry:
             earlier = [h["to"] for h in reversed(state["history"]) if h["to"] is not None]
             good = next((p for p in earlier if _key(p) not in bad), None)
             if good is not None:
-                target = {k: good.get(k) for k in ("name", "version", "path", "manifest_sha256")}
-                self._point(state, target, "revert", reason)
+                self._point(state, Pointer.parse(good).model_copy(update={"since": None}), "revert", reason)
             self._write_state(state)
-        return state, good is not None
+        return Pointer.parse(state["production"]), good is not None

@@ -111,7 +111,7 @@ def test_registry_history_lists_every_decision_and_rollback(gate_dirs, tmp_path,
                                       ("revert", v2, v2, "2026-12-03T00:00:00Z")):
         reg.append({"kind": "decision", "at": at, "decision": {
             "action": action, "candidate": "baseline", "reasons": [f"{action} because"],
-            "production_before": before, "production_after": after}})
+            "production_before": before.stored() if before else None, "production_after": after.stored()}})
     reg.rollback()
     code, out, _ = run(["registry", "history", "--json"], capsys)
     rows = json.loads(out)

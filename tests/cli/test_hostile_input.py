@@ -30,7 +30,7 @@ def shipped(gate_dirs, tmp_path_factory):
     reg = Registry(art)
     result = read_result(gate_dirs["baseline"])
     for _ in range(2):
-        before = reg.read()["production"]
+        before = reg.production()
         reg.ship("baseline", gate_dirs["baseline"], card_for(result, before), "test", expected=before)
     return art
 

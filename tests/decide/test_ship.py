@@ -24,7 +24,7 @@ def test_a_candidate_that_does_not_serve_is_refused_and_the_next_one_ships(gate_
     assert first != second and d.action == "ship" and d.candidate == second and before is None
     assert d.reasons[0] == f"{first} does not serve: predictions differ"
     assert f"{second} serves: served the same predictions" in d.reasons
-    assert (after["name"], after["version"]) == (second, 1) == tuple(reg.read()["production"][k] for k in ("name", "version"))
+    assert after.key == (second, 1) == reg.production().key
     assert not (tmp_path / "art" / "models" / first).exists()  # the refused candidate was never registered
 
 
@@ -35,4 +35,4 @@ def test_without_data_nothing_is_served_or_rescored_and_the_first_ship_goes_out(
         raise AssertionError("called without data")
     d, before, after = decide_and_ship(Registry(tmp_path / "art"), gates, Policy(),
                                        Effects(rescore=never, serves=never))
-    assert d.action == "ship" and before is None and after["name"] == d.candidate
+    assert d.action == "ship" and before is None and after.name == d.candidate

@@ -63,7 +63,7 @@ def test_full_flow_reaches_a_decision_and_the_registry_agrees(prefect_server, sa
     assert state.is_completed() and state.message == "ship: " + "; ".join(decision["reasons"])
     assert registry["production"]["name"] == decision["candidate"] == decision["production_after"]["name"]
     from moola.registry.store import Registry
-    assert (Registry(art).folder(registry["production"]) / "card.json").is_file()
+    assert (Registry(art).folder(Registry(art).production()) / "card.json").is_file()
 
 
 def test_seed_smoke_is_blocked_and_never_shipped(prefect_server, sample_dir, tmp_path):

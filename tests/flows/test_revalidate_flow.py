@@ -22,7 +22,7 @@ def ship(art, gate_dir, times: int):
     reg = Registry(art)
     result = read_result(gate_dir)
     for _ in range(times):
-        before = reg.read()["production"]
+        before = reg.production()
         reg.set_production(reg.register("baseline", gate_dir, card_for(result, before)), "ship", "test")
     return reg
 
@@ -62,7 +62,7 @@ def test_healthy_nights_then_inverted_labels_end_degraded_and_start_the_gates(
     from moola_flows.revalidate import revalidate
     art = tmp_path / "art"
     reg = ship(art, gate_dirs["baseline"], times=1)
-    prod = reg.read()["production"]
+    prod = reg.production()
 
     # the data it shipped on: every window is before its training end or in the evidence that shipped it
     out = revalidate(data=str(write_frame(sample_frame, "night0.parquet")), artifacts=str(art))
@@ -82,7 +82,7 @@ def test_healthy_nights_then_inverted_labels_end_degraded_and_start_the_gates(
     ledger = reg.ledger(prod)
     assert len({r["window_id"] for r in ledger}) == 60 and all(r["start"] >= pd.Timestamp("2025-06-02", tz="UTC").value
                                                                for r in ledger)
-    assert reg.read()["production"] == prod
+    assert reg.production() == prod
 
     # the labels drift (inverted from here on): Degraded, production stays, a gates run is started
     frame = pd.concat([frame, later_days(200, 60, "2025-07-14", inverted=True)], ignore_index=True)
@@ -91,11 +91,11 @@ def test_healthy_nights_then_inverted_labels_end_degraded_and_start_the_gates(
     out = state.result()
     assert state.is_completed() and state.name == "Degraded" and out["action"] == "degraded", out["reasons"]
     assert "worse than the class shares (no skill)" in out["reasons"][0]
-    assert reg.read()["production"] == prod and reg.read()["history"][-1]["action"] == "ship"
+    assert reg.production() == prod and reg.read()["history"][-1]["action"] == "ship"
     runs = runs_of(gates_deployment)
     assert len(runs) == 1 and runs[0].parameters["data"] == drifted and runs[0].parameters["artifacts"] == str(art)
     line = jsonl(art)[-1]["revalidation"]
-    assert line["action"] == "degraded" and line["new_windows"] == 60 and line["production"] == prod
+    assert line["action"] == "degraded" and line["new_windows"] == 60 and line["production"] == prod.stored()
 
     # invalid data: the flow fails naming the problem, registry, JSONL and ledger untouched
     before, lines, rows = (art / "registry.json").read_bytes(), len(jsonl(art)), len(reg.ledger(prod))

@@ -19,17 +19,17 @@ def test_register_ship_and_rollback(tmp_path, gate_dir):
     assert reg.read() == {"production": None, "history": [], "degraded": [], "versions": {}}
     v1 = reg.register("baseline", gate_dir, {"metrics": {"f1_weighted": 0.7}})
     v2 = reg.register("baseline", gate_dir, {"metrics": {"f1_weighted": 0.8}})
-    assert (v1["version"], v2["version"]) == (1, 2)
+    assert (v1.version, v2.version) == (1, 2)
     assert json.loads((tmp_path / "art/models/baseline/v2/card.json").read_text())["version"] == 2
     reg.set_production(v1, "ship", "first")
     reg.set_production(v2, "ship", "better")
     assert reg.read()["production"]["version"] == 2
-    assert reg.rollback()["production"]["version"] == 1
-    assert reg.rollback(to="v2")["production"]["version"] == 2
+    assert reg.rollback().version == 1
+    assert reg.rollback(to="v2").version == 2 == reg.production().version
     assert [h["action"] for h in reg.read()["history"]] == ["ship", "ship", "rollback", "rollback"]
     # pointers are relative to the registry root: they work from any working directory
     assert reg.read()["production"]["path"] == "models/baseline/v2"
-    assert reg.folder(reg.read()["production"]) == tmp_path / "art/models/baseline/v2"
+    assert reg.folder(reg.production()) == tmp_path / "art/models/baseline/v2"
     with pytest.raises(ConfigError, match="has versions v1, v2"):
         reg.rollback(to="v9")
 
@@ -41,14 +41,14 @@ def test_rollback_without_production_is_a_clear_error(tmp_path):
 
 def test_ship_is_a_compare_and_swap_on_production(tmp_path, gate_dir):
     reg = Registry(tmp_path / "art")
-    state = reg.ship("baseline", gate_dir, {}, "first", expected=None)
-    assert state["production"]["version"] == 1
+    first = reg.ship("baseline", gate_dir, {}, "first", expected=None)
+    assert first.version == 1 and first == reg.production()
+    state = reg.read()
     # a decision made against "no production" is stale now: nothing is registered or changed
     assert reg.ship("baseline", gate_dir, {}, "stale", expected=None) is None
     assert reg.read() == state and not (tmp_path / "art/models/baseline/v2").exists()
-    state = reg.ship("augment", gate_dir, {}, "better", expected=state["production"])
-    assert (state["production"]["name"], state["production"]["version"]) == ("augment", 1)
-    assert [(h["from"] or {}).get("name") for h in state["history"]] == [None, "baseline"]
+    assert reg.ship("augment", gate_dir, {}, "better", expected=first).key == ("augment", 1)
+    assert [(h["from"] or {}).get("name") for h in reg.read()["history"]] == [None, "baseline"]
 
 
 def test_revert_to_last_good_skips_degraded_versions(tmp_path, gate_dir):
@@ -56,24 +56,25 @@ def test_revert_to_last_good_skips_degraded_versions(tmp_path, gate_dir):
     v1, v2, v3 = (reg.register("baseline", gate_dir, {}) for _ in range(3))
     for v in (v1, v2, v3):
         reg.set_production(v, "ship", "better")
-    state, reverted = reg.revert_to_last_good("v3 fell below the floor")
-    assert reverted and state["production"]["version"] == 2
-    assert [(d["version"], d["reason"]) for d in state["degraded"]] == [(3, "v3 fell below the floor")]
+    prod, reverted = reg.revert_to_last_good("v3 fell below the floor")
+    assert reverted and prod.version == 2 == reg.production().version
+    assert [(d["version"], d["reason"]) for d in reg.read()["degraded"]] == [(3, "v3 fell below the floor")]
     assert reg.is_degraded(v3) and not reg.is_degraded(v2)
     # v2 degrades too: back to v1, never forward to the degraded v3
-    state, reverted = reg.revert_to_last_good("v2 degenerate")
-    assert reverted and state["production"]["version"] == 1
+    prod, reverted = reg.revert_to_last_good("v2 degenerate")
+    assert reverted and prod.version == 1
     # nothing good left: production stays on v1, marked, and the caller is told
-    state, reverted = reg.revert_to_last_good("v1 degenerate")
-    assert not reverted and state["production"]["version"] == 1 and reg.is_degraded(v1)
+    prod, reverted = reg.revert_to_last_good("v1 degenerate")
+    state = reg.read()
+    assert not reverted and prod.version == 1 and reg.is_degraded(v1)
     assert [h["action"] for h in state["history"]] == ["ship", "ship", "ship", "revert", "revert"]
     assert state["history"][-1]["from"]["version"] == 2 and state["history"][-1]["to"]["version"] == 1
 
 
 def test_revert_without_production_changes_nothing(tmp_path):
     reg = Registry(tmp_path / "art")
-    state, reverted = reg.revert_to_last_good("nightly")
-    assert not reverted and state["production"] is None and not (tmp_path / "art" / "registry.json").exists()
+    prod, reverted = reg.revert_to_last_good("nightly")
+    assert not reverted and prod is None and not (tmp_path / "art" / "registry.json").exists()
 
 
 WORKER = """

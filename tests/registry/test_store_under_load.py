@@ -15,18 +15,19 @@ from moola.registry.store import Registry, parse_version
 
 def ship_n(reg, gate_dir, n):
     for _ in range(n):
-        reg.ship("baseline", gate_dir, {}, "better", expected=reg.read()["production"])
+        reg.ship("baseline", gate_dir, {}, "better", expected=reg.production())
 
 
-def versions_of(state):
+def versions_of(state: dict) -> int:
+    """The production version in registry.json's state."""
     return state["production"]["version"]
 
 
 def test_repeated_rollbacks_walk_back_and_never_ping_pong(tmp_path, gate_dir):
     reg = Registry(tmp_path / "art")
     ship_n(reg, gate_dir, 3)
-    assert versions_of(reg.rollback()) == 2
-    assert versions_of(reg.rollback()) == 1  # before the fix: back to v2 (v1 -> v2 -> v1 ...)
+    assert reg.rollback().version == 2
+    assert reg.rollback().version == 1  # before the fix: back to v2 (v1 -> v2 -> v1 ...)
     with pytest.raises(ConfigError, match="no earlier production"):
         reg.rollback()
     assert versions_of(reg.read()) == 1
@@ -36,8 +37,8 @@ def test_rollback_skips_degraded_versions(tmp_path, gate_dir):
     reg = Registry(tmp_path / "art")
     ship_n(reg, gate_dir, 3)
     reg.revert_to_last_good("v3 bad")  # -> v2, v3 degraded
-    reg.ship("baseline", gate_dir, {}, "v4", expected=reg.read()["production"])
-    assert versions_of(reg.rollback()) == 2  # not the degraded v3
+    reg.ship("baseline", gate_dir, {}, "v4", expected=reg.production())
+    assert reg.rollback().version == 2  # not the degraded v3
 
 
 @pytest.mark.parametrize("text", ["v01", "v²", "v٣", "2", "v", "v-1", "v1 ", "../v1", "V1", ""])
@@ -137,7 +138,7 @@ def test_ship_records_the_manifest_sha256_and_seals_the_card(tmp_path, gate_dir)
     reg = Registry(tmp_path / "art")
     ship_n(reg, gate_dir, 1)
     state = reg.read()
-    folder = reg.folder(state["production"])
+    folder = reg.folder(reg.production())
     sha = hashlib.sha256((folder / "MANIFEST.sha256").read_bytes()).hexdigest()
     assert state["versions"]["baseline/v1"]["manifest_sha256"] == sha == state["production"]["manifest_sha256"]
     assert "card.json" in (folder / "MANIFEST.sha256").read_text()
@@ -156,7 +157,7 @@ def test_a_folder_dropped_into_models_by_hand_is_refused(tmp_path, gate_dir):
 def test_revert_acts_only_on_the_version_it_scored(tmp_path, gate_dir):
     reg = Registry(tmp_path / "art")
     ship_n(reg, gate_dir, 2)
-    scored = reg.read()["production"]          # v2 is scored ...
+    scored = reg.production()                  # v2 is scored ...
     ship_n(reg, gate_dir, 1)                   # ... a ship of v3 lands meanwhile ...
     assert reg.revert_to_last_good("v2 degraded", expected=scored) is None  # ... so production is left alone
     state = reg.read()
