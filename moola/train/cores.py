@@ -5,9 +5,10 @@ over 13 minutes while another gate ran beside it, because each process spun two 
 threads on the same two cores (spin-waiting threads starve each other). So a training gate
 first claims cores: one lock file per core (``flock``, released by the kernel when the process
 exits, so a crash leaves nothing held), under ``MOOLA_CORES_DIR`` (default: a per-user folder in
-the temp directory). It takes every core that is free, waits while none is, then sizes torch's
-and numba's thread pools to what it holds and pins itself to those cores. Two gates at once
-thus share the cores (or queue) rather than oversubscribe them.
+the temp directory). It takes every core that is free, waits while none is, then sizes torch's,
+numba's and the native BLAS/OpenMP thread pools (threadpoolctl: the ridge of MiniRocket runs on
+OpenBLAS) to what it holds and pins itself to those cores. Two gates at once thus share the
+cores (or queue) rather than oversubscribe them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from threadpoolctl import threadpool_limits
 
 from moola.core.errors import ConfigError
 
@@ -82,7 +85,8 @@ def claimed_cores(poll_s: float = 0.5):
     try:
         os.sched_setaffinity(0, {c for c, _ in held})
         _set_threads(len(held))
-        yield len(held)
+        with threadpool_limits(limits=len(held)):  # every BLAS/OpenMP pool loaded so far; put back on exit
+            yield len(held)
     finally:
         os.sched_setaffinity(0, before_affinity)
         _set_threads(before_threads)

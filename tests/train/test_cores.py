@@ -39,6 +39,26 @@ def test_a_gate_holds_every_free_core_and_puts_threads_and_affinity_back(tmp_pat
         torch.set_num_threads(threads)
 
 
+def test_the_native_blas_pools_get_the_claimed_cores_and_get_theirs_back(tmp_path, monkeypatch):
+    """numpy/scipy's OpenBLAS (MiniRocket's ridge) spun a thread per machine core whatever the gate held."""
+    import numpy  # noqa: F401  (loads OpenBLAS)
+    from threadpoolctl import threadpool_info
+
+    def blas() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    monkeypatch.setenv("MOOLA_CORES_DIR", str(tmp_path))
+    cores = sorted(os.sched_getaffinity(0))
+    others = _try_claim(tmp_path, cores[1:])  # another gate holds every core but one
+    before = blas()
+    try:
+        with claimed_cores() as n:
+            assert n == 1 and blas() and set(blas()) == {1}
+        assert blas() == before
+    finally:
+        for _, fd in others:
+            os.close(fd)
+
+
 def test_another_process_holding_the_cores_blocks_a_claim_until_it_dies(tmp_path):
     env = {**os.environ, "MOOLA_CORES_DIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, text=True, env=env)
