@@ -27,7 +27,7 @@ from moola.data.validate import DEFAULT_DATA, load_data_config
 from moola.decide.decision import DECISION_FOLDS, Decision, load_policy
 from moola.gates.call import GateCall
 from moola.gates.config import DEFAULT_SEED, PresetName, load_gate_config
-from moola.gates.graph import BY_NAME, SCHEDULE
+from moola.gates.graph import BY_NAME, NO_UNLABELED, run_plan
 from moola.gates.result import GateOutcome, GateResult
 from moola.pods.fleet import Pod
 from moola.pods.lease import POD_DEADLINE_S
@@ -114,8 +114,8 @@ def train_gates(run: GateCall, runner: str, pods: RunPods | None = None) -> Spre
     would only fight over its cores; on one ssh host all at once; with pods, one gate per pod at a
     time, spread over every pod, and the gate of a pod lost mid-way moved to a live one. Each gate is
     a Prefect task ("gate X on pod Y", tag "pod:Y"), so the UI shows which pod ran which gate."""
-    skip = [g.name for g in SCHEDULE if g.needs_unlabeled and run.unlabeled is None]
-    units = [Unit(g.name, tuple(dict.fromkeys(g.inputs.values()))) for g in SCHEDULE if g.name not in skip]
+    start_these, skip = run_plan(has_unlabeled=run.unlabeled is not None)
+    units = [Unit(g.name, tuple(dict.fromkeys(g.inputs.values()))) for g in start_these]
     if pods:
         slots = pods.ready
     else:
@@ -132,9 +132,8 @@ def train_gates(run: GateCall, runner: str, pods: RunPods | None = None) -> Spre
 
     placed = spread(units, slots, start, pods.judge if pods else (lambda slot, exc: None),
                     name=lambda pod: pod.pod_id if pod else "here", max_attempts=MAX_ATTEMPTS if pods else 1)
-    why = "skipped: no unlabelled data given (the flow's `unlabeled` parameter), so no pretraining"
-    for g in skip:  # nothing to pretrain on: gates 3-4 are skipped, the decision still comes
-        placed.results[g] = GateOutcome(result=GateResult.skipped(g, why))
+    for g in skip:
+        placed.results[g.name] = GateOutcome(result=GateResult.skipped(g.name, NO_UNLABELED))
     return placed
 
 

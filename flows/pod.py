@@ -29,7 +29,7 @@ from moola.core.errors import ConfigError, MoolaError, PodsLost, RemoteUnavailab
 from moola.pods import lease as pods
 from moola.pods.api import PodAPI, RunPodSDK, make_lease, pod_spec, sdk_from_settings
 from moola.pods.env import ensure_env
-from moola.pods.fleet import HANDOVER_ENV, Pod, pods_usage, release_handed
+from moola.pods.fleet import HANDOVER_ENV, Pod, release_handed, run_pods_record
 from moola.pods.judge import LOST_PROBE_S, why_lost
 from moola.pods.lease import POD_DEADLINE_S, STOP_ATTEMPTS, STOP_RETRY_S, PodHeartbeat  # noqa: F401  (tests shorten the retry)
 from moola.pods.runner import make_runner
@@ -229,16 +229,9 @@ class RunPods:
     leased: list[Pod] = field(default_factory=list)
     ready: list[Pod] = field(default_factory=list)
 
-    def record(self, placed: Spread | None) -> list[dict]:
-        """Each pod's uptime and cost so far, the gates it ran, and why it was lost (if it was)."""
-        out = []
-        for p in pods_usage(self.leased):
-            gone = self.judge.released.get(p["pod_id"])
-            if gone:  # ended by the run (after the last gate, or lost): its final uptime and cost
-                p = {**p, "uptime_s": round(gone["uptime_s"], 1), "cost_usd": round(gone["cost_usd"], 4)}
-            out.append({**p, "units": placed.units_on(p["pod_id"]) if placed else [],
-                        "lost": self.judge.lost.get(p["pod_id"])})
-        return out
+    def record(self, placed: Spread) -> list[dict]:
+        """Each pod's uptime and cost, the gates it ran, and why it was lost (if it was)."""
+        return run_pods_record(self.leased, self.judge.released, self.judge.lost, placed.units_on)
 
 
 @contextmanager

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from moola.evaluation.metrics import reliability_bins
-from moola.evaluation.stats import PairedEvidence
+from moola.evaluation.paired import PairedEvidence
 from moola.gates.graph import GATES
 from moola.gates.result import GateResult, Metrics
 from moola.registry.store import Pointer
@@ -116,6 +115,8 @@ def reliability_png(predictions: Path, out: Path, title: str, n_bins: int = 15) 
     import matplotlib.pyplot as plt
     import numpy as np
     import pandas as pd
+
+    from moola.evaluation.metrics import reliability_bins  # scikit-learn: off the worker's import path
     df = pd.read_parquet(predictions)
     cols = [c for c in df.columns if c.startswith("proba_")]
     classes = [c[len("proba_"):] for c in cols]

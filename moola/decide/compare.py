@@ -6,7 +6,8 @@ from pathlib import Path
 
 from moola.core.errors import ConfigError, DataError
 from moola.decide.decision import Policy
-from moola.evaluation.stats import PairedEvidence, paired_evidence
+from moola.evaluation.paired import PairedEvidence
+from moola.evaluation.stats import paired_evidence
 from moola.gates.predictions import gate_scored, read_predictions
 
 MIN_BOOT = 100

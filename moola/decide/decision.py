@@ -30,7 +30,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from moola.core.errors import ConfigError, config_error
-from moola.evaluation.stats import PairedEvidence, holm, holm_level, interval, paired_evidence
+from moola.evaluation.paired import PairedEvidence, interval
+from moola.evaluation.stats import holm, holm_level, paired_evidence
 from moola.gates.graph import CANDIDATE_GATES, CONTROL_GATE
 from moola.gates.predictions import Scored
 from moola.gates.result import GateResult

@@ -23,10 +23,10 @@ from math import ceil
 from statistics import NormalDist
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 from scipy.stats import binomtest
 
 from moola.evaluation.metrics import brier_score, pr_auc
+from moola.evaluation.paired import Detectable, Detectables, Difference, McNemar, PairedEvidence
 
 # power the smallest detectable difference is quoted at (the usual 80%)
 POWER = 0.80
@@ -58,64 +58,6 @@ def f1_from_counts(tp: np.ndarray, predicted: np.ndarray, support: np.ndarray) -
 def brier_rows(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
     """Per-window Brier score (sum over classes of the squared error, halved: moola.evaluation.metrics)."""
     return ((proba - _onehot(y, proba.shape[1])) ** 2).sum(axis=1) / 2
-
-
-class Difference(BaseModel):
-    """B - A of one measure on the same windows: both values, the difference, and its bootstrap
-    interval (None where the measure is undefined: PR-AUC without a positive class)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    a: float | None
-    b: float | None
-    diff: float | None
-    ci_low: float | None
-    ci_high: float | None
-
-
-class McNemar(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    a_only: int   # windows only A got right
-    b_only: int   # windows only B got right
-    p: float      # two-sided exact
-
-
-class Detectable(BaseModel):
-    """The smallest difference a one-sided test at ``level`` detects with ``power`` on ``windows``
-    windows, and the windows a ``gain`` would need (moola.evaluation.stats.detectable)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    windows: int
-    level: float
-    power: float
-    difference: float
-    gain: float | None = None
-    windows_for_gain: int | None = None
-
-
-class Detectables(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    f1_weighted: Detectable
-    brier: Detectable
-
-
-class PairedEvidence(BaseModel):
-    """B against A on the same windows (``paired_evidence``): what every comparison of the decision,
-    of Gate 2 and of ``moola compare`` rests on."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    n: int                       # windows
-    groups: int                  # groups resampled and swapped together
-    n_boot: int
-    confidence: float            # of the intervals: 1 - alpha
-    margin: float                # the F1 gain p_not_above_margin tests against
-    f1_weighted: Difference
-    brier: Difference
-    pr_auc: Difference
-    p_sign_flip: float           # one-sided permutation p of "B's F1 is no better than A's"
-    sign_flip_exact: bool        # every swap enumerated
-    p_not_above_margin: float    # one-sided bootstrap p of "B's F1 exceeds A's by at most margin"
-    mcnemar: McNemar
-    detectable: Detectables
 
 
 def mcnemar_exact(a_only: int, b_only: int) -> float:
@@ -292,9 +234,3 @@ def holm_level(pvalues: dict[str, float], name: str, alpha: float) -> float:
     """The level ``name``'s p-value was held to by Holm (alpha/(m - its rank))."""
     order = sorted(pvalues, key=lambda n: pvalues[n])
     return alpha / (len(pvalues) - order.index(name))
-
-
-def interval(e: PairedEvidence, key: str = "f1_weighted") -> str:
-    """A paired_evidence difference in words: '+0.030, 95% CI [-0.120, +0.180] on 60 windows'."""
-    m: Difference = getattr(e, key)
-    return f"{m.diff:+.3f}, {e.confidence:.0%} CI [{m.ci_low:+.3f}, {m.ci_high:+.3f}] on {e.n} windows"

@@ -20,7 +20,8 @@ from moola.core.version import git_commit
 from moola.data.record import build_manifest
 from moola.data.validate import DataConfig, ValidationReport, validate
 from moola.evaluation.metrics import evaluate_predictions, positive_index
-from moola.evaluation.stats import PairedEvidence, paired_evidence
+from moola.evaluation.paired import PairedEvidence
+from moola.evaluation.stats import paired_evidence
 from moola.gates.config import GateConfig
 from moola.gates.graph import GATES
 from moola.gates.predictions import gate_scored

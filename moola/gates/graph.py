@@ -36,3 +36,11 @@ CONTROL_GATE = next(g.name for g in GRAPH if g.role == "control")
 INPUT_ROLES = {role: BY_NAME[gate] for g in GRAPH for role, gate in g.inputs.items()}  # --baseline, --encoder
 # The order a run starts gates 1-5 in, each after its inputs: pretrain (the longest) beside the baseline.
 SCHEDULE = tuple(BY_NAME[g] for g in ("baseline", "pretrain", "minirocket", "augment", "transfer"))
+NO_UNLABELED = "skipped: no unlabelled data given (the flow's `unlabeled` parameter), so no pretraining"
+
+
+def run_plan(has_unlabeled: bool) -> tuple[list[Gate], list[Gate]]:
+    """(gates 1-5 a run starts, in SCHEDULE order; those it skips): without unlabelled windows there
+    is nothing to pretrain on, so gates 3-4 are skipped (not failed) and the decision still comes."""
+    skip = [g for g in SCHEDULE if g.needs_unlabeled and not has_unlabeled]
+    return [g for g in SCHEDULE if g not in skip], skip

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from moola.core.errors import EXIT_GATE_FAILED, EXIT_OK, ModelFileError
-from moola.evaluation.stats import PairedEvidence
+from moola.evaluation.paired import PairedEvidence
 from moola.gates.graph import GATES, GateName
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from moola.evaluation.stats import PairedEvidence, interval
+from moola.evaluation.paired import PairedEvidence, interval
 from moola.gates.result import Comparison
 
 

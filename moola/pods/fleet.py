@@ -238,6 +238,19 @@ def pods_usage(held: list[Pod], now: float | None = None) -> list[dict]:
     return out
 
 
+def run_pods_record(held: list[Pod], released: dict[str, dict], lost: dict[str, str],
+                    units_on: Callable[[str], list[str]], now: float | None = None) -> list[dict]:
+    """Each pod of a run for its record: uptime and cost (final for one the run ``released``, else
+    so far), the units it ran (``units_on``), and why it was ``lost`` (None if it was not)."""
+    out = []
+    for p in pods_usage(held, now):
+        gone = released.get(p["pod_id"])
+        if gone:  # ended by the run (after the last gate, or lost): its final uptime and cost
+            p = {**p, "uptime_s": round(gone["uptime_s"], 1), "cost_usd": round(gone["cost_usd"], 4)}
+        out.append({**p, "units": units_on(p["pod_id"]), "lost": lost.get(p["pod_id"])})
+    return out
+
+
 def release_handed(api: PodAPI, spec: PodSpec, pod: Pod, attempts: int = pods.STOP_ATTEMPTS,
                    retry_s: float = pods.STOP_RETRY_S) -> dict | None:
     """Stop a handed-over pod from the run's own process (the run found it lost), through its lease

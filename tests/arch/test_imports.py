@@ -177,6 +177,9 @@ LAZY = {
     "moola/cli/registry.py": "*",
     # the worker imports the runners (moola.pods.runner): the in-process one pulls torch only when it runs
     "moola/remote/runner.py": {"moola.gates.config", "moola.gates.run"},
+    # the report's tasks import this module in the worker (the prefect.collections entry point):
+    # scikit-learn (2 s) only when a reliability diagram is drawn
+    "flows/report.py": {"moola.evaluation.metrics"},
     # sktime and numba (seconds to import) only for the nightly challenger
     "moola/decide/revalidate.py": {"moola.models.minirocket"},
 }

@@ -11,7 +11,7 @@ from moola.cli.main import main
 from moola.core.errors import ModelFileError
 from moola.core.seal import verify_folder
 from moola.evaluation.metrics import METRIC_KEYS
-from moola.evaluation.stats import PairedEvidence
+from moola.evaluation.paired import PairedEvidence
 from moola.gates.result import read_result
 from moola.models.files import load_pickle_verified
 from tests.conftest import gate

@@ -1,6 +1,6 @@
 """The gates' pure verdicts."""
 
-from moola.evaluation.stats import Detectable, Detectables, Difference, McNemar, PairedEvidence
+from moola.evaluation.paired import Detectable, Detectables, Difference, McNemar, PairedEvidence
 from moola.gates.verdicts import comparison, control_verdict, degenerate_reasons, load_proof_reasons
 
 

@@ -272,3 +272,13 @@ def test_a_verified_watchdog_is_written_into_the_lease_record(tmp_path, caplog):
     assert json.loads(rec.read_text()) == {"pod_id": "p1", "run_id": "r", "owner": {"pid": 1}, "guarded": True}
     mark_guarded(tmp_path / "gone.json")  # no record (the run already ended the pod): a warning, no error
     assert "cannot mark" in caplog.text
+
+
+def test_a_runs_pod_record_has_final_costs_for_pods_it_ended_and_running_costs_for_the_rest():
+    from moola.pods.fleet import Pod, run_pods_record
+    held = [Pod(pod_id="p1", host="h", port=1, cost_per_hr=3.6, started_wall=1000.0),
+            Pod(pod_id="p2", host="h", port=2, cost_per_hr=3.6, started_wall=1000.0)]
+    rec = run_pods_record(held, {"p2": {"uptime_s": 100.04, "cost_usd": 0.1}}, {"p2": "RunPod reports it EXITED"},
+                          {"p1": ["baseline", "augment"], "p2": []}.get, now=1000.0 + 3600)
+    assert [(r["pod_id"], r["uptime_s"], r["cost_usd"], r["units"], r["lost"]) for r in rec] == [
+        ("p1", 3600.0, 3.6, ["baseline", "augment"], None), ("p2", 100.0, 0.1, [], "RunPod reports it EXITED")]
