@@ -167,7 +167,7 @@ def test_two_decides_at_once_ship_once_and_record_what_really_happened(prefect_s
         t.join()
     assert not errors and sorted(o["action"] for o in outs) == ["revert", "ship"]
     # the retry path: two first reads of no production, then the loser read the winner's version
-    assert reads[:2] == [None, None] and len(reads) == 3 and reads[2]["version"] == 1
+    assert reads[:2] == [None, None] and len(reads) == 3 and reads[2].version == 1
     state = json.loads((art / "registry.json").read_text())
     assert [h["action"] for h in state["history"]] == ["ship"] and state["production"]["version"] == 1
     decisions = [x["decision"] for x in jsonl(art) if x["kind"] == "decision"]
