@@ -330,7 +330,10 @@ def test_crossing_the_budget_ends_the_pods_and_fails_the_run_with_the_figure(rig
 def test_the_machine_of_the_worker_dies_mid_gate_and_the_pod_terminates_itself(rig, tmp_path):
     """The worker and the run's process are SIGKILLed (the orchestrating machine died): nothing sends
     heartbeats any more, and the pod's own watchdog terminates it (its pod-scoped key) within
-    idle_stop_s + 60 s. A new worker is started after it."""
+    idle_stop_s + 60 s. A new worker is started after it: its sweep finds the dead worker's lease
+    record of the (now Crashed) run and ends that pod again, which RunPod answers with "gone" (the
+    worker cannot know the watchdog ended it without asking; a terminate of a gone pod is harmless).
+    That second terminate is awaited here, so it never lands in a later test's window."""
     from prefect.states import Crashed
     api, n0, idle = rig["api"], len(rig["api"].ops), 60  # the least a pod may be set to
     run = gate_running(rig, start(rig, tmp_path / "art", idle_stop_s=idle))
@@ -343,9 +346,15 @@ def test_the_machine_of_the_worker_dies_mid_gate_and_the_pod_terminates_itself(r
         assert api.when(f"terminate {pod}") - t_kill <= idle + 60
         assert api.by[len(api.ops) - 1 - api.ops[::-1].index(f"terminate {pod}")] == pod  # its own key
         assert "no heartbeat for 60 s: ending pod" in api.gone[pod].path(f"/workspace/moola/heartbeat/{pod}.log").read_text()
+        assert leases(rig)  # the dead worker's record of it is still there
     finally:
         client_call(rig["server"], lambda c: c.set_flow_run_state(run.id, Crashed(message="test"), force=True))
+        log_at = len(rig["log"].read_text())
         rig["rig"].start_worker()
+    wait_for(rig, lambda: not leases(rig), 60, "the new worker to sweep the dead worker's record")
+    assert [(o, by) for o, by in zip(api.ops[n0:], api.by[n0:]) if o == f"terminate {pod}"] == [
+        (f"terminate {pod}", pod), (f"terminate {pod}", "account")]
+    assert f"ended 1 pod(s) left by flow run {run.id} (Crashed)" in rig["log"].read_text()[log_at:]
 
 
 def test_cancelling_from_the_ui_ends_the_pod(rig, tmp_path):
