@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from scipy.stats import beta
 
+from moola.data.config import DataConfig
 from moola.data.sample import write_sample
-from moola.data.validate import DataConfig
 from moola.decide.decision import Evidence, Policy, decide
 from moola.evaluation.metrics import classification_metrics
 from moola.evaluation.stats import weighted_f1_rows

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from moola.data.config import DataConfig
 from moola.data.sample import write_sample
-from moola.data.validate import DataConfig
 from moola.gates.config import load_gate_config
 from moola.gates.run import run_gate
 

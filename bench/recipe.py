@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from moola.data.config import DataConfig
 from moola.data.sample import write_sample, write_windows
-from moola.data.validate import DataConfig
 from moola.decide.decision import DECISION_FOLDS
 from moola.gates.config import GateConfig, _merge, resolve_budget
 from moola.gates.run import run_gate

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from moola.data.config import DataConfig
 from moola.data.record import write_manifest
 from moola.data.sample import write_windows
-from moola.data.validate import DataConfig, validate
+from moola.data.validate import validate
 
 
 def ohlc_windows(rng: np.random.Generator, n: int, t: int = 105) -> np.ndarray:

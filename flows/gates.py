@@ -23,7 +23,7 @@ from prefect.states import Failed
 
 from moola.cli.main import stop_on_signals
 from moola.core.errors import EXIT_INFRA, EXIT_INVALID, EXIT_OK, DataError, MoolaError
-from moola.data.validate import DEFAULT_DATA, load_data_config
+from moola.data.config import DEFAULT_DATA, load_data_config
 from moola.decide.decision import DECISION_FOLDS, Decision, load_policy
 from moola.gates.call import GateCall
 from moola.gates.config import DEFAULT_SEED, PresetName, load_gate_config

@@ -23,7 +23,7 @@ from prefect.cache_policies import NONE
 from prefect.states import Completed, Failed
 
 from moola.core.errors import EXIT_INFRA, EXIT_OK
-from moola.data.validate import DEFAULT_DATA, DataConfig
+from moola.data.config import DEFAULT_DATA, DataConfig
 from moola.decide.decision import load_policy
 from moola.decide.revalidate import read_card, revalidation_verdict, score_night
 from moola.settings import registry_from_settings

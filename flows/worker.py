@@ -40,7 +40,7 @@ from prefect.workers.process import ProcessJobConfiguration, ProcessVariables, P
 from pydantic import Field
 
 from moola.core.errors import DataError, MoolaError
-from moola.data.validate import DataConfig, validate
+from moola.data.config import DataConfig
 from moola.pods.api import (
     DEFAULT_CLOUD_TYPE,
     DEFAULT_GPU_TYPES,
@@ -166,6 +166,7 @@ def preflight(params: dict) -> list[str]:
         if params.get(key) and not Path(params[key]).is_absolute() and not Path(params[key]).exists():
             return [f"{key}: {params[key]} not found relative to {Path.cwd()} (start the worker in the checkout "
                     "the deployment was made from, or pass an absolute path)"]
+    from moola.data.validate import validate  # pandas: loaded when a run is checked, not by every Prefect process
     try:
         cfg = DataConfig(**{k: params[k] for k in ("val_size", "folds") if params.get(k) is not None})
         return validate(params["data"], params.get("unlabeled"), cfg).problems

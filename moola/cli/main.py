@@ -43,7 +43,7 @@ def _val_size(text: str) -> int | float:
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """Data options default to None: DataConfig owns the defaults (shown in --help from there)."""
-    from moola.data.validate import DataConfig
+    from moola.data.config import DataConfig
     d = DataConfig()
     p.add_argument("--unlabeled", type=Path, help="unlabelled windows (Parquet) for pretraining")
     p.add_argument("--val-size", type=_val_size, help=f"validation count or fraction ({d.val_size})")
@@ -55,7 +55,7 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 def data_config(args: argparse.Namespace):
     """The typed DataConfig of the options given; a bad value names its flag."""
-    from moola.data.validate import load_data_config
+    from moola.data.config import load_data_config
     given = {k: getattr(args, k) for k in ("val_size", "folds", "bar_seconds") if getattr(args, k) is not None}
     return load_data_config(flags=True, **given, assume_row_order=args.assume_row_order)
 

@@ -100,7 +100,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise ConfigError(f"--model {folder}: is a file; expected a model folder or 'production'")
         # a folder inside the registry must still be the version it recorded
         expected = _registry().expected_manifest(folder) if folder.is_dir() else None
-    from moola.data.validate import DEFAULT_DATA
+    from moola.data.config import DEFAULT_DATA
     w = load_windows(args.data, labeled=False, assume_row_order=args.assume_row_order,
                      bar_seconds=DEFAULT_DATA.bar_seconds)
     if w.problems:

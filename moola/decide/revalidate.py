@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from moola.core.errors import DataError
-from moola.data.validate import DataConfig, span_ns, validate
+from moola.data.config import DataConfig
+from moola.data.validate import span_ns, validate
 from moola.decide.decision import Policy, Rule
 from moola.decide.evidence import train_end_ns
 from moola.evaluation.sequential import betting_cs, degradation_wealth, nights_to_reach

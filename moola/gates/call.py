@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from moola.core.errors import EXIT_GATE_FAILED, EXIT_INVALID, EXIT_OK, DataError, GateCrashed, problems_in
-from moola.data.validate import DataConfig
+from moola.data.config import DataConfig
 
 ROLES = ("data", "unlabeled", "baseline", "encoder", "config")
 

@@ -17,8 +17,9 @@ from moola.core.errors import ConfigError, DataError
 from moola.core.files import sha256_file
 from moola.core.seal import verify_folder, write_manifest
 from moola.core.version import git_commit
+from moola.data.config import DataConfig
 from moola.data.record import build_manifest
-from moola.data.validate import DataConfig, ValidationReport, validate
+from moola.data.validate import ValidationReport, validate
 from moola.evaluation.metrics import evaluate_predictions, positive_index
 from moola.evaluation.paired import PairedEvidence
 from moola.evaluation.stats import paired_evidence

@@ -12,7 +12,7 @@ from pathlib import Path
 from moola.core.errors import ConfigError, DataError
 from moola.core.files import replace_folder
 from moola.core.seal import check_replaceable
-from moola.data.validate import DataConfig
+from moola.data.config import DataConfig
 from moola.gates.augment import gate_augment
 from moola.gates.baseline import gate_baseline
 from moola.gates.config import GateConfig, resolve_budget

@@ -13,7 +13,7 @@ import torch
 from moola.core.errors import DataError
 from moola.core.files import sha256_file
 from moola.core.seal import write_manifest
-from moola.data.validate import DataConfig
+from moola.data.config import DataConfig
 from moola.gates.config import GateConfig
 from moola.gates.context import DATA_MANIFEST, data_summary, environment, prepare
 from moola.gates.result import GateResult

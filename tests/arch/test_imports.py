@@ -177,6 +177,9 @@ LAZY = {
     "moola/cli/registry.py": "*",
     # the worker imports the runners (moola.pods.runner): the in-process one pulls torch only when it runs
     "moola/remote/runner.py": {"moola.gates.config", "moola.gates.run"},
+    # Prefect loads the worker's module in every process that loads collections: pandas (Gate 0)
+    # only when the worker checks a run's data
+    "flows/worker.py": {"moola.data.validate"},
     # the report's tasks import this module in the worker (the prefect.collections entry point):
     # scikit-learn (2 s) only when a reliability diagram is drawn
     "flows/report.py": {"moola.evaluation.metrics"},

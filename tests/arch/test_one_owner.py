@@ -32,7 +32,7 @@ def test_data_defaults_are_declared_once():
         for k, v in (("val_size", r"0\.2"), ("folds", "1"), ("bar_seconds", "60"))
     }
     assert {k: [h.split(":")[0] for h in v] for k, v in found.items()} == {
-        k: ["moola/data/validate.py"] for k in found}
+        k: ["moola/data/config.py"] for k in found}
 
 
 def test_no_literal_default_runner_outside_kinds():

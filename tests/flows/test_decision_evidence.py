@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from moola.data.validate import DataConfig
+from moola.data.config import DataConfig
 from moola.gates.config import load_gate_config
 from moola.gates.run import run_gate
 from tests.fakes.results import GATE0, ran
