@@ -58,9 +58,16 @@ def lease_file(artifacts: str, flow_run_id) -> Path:
 
 
 def worker_pods() -> list[Pod] | None:
-    """The pods the `runpod` worker acquired for this run (``MOOLA_PODS``), or None without one."""
+    """The pods the `runpod` worker acquired for this run (``MOOLA_PODS``), or None without one.
+    ConfigError when they do not read as this moola's pods (a worker of another moola version)."""
     raw = os.environ.get(HANDOVER_ENV)
-    return [Pod.model_validate(p) for p in json.loads(raw)] if raw else None
+    if not raw:
+        return None
+    try:
+        return [Pod.model_validate(p) for p in json.loads(raw)]
+    except ValueError as exc:  # pydantic's ValidationError and json's JSONDecodeError are ValueErrors
+        raise ConfigError(f"{HANDOVER_ENV}: the worker's pods do not read as this moola's ({str(exc).splitlines()[0]}); "
+                          "run the worker and the flow from the same moola version (the worker ends the pods)") from None
 
 
 def ssh_to(pod: Pod, settings: Settings | None = None):

@@ -227,3 +227,17 @@ def test_a_running_pod_whose_sshd_restarts_is_not_lost_and_one_that_stays_away_i
     assert got and int(got.group(1)) >= 2 and int(got.group(2)) >= 3, why
     pod.pods["existing"]["desiredStatus"] = "EXITED"  # what RunPod says is believed at once
     assert PodJudge(str(tmp_path / "art"), "run-1").why_lost(where) == "RunPod reports it EXITED"
+
+
+def test_pods_from_a_worker_of_another_moola_version_are_one_clear_error(monkeypatch):
+    from moola_flows.pod import worker_pods
+
+    from moola.core.errors import ConfigError
+    from moola.pods.fleet import HANDOVER_ENV
+    monkeypatch.setenv(HANDOVER_ENV, json.dumps([{"pod_id": "p1", "host": "h", "port": 22, "ssh_port": 22}]))
+    with pytest.raises(ConfigError, match="MOOLA_PODS: the worker's pods do not read as this moola's .*same moola"):
+        worker_pods()
+    monkeypatch.setenv(HANDOVER_ENV, json.dumps([{"pod_id": "p1", "host": "h", "port": 22, "record": "/r.0.json"}]))
+    assert [(p.pod_id, p.address, str(p.record)) for p in worker_pods()] == [("p1", ("h", 22), "/r.0.json")]
+    monkeypatch.delenv(HANDOVER_ENV)
+    assert worker_pods() is None
