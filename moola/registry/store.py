@@ -355,7 +355,7 @@ class Registry:
         if good is None:
             raise ConfigError("registry rollback: no earlier production to return to (every earlier one was "
                               "rolled away from or is degraded); use --to vN to choose one")
-        return Pointer.parse(good).model_copy(update={"since": None})
+        return Pointer.parse(good)  # _point stamps its own `since`
 
     def _degraded_keys(self, state: dict) -> set:
         return {_key(d) for d in state["degraded"]}
@@ -390,6 +390,6 @@ class Registry:
             earlier = [h["to"] for h in reversed(state["history"]) if h["to"] is not None]
             good = next((p for p in earlier if _key(p) not in bad), None)
             if good is not None:
-                self._point(state, Pointer.parse(good).model_copy(update={"since": None}), "revert", reason)
+                self._point(state, Pointer.parse(good), "revert", reason)
             self._write_state(state)
         return Pointer.parse(state["production"]), good is not None
