@@ -402,12 +402,15 @@ def test_a_restarted_worker_ends_the_pods_of_runs_that_ended_or_never_started_wi
     monkeypatch.setenv("RUNPOD_API_BASE_URL", api.url)
     monkeypatch.setenv("MOOLA_ARTIFACTS", str(tmp_path / "art"))
     dep = client_call(server, lambda c: c.read_deployment_by_name("gates/full"))
+    # each run is made in its state, never Scheduled: a live worker of this pool (the module's rig)
+    # would otherwise claim one in between and change it (seen once: the ended run was not final)
+    states = (Running(), Pending(), Running(), Completed(), Running())
     live_run, pending_run, raw_run, ended_run, sick_run = (
         client_call(server, lambda c: c.create_flow_run_from_deployment(dep.id, parameters={
-            "data": "x", "runner": "local"})) for _ in range(5))
-    for run, state in ((live_run, Running()), (pending_run, Pending()), (raw_run, Running()),
-                       (ended_run, Completed()), (sick_run, Running())):
-        client_call(server, lambda c: c.set_flow_run_state(run.id, state, force=True))
+            "data": "x", "runner": "local"}, state=state)) for state in states)
+    for run, state in zip((live_run, pending_run, raw_run, ended_run, sick_run), states):
+        client_call(server, lambda c: c.set_flow_run_state(run.id, state.model_copy(), force=True))
+        assert client_call(server, lambda c: c.read_flow_run(run.id)).state.type == state.type
     foreign = uuid.uuid4()
     named = {"podgone": "moola-podgone", "podlive": "moola-podlive", "podpending": "moola-podpending",
              "podraw": "moola-podraw", "podsick": "moola-podsick", "podended": f"moola-{ended_run.id}-0",
