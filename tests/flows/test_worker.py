@@ -323,7 +323,9 @@ def test_crossing_the_budget_ends_the_pods_and_fails_the_run_with_the_figure(rig
     assert "passed max_usd $0.0020" in run.state.message
     wait_for(rig, lambda: not leases(rig), 30, "the lease records to go")
     assert pod not in rig["api"].pods
-    usage = [x for x in jsonl(tmp_path / "art") if x["kind"] == "pods"][-1]
+    # the worker writes its record after it ended the pods (their lease records go first): waited for
+    usage = wait_for(rig, lambda: [x for x in jsonl(tmp_path / "art") if x["kind"] == "pods"], 30,
+                     "the worker's pods record")[-1]
     assert usage["budget_stop"] == run.state.message and usage["cost_usd"] > 0.002
 
 
