@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  note: {n}")
     p = registry.production()
     print("registry: production = " + (f"{p.label} ({registry.folder(p)})" if p else "none")
-          + f"; {len(registry.read()['history'])} change(s) in history")
+          + f"; {len(registry.state().history)} change(s) in history")
     return EXIT_OK
 
 

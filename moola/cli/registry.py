@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from moola.core.errors import ConfigError, DataError
-from moola.registry.store import Pointer
 
 ROLLBACK_HELP = """Return production to an earlier version.
 
@@ -24,13 +23,13 @@ def _registry():
 
 def cmd_show(args: argparse.Namespace) -> int:
     reg = _registry()
-    state = reg.read()
+    state = reg.state()
     if args.json:
-        print(json.dumps(state, indent=2))
+        print(json.dumps(state.stored(), indent=2))
     else:
-        p = Pointer.parse(state["production"])
+        p = state.production
         print("production: " + (f"{p.label} ({reg.folder(p)}), since {p.since}" if p else "none"))
-        print(f"history: {len(state['history'])} change(s)")
+        print(f"history: {len(state.history)} change(s)")
     return 0
 
 
@@ -44,10 +43,10 @@ def history_rows(reg) -> list[dict]:
         rows.append({"at": rec.get("at", ""), "action": d["action"], "candidate": d.get("candidate"),
                      "production_before": _name(before), "production_after": _name(after),
                      "reason": (d.get("reasons") or [""])[0]})
-    for h in reg.read()["history"]:
-        if h["action"] == "rollback":
-            rows.append({"at": h["at"], "action": "rollback", "candidate": None, "production_before": None,
-                         "production_after": _name(h["to"]), "reason": h["reason"]})
+    for h in reg.state().history:
+        if h.action == "rollback":
+            rows.append({"at": h.at, "action": "rollback", "candidate": None, "production_before": None,
+                         "production_after": h.to.label if h.to else None, "reason": h.reason})
     return sorted(rows, key=lambda r: r["at"])
 
 

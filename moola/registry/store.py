@@ -10,6 +10,8 @@ to the registry root (``models/<name>/v<N>``), so the registry works from any wo
 :meth:`Registry.folder` turns it into a path. The file holds pointers as JSON; every method that
 takes or returns one uses ``Pointer``. ``versions`` records the sha256 of each version's
 MANIFEST when it was registered: a folder whose MANIFEST no longer matches is refused.
+The whole file is read into a ``RegistryState`` (a file that does not fit it is a RegistryError
+naming the field) and written back from it as the same JSON.
 
 Every change is serialised by a file lock and made atomic: a version folder is built under a
 temporary name and renamed; registry.json is written to a temporary file, fsynced and
@@ -31,7 +33,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from moola.core.errors import ConfigError, RegistryBusy, RegistryError
 from moola.core.files import fsync_dir, write_json_atomic
@@ -82,11 +84,70 @@ class Pointer(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
-def _key(pointer: Pointer | dict | None):
-    """(name, version) of a typed pointer or of one as stored."""
-    if pointer is None:
-        return None
-    return pointer.key if isinstance(pointer, Pointer) else (pointer["name"], pointer["version"])
+class Change(BaseModel):
+    """One change of production in ``history``: ship, rollback or revert, from one pointer to another."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    at: str
+    action: str
+    reason: str = ""
+    from_: Pointer | None = Field(None, alias="from")
+    to: Pointer | None = None
+
+
+class Degraded(BaseModel):
+    """A version that nightly re-validation (or a revert) found degraded: never returned to by itself."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    version: int
+    at: str = ""
+    reason: str = ""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.name, self.version
+
+
+class VersionRecord(BaseModel):
+    """What the registry recorded of a version when it was registered."""
+
+    model_config = ConfigDict(extra="allow")
+    manifest_sha256: str
+    registered_at: str | None = None
+
+
+class RegistryState(BaseModel):
+    """registry.json, typed: the production pointer, the history of its changes, the versions marked
+    degraded and the MANIFEST sha256 of every registered version (``"<name>/v<N>"``)."""
+
+    model_config = ConfigDict(extra="allow")
+    production: Pointer | None
+    history: list[Change]
+    degraded: list[Degraded] = []
+    versions: dict[str, VersionRecord] = {}
+
+    def stored(self) -> dict:
+        """As registry.json holds it (the JSON moola has always written)."""
+        def pointer(p: Pointer | None) -> dict | None:
+            return None if p is None else p.stored()
+        return {**(self.model_extra or {}), "production": pointer(self.production),
+                "history": [{**(h.model_extra or {}), "at": h.at, "action": h.action, "reason": h.reason,
+                             "from": pointer(h.from_), "to": pointer(h.to)} for h in self.history],
+                "degraded": [d.model_dump() for d in self.degraded],
+                "versions": {k: v.model_dump(exclude_none=True) for k, v in self.versions.items()}}
+
+    def degraded_keys(self) -> set[tuple[str, int]]:
+        return {d.key for d in self.degraded}
+
+    def manifest_of(self, name: str, version: int) -> str | None:
+        rec = self.versions.get(_vkey(name, version))
+        return None if rec is None else rec.manifest_sha256
+
+
+def _key(pointer: Pointer | None):
+    """(name, version) of a pointer; None stays None."""
+    return None if pointer is None else pointer.key
 
 
 def _vkey(name: str, version: int) -> str:
@@ -132,9 +193,13 @@ class Registry:
 
     # -- reading ------------------------------------------------------------------------------
     def read(self) -> dict:
-        """The registry state; a damaged registry.json is a RegistryError naming the file."""
+        """registry.json as JSON (what ``moola registry show --json`` prints), checked as :meth:`state`."""
+        return self.state().stored()
+
+    def state(self) -> RegistryState:
+        """The registry state; a damaged registry.json is a RegistryError naming the file (and the field)."""
         if not self.path.exists():
-            return {"production": None, "history": [], "degraded": [], "versions": {}}
+            return RegistryState(production=None, history=[])
         try:
             text = self.path.read_text()
         except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
@@ -154,13 +219,16 @@ class Registry:
             raise RegistryError(f"{self.path}: " + (f"missing key(s) {', '.join(missing)}" if missing else
                                 "'production' must be an object or null and 'history' a list")
                                 + "; restore it from a backup")
-        state.setdefault("degraded", [])
-        state.setdefault("versions", {})
-        return state
+        try:
+            return RegistryState.model_validate(state)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            raise RegistryError(f"{self.path}: {where}: {err['msg']}; restore it from a backup") from None
 
     def production(self) -> Pointer | None:
         """The production pointer, or None."""
-        return Pointer.parse(self.read()["production"])
+        return self.state().production
 
     def folder(self, pointer: Pointer) -> Path:
         """The version folder of a pointer (relative paths are under the registry root)."""
@@ -175,11 +243,11 @@ class Registry:
         if not folder.is_relative_to(models):
             return None
         rel = folder.relative_to(models).parts
-        record = self.read()["versions"].get("/".join(rel)) if len(rel) == 2 else None
+        record = self.state().versions.get("/".join(rel)) if len(rel) == 2 else None
         if record is None:
             raise ConfigError(f"{folder}: lies in the registry but is not a version it recorded; "
                               "models are added by `decide`, never by hand")
-        return record["manifest_sha256"]
+        return record.manifest_sha256
 
     def records(self, kind: str | None = None) -> list[dict]:
         """The JSONL lines (of ``kind``: gate_result, decision, revalidation), oldest first."""
@@ -194,7 +262,7 @@ class Registry:
         """The windows earlier decisions compared this version (as production) with candidates on."""
         key = _key(pointer)
         return frozenset(w for r in self.records("decision")
-                         if _key(r["decision"].get("production_before")) == key
+                         if _key(Pointer.parse(r["decision"].get("production_before"))) == key
                          for w in r["decision"].get("production_windows") or [])
 
     def production_card(self) -> tuple[Pointer | None, dict | None]:
@@ -206,11 +274,11 @@ class Registry:
 
     def production_folder(self) -> tuple[Path, str]:
         """(folder, recorded MANIFEST sha256) of production; ConfigError when there is none."""
-        state = self.read()  # one read: pointer and record from the same state
-        prod = Pointer.parse(state["production"])
+        state = self.state()  # one read: pointer and record from the same state
+        prod = state.production
         if prod is None:
             raise ConfigError("no production model yet (see `moola registry show`)")
-        return self.folder(prod), state["versions"].get(_vkey(prod.name, prod.version), {}).get("manifest_sha256")
+        return self.folder(prod), state.manifest_of(prod.name, prod.version)
 
     # -- writing ------------------------------------------------------------------------------
     @contextmanager
@@ -229,9 +297,9 @@ class Registry:
         finally:
             lock.release()
 
-    def _write_state(self, state: dict) -> None:
+    def _write_state(self, state: RegistryState) -> None:
         try:
-            write_json_atomic(self.path, state)
+            write_json_atomic(self.path, state.stored())
         except OSError as exc:
             raise RegistryError(f"{self.path}: cannot be written ({exc.strerror or exc}); the old state is "
                                 "kept" + ("; free some disk space" if exc.errno == errno.ENOSPC else "")) from exc
@@ -269,12 +337,12 @@ class Registry:
         """Copy a verified gate folder in as the next version of ``name``; return its pointer."""
         verify_folder(gate_dir)
         with self._lock():
-            state = self.read()
+            state = self.state()
             pointer = self._register(state, name, gate_dir, card)
             self._write_state(state)
             return pointer
 
-    def _register(self, state: dict, name: str, gate_dir: Path, card: dict) -> Pointer:  # holding the lock
+    def _register(self, state: RegistryState, name: str, gate_dir: Path, card: dict) -> Pointer:  # holding the lock
         """Build the version folder (card.json inside, resealed) and record its MANIFEST in ``state``."""
         version = (self._versions(name) or [0])[-1] + 1
         final = self.root / "models" / name / f"v{version}"
@@ -289,22 +357,21 @@ class Registry:
             raise RegistryError(f"{final}: cannot be written ({exc.strerror or exc}); nothing was registered") from exc
         fsync_dir(final.parent)
         sha = hashlib.sha256((final / MANIFEST).read_bytes()).hexdigest()
-        state["versions"][_vkey(name, version)] = {"manifest_sha256": sha, "registered_at": _now()}
+        state.versions[_vkey(name, version)] = VersionRecord(manifest_sha256=sha, registered_at=_now())
         return Pointer(name=name, version=version, path=f"models/{name}/v{version}", manifest_sha256=sha)
 
-    def set_production(self, pointer: Pointer | None, action: str, reason: str) -> dict:
-        """Point production at ``pointer`` (or nothing), recording the change in history."""
+    def set_production(self, pointer: Pointer | None, action: str, reason: str) -> Pointer | None:
+        """Point production at ``pointer`` (or nothing), recording the change in history; the new production."""
         with self._lock():
-            state = self.read()
+            state = self.state()
             self._point(state, pointer, action, reason)
             self._write_state(state)
-            return state
+            return state.production
 
-    def _point(self, state: dict, pointer: Pointer | None, action: str, reason: str) -> None:
-        before = state["production"]
-        state["production"] = None if pointer is None else {**pointer.stored(), "since": _now()}
-        state["history"].append({"at": _now(), "action": action, "reason": reason, "from": before,
-                                 "to": state["production"]})
+    def _point(self, state: RegistryState, pointer: Pointer | None, action: str, reason: str) -> None:
+        before = state.production
+        state.production = None if pointer is None else pointer.model_copy(update={"since": _now()})
+        state.history.append(Change(at=_now(), action=action, reason=reason, from_=before, to=state.production))
 
     def ship(self, name: str, gate_dir: Path, card: dict, reason: str, expected: Pointer | None) -> Pointer | None:
         """Register and point production at it, in one locked step, only if production is still
@@ -312,13 +379,13 @@ class Registry:
         production changed meanwhile: the caller decides again against the new production."""
         verify_folder(gate_dir)
         with self._lock():
-            state = self.read()
-            if _key(state["production"]) != _key(expected):
+            state = self.state()
+            if _key(state.production) != _key(expected):
                 return None
             pointer = self._register(state, name, gate_dir, card)
             self._point(state, pointer, "ship", reason)
             self._write_state(state)
-            return Pointer.parse(state["production"])
+            return state.production
 
     def rollback(self, to: str | None = None) -> Pointer:
         """Return production to version ``to`` ('vN') of its model, or walk back one step.
@@ -328,40 +395,36 @@ class Registry:
         (v3 -> v2 -> v1) and never re-deploy the version just rolled away from. Returns the new production."""
         version = parse_version(to) if to is not None else None
         with self._lock():
-            state = self.read()
-            prod = state["production"]
+            state = self.state()
+            prod = state.production
             if prod is None:
                 raise ConfigError("registry rollback: there is no production model")
             if version is not None:
-                known = self._versions(prod["name"])
+                known = self._versions(prod.name)
                 if version not in known:
-                    raise ConfigError(f"registry rollback --to {to}: {prod['name']} has versions "
+                    raise ConfigError(f"registry rollback --to {to}: {prod.name} has versions "
                                       f"{', '.join(f'v{v}' for v in known) or 'none'}")
-                rec = state["versions"].get(_vkey(prod["name"], version), {})
-                target = Pointer(name=prod["name"], version=version, path=f"models/{prod['name']}/v{version}",
-                                 manifest_sha256=rec.get("manifest_sha256"))
+                target = Pointer(name=prod.name, version=version, path=f"models/{prod.name}/v{version}",
+                                 manifest_sha256=state.manifest_of(prod.name, version))
             else:
                 target = self._previous(state)
             self._point(state, target, "rollback", f"rollback to {target.label}")
             self._write_state(state)
-            return Pointer.parse(state["production"])
+            return state.production
 
     @staticmethod
-    def _previous(state: dict) -> Pointer:
-        rolled_away = {_key(h["from"]) for h in state["history"] if h["action"] == "rollback" and h["from"]}
-        skip = rolled_away | {_key(state["production"])} | {_key(d) for d in state["degraded"]}
-        earlier = (h["to"] for h in reversed(state["history"]) if h["to"] is not None)
-        good = next((p for p in earlier if _key(p) not in skip), None)
+    def _previous(state: RegistryState) -> Pointer:
+        rolled_away = {_key(h.from_) for h in state.history if h.action == "rollback" and h.from_}
+        skip = rolled_away | {_key(state.production)} | state.degraded_keys()
+        earlier = (h.to for h in reversed(state.history) if h.to is not None)
+        good = next((p for p in earlier if p.key not in skip), None)
         if good is None:
             raise ConfigError("registry rollback: no earlier production to return to (every earlier one was "
                               "rolled away from or is degraded); use --to vN to choose one")
-        return Pointer.parse(good)  # _point stamps its own `since`
-
-    def _degraded_keys(self, state: dict) -> set:
-        return {_key(d) for d in state["degraded"]}
+        return good  # _point stamps its own `since`
 
     def is_degraded(self, pointer: Pointer | None) -> bool:
-        return pointer is not None and _key(pointer) in self._degraded_keys(self.read())
+        return pointer is not None and pointer.key in self.state().degraded_keys()
 
     def revert_to_last_good(self, reason: str, mark_degraded: bool = True,
                             expected: Pointer | None = None) -> tuple[Pointer | None, bool] | None:
@@ -373,23 +436,22 @@ class Registry:
         (a ship landed after it was scored), production is left alone, only ``expected`` (the
         version actually scored) is marked degraded, and None is returned: score the new one."""
         with self._lock():
-            state = self.read()
-            prod = state["production"]
+            state = self.state()
+            prod = state.production
             if expected is not None and _key(prod) != _key(expected):
-                if mark_degraded and _key(expected) not in self._degraded_keys(state):
-                    state["degraded"].append({"name": expected.name, "version": expected.version,
-                                              "at": _now(), "reason": reason})
+                if mark_degraded and expected.key not in state.degraded_keys():
+                    state.degraded.append(Degraded(name=expected.name, version=expected.version, at=_now(),
+                                                   reason=reason))
                     self._write_state(state)
                 return None
             if prod is None:
                 return None, False
-            if mark_degraded and _key(prod) not in self._degraded_keys(state):
-                state["degraded"].append({"name": prod["name"], "version": prod["version"], "at": _now(),
-                                          "reason": reason})
-            bad = self._degraded_keys(state)
-            earlier = [h["to"] for h in reversed(state["history"]) if h["to"] is not None]
-            good = next((p for p in earlier if _key(p) not in bad), None)
+            if mark_degraded and prod.key not in state.degraded_keys():
+                state.degraded.append(Degraded(name=prod.name, version=prod.version, at=_now(), reason=reason))
+            bad = state.degraded_keys()
+            earlier = [h.to for h in reversed(state.history) if h.to is not None]
+            good = next((p for p in earlier if p.key not in bad), None)
             if good is not None:
-                self._point(state, Pointer.parse(good), "revert", reason)
+                self._point(state, good, "revert", reason)
             self._write_state(state)
-        return Pointer.parse(state["production"]), good is not None
+        return state.production, good is not None

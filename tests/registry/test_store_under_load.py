@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import threading
 
@@ -76,7 +77,7 @@ def test_rollback_reads_under_the_lock(tmp_path, gate_dir, monkeypatch):
     t.start()
     assert waiting.wait(30)
     # while the rollback waits, a ship lands (written directly, as another process holding the lock would)
-    state = reg.read()
+    state = reg.state()
     other = Registry(reg.root)
     pointer = other._register(state, "augment", gate_dir, {})
     other._point(state, pointer, "ship", "concurrent")
@@ -92,6 +93,13 @@ def test_rollback_reads_under_the_lock(tmp_path, gate_dir, monkeypatch):
 @pytest.mark.parametrize("content,match", [
     ("", "empty"), ('{"production": nul', "not valid JSON"), ("[]", "expected a JSON object"),
     ('{"production": null}', "missing key"), ('{"production": 3, "history": []}', "must be an object"),
+    # a field of the state damaged (each was a KeyError or a pydantic traceback, read deep in a command)
+    ('{"production": {"name": "baseline", "path": "models/baseline/v1"}, "history": []}',
+     r"registry.json: production.version: Field required"),
+    ('{"production": null, "history": [{"at": "x", "action": "ship", "to": {"name": "b", "version": "two", '
+     '"path": "p"}}]}', r"history.0.to.version: Input should be a valid integer"),
+    ('{"production": null, "history": [], "versions": {"b/v1": {}}}', r"versions.b/v1.manifest_sha256: Field required"),
+    ('{"production": null, "history": [], "degraded": [3]}', r"degraded.0: Input should be a valid dictionary"),
 ])
 def test_damaged_registry_json_is_one_clear_error(tmp_path, content, match):
     reg = Registry(tmp_path)
@@ -162,3 +170,23 @@ def test_revert_acts_only_on_the_version_it_scored(tmp_path, gate_dir):
     assert reg.revert_to_last_good("v2 degraded", expected=scored) is None  # ... so production is left alone
     state = reg.read()
     assert versions_of(state) == 3 and [d["version"] for d in state["degraded"]] == [2]
+
+
+def test_registry_json_is_written_back_as_it_was_read(tmp_path, gate_dir):
+    """The typed state writes the same JSON: a registry.json made by hand in moola's format, keys
+    moola does not know included, reads back equal, and a change appends without altering the rest."""
+    reg = Registry(tmp_path / "art")
+    ship_n(reg, gate_dir, 2)
+    stored = json.loads(reg.path.read_text())
+    stored["note"] = "kept"
+    stored["history"][0]["by"] = "ops"
+    stored["versions"]["baseline/v1"]["signed_by"] = "ops"
+    stored["degraded"] = [{"name": "baseline", "version": 1, "at": "2026-01-01T00:00:00Z", "reason": "r"}]
+    reg.path.write_text(json.dumps(stored))
+    assert reg.read() == stored
+    reg.set_production(reg.register("baseline", gate_dir, {}), "ship", "third")
+    after = json.loads(reg.path.read_text())
+    assert after["history"][:2] == stored["history"] and after["degraded"] == stored["degraded"]
+    assert after["note"] == "kept" and after["versions"]["baseline/v1"] == stored["versions"]["baseline/v1"]
+    assert set(after["history"][2]) == {"at", "action", "reason", "from", "to"}
+    assert after["history"][2]["from"] == stored["production"] and after["production"]["version"] == 3
